@@ -1,0 +1,157 @@
+import pickle
+
+import pytest
+import torch
+from torch_geometric.data import Data
+from torch_geometric.utils import to_undirected
+
+from torch_autoscale.loader import (
+    EvalSubgraphLoader,
+    SubgraphBatch,
+    SubgraphLoader,
+)
+from torch_autoscale.utils import csr_adj_t
+
+
+def random_graph(num_nodes=60, num_edges=300, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    edge_index = torch.randint(num_nodes, (2, num_edges), generator=gen)
+    edge_index = to_undirected(edge_index, num_nodes=num_nodes)
+    data = Data(x=torch.randn(num_nodes, 5, generator=gen),
+                y=torch.arange(num_nodes), edge_index=edge_index)
+    data.edge_attr = torch.arange(edge_index.size(1)).float().view(-1, 1)
+    data.train_mask = torch.rand(num_nodes, generator=gen) < 0.5
+    return data
+
+
+def dense(data):
+    out = torch.zeros(data.num_nodes, data.num_nodes)
+    out[data.edge_index[1], data.edge_index[0]] = 1.0  # rows are targets
+    return out
+
+
+def check_batch(batch: SubgraphBatch, data, ptr, clusters, bipartite):
+    A = dense(data)
+    offset, count = ptr[clusters], ptr[clusters + 1] - ptr[clusters]
+    assert torch.equal(batch.offset, offset)
+    assert torch.equal(batch.count, count)
+    runs = torch.cat([torch.arange(o, o + c) for o, c in zip(offset, count)])
+    bs = batch.batch_size
+    assert bs == int(count.sum())
+    assert torch.equal(batch.n_id[:bs], runs)
+    # The halo is exactly the out-of-batch neighbours, each once.
+    halo = batch.n_id[bs:]
+    expected = (A[runs].sum(0) > 0).nonzero().view(-1)
+    expected = expected[~torch.isin(expected, runs)]
+    assert halo.unique().numel() == halo.numel()
+    assert torch.equal(halo.sort()[0], expected)
+    # The adjacency is the global one restricted to rows and n_id columns.
+    adj = batch.data.adj_t.to_dense()
+    rows = bs if bipartite else batch.n_id.numel()
+    assert adj.size() == (rows, batch.n_id.numel())
+    assert torch.equal(adj[:bs], A[runs][:, batch.n_id])
+    if not bipartite:
+        assert adj[bs:].abs().sum() == 0
+    # Node and edge attributes are sliced and stay attached.
+    assert torch.equal(batch.data.x, data.x[batch.n_id])
+    assert torch.equal(batch.data.y, batch.n_id)
+    assert torch.equal(batch.data.train_mask, data.train_mask[batch.n_id])
+    crow = batch.data.adj_t.crow_indices()
+    col = batch.data.adj_t.col_indices()
+    row = torch.repeat_interleave(torch.arange(crow.numel() - 1),
+                                  crow[1:] - crow[:-1])
+    attr = {(int(s), int(d)): float(a) for (s, d), a in zip(
+        data.edge_index.t(), data.edge_attr.view(-1))}
+    for r, c, a in zip(row.tolist(), col.tolist(),
+                       batch.data.edge_attr.view(-1).tolist()):
+        src, dst = int(batch.n_id[c]), int(batch.n_id[r])
+        assert attr[(src, dst)] == a
+
+
+@pytest.mark.parametrize('bipartite', [True, False])
+@pytest.mark.parametrize('batch_size', [1, 2, 3])
+def test_subgraph_loader(bipartite, batch_size, backend):
+    data = random_graph()
+    ptr = torch.tensor([0, 10, 25, 25, 40, 60])  # cluster 2 is empty
+    loader = SubgraphLoader(data, ptr, batch_size=batch_size,
+                            bipartite=bipartite)
+    assert loader.clusters == [0, 1, 3, 4]
+    seen = []
+    for i, batch in enumerate(loader):
+        clusters = torch.tensor(loader.clusters[i * batch_size:(i + 1) *
+                                                batch_size])
+        check_batch(batch, data, ptr, clusters, bipartite)
+        seen.append(batch.n_id[:batch.batch_size])
+    assert torch.equal(torch.cat(seen).sort()[0], torch.arange(60))
+
+
+def test_shuffle_covers_every_cluster_once():
+    data = random_graph()
+    ptr = torch.tensor([0, 10, 20, 30, 40, 50, 60])
+    loader = SubgraphLoader(data, ptr, batch_size=2, shuffle=True)
+    for _ in range(3):
+        nodes = torch.cat([b.n_id[:b.batch_size] for b in loader])
+        assert torch.equal(nodes.sort()[0], torch.arange(60))
+
+
+def test_adj_t_input_carries_values():
+    data = random_graph()
+    value = torch.rand(data.edge_index.size(1))
+    adj_t = csr_adj_t(data.edge_index, data.num_nodes, value)
+    data_csr = Data(x=data.x, adj_t=adj_t)
+    ptr = torch.tensor([0, 30, 60])
+    for batch in SubgraphLoader(data_csr, ptr, batch_size=1):
+        expected = adj_t.to_dense()[batch.n_id[:batch.batch_size]]
+        assert torch.equal(batch.data.adj_t.to_dense(),
+                           expected[:, batch.n_id])
+
+
+def test_eval_loader_fixed_order():
+    data = random_graph()
+    ptr = torch.tensor([0, 10, 20, 30, 40, 50, 60])
+    loader = EvalSubgraphLoader(data, ptr, batch_size=4)
+    batches = list(loader)
+    assert [b.batch_size for b in batches] == [40, 20]
+    assert torch.equal(batches[0].n_id[:40], torch.arange(40))
+    assert torch.equal(batches[1].offset, torch.tensor([40, 50]))
+
+
+def test_workers_and_pickle():
+    data = random_graph()
+    ptr = torch.tensor([0, 20, 40, 60])
+    expected = list(SubgraphLoader(data, ptr, batch_size=2))
+    loader = SubgraphLoader(data, ptr, batch_size=2, num_workers=2)
+    out = list(loader)
+    assert len(out) == len(expected) == 2
+    for a, b in zip(out, expected):
+        assert torch.equal(a.n_id, b.n_id)
+        assert torch.equal(a.data.adj_t.to_dense(), b.data.adj_t.to_dense())
+    collater = pickle.loads(pickle.dumps(loader.collater))
+    assert torch.equal(collater([1]).n_id, loader.collater([1]).n_id)
+
+
+def test_batch_to_device():
+    data = random_graph()
+    batch = next(iter(SubgraphLoader(data, torch.tensor([0, 60]))))
+    moved = batch.to('meta')
+    assert moved.data.x.device.type == 'meta'
+    assert moved.n_id.device.type == 'cpu'
+
+
+def test_errors():
+    data = random_graph()
+    with pytest.raises(ValueError, match="'ptr' must start at 0"):
+        SubgraphLoader(data, torch.tensor([0, 10]))
+    with pytest.raises(ValueError, match="non-decreasing"):
+        SubgraphLoader(data, torch.tensor([0, 30, 20, 60]))
+    with pytest.raises(ValueError, match="'ptr' must be"):
+        SubgraphLoader(data, torch.tensor([60]))
+    with pytest.raises(ValueError, match="'batch_size'"):
+        SubgraphLoader(data, torch.tensor([0, 60]), batch_size=0)
+    with pytest.raises(ValueError, match='empty graph'):
+        SubgraphLoader(Data(x=torch.empty(0, 3),
+                            edge_index=torch.empty(2, 0, dtype=torch.long)),
+                       torch.tensor([0, 0]))
+    dense_adj = Data(x=data.x, adj_t=dense(data))
+    with pytest.raises(ValueError, match='torch.sparse_csr'):
+        SubgraphLoader(dense_adj, torch.tensor([0, 60]))

@@ -1,0 +1,215 @@
+import logging
+from typing import Any, List, NamedTuple, Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+from torch_geometric.data import Data
+from tqdm.auto import tqdm
+
+from torch_autoscale import ops
+from torch_autoscale.utils.sparse import to_csr
+
+log = logging.getLogger(__name__)
+
+_STRUCTURE_KEYS = {'adj_t', 'edge_index', 'num_nodes'}
+
+
+class SubgraphBatch(NamedTuple):
+    r"""A mini-batch of clusters plus their 1-hop halo.
+
+    Attributes:
+        data (torch_geometric.data.Data): The subgraph: node attributes of
+            all :obj:`n_id` nodes, edge attributes of the kept edges and
+            :obj:`adj_t`, a :obj:`torch.sparse_csr` adjacency whose rows are
+            the in-batch nodes (or all :obj:`n_id` nodes for a square,
+            non-bipartite batch) and whose columns index :obj:`n_id`.
+        batch_size (int): The number of in-batch nodes; they come first.
+        n_id (torch.Tensor): Global node ids, in-batch nodes first, then the
+            halo in first-seen order.
+        offset (torch.Tensor): Start of every contiguous run of in-batch
+            nodes in the global order.
+        count (torch.Tensor): Length of every such run.
+    """
+    data: Data
+    batch_size: int
+    n_id: Tensor
+    offset: Tensor
+    count: Tensor
+
+    def to(self, device: Union[str, torch.device],
+           non_blocking: bool = False) -> 'SubgraphBatch':
+        r"""Moves :obj:`data` to :obj:`device`; indices stay on the host,
+        where the histories are."""
+        return self._replace(
+            data=self.data.to(device, non_blocking=non_blocking))
+
+
+def _first(batch: List[Any]) -> Any:
+    return batch[0]
+
+
+class SubgraphCollater:
+    r"""Builds the :class:`SubgraphBatch` of a list of clusters. Picklable, so
+    it runs in :class:`~torch.utils.data.DataLoader` worker processes.
+
+    Args:
+        data (torch_geometric.data.Data): The graph, permuted so that every
+            cluster is a contiguous range of nodes.
+        ptr (torch.Tensor): Cluster boundaries: cluster :obj:`i` holds nodes
+            :obj:`ptr[i]` to :obj:`ptr[i + 1] - 1`.
+        bipartite (bool, optional): If :obj:`True`, :obj:`adj_t` has one row
+            per in-batch node only; otherwise it is square over :obj:`n_id`
+            with empty halo rows. (default: :obj:`True`)
+    """
+    def __init__(self, data: Data, ptr: Tensor, bipartite: bool = True):
+        self.ptr = _check_ptr(ptr, data.num_nodes)
+        self.bipartite = bipartite
+        self.num_nodes = data.num_nodes
+        self.rowptr, self.col, self.value, edge_perm = to_csr(data)
+        self.e_arange = torch.arange(self.col.numel())
+
+        self.node_attrs = {}
+        self.edge_attrs = {}
+        num_edges = self.col.numel()
+        for key, value in data.items():
+            if key in _STRUCTURE_KEYS or not isinstance(value, Tensor):
+                continue
+            if data.is_node_attr(key) and value.size(0) == self.num_nodes:
+                self.node_attrs[key] = value
+            elif data.is_edge_attr(key) and value.dim() > 0 and \
+                    value.size(0) == num_edges:
+                # Keep edge attributes attached to their edges: store them
+                # in CSR order once, then slice by kept CSR positions.
+                self.edge_attrs[key] = value[edge_perm]
+
+    def __call__(self, clusters: Sequence[int]) -> SubgraphBatch:
+        clusters = torch.as_tensor(clusters, dtype=torch.long).view(-1)
+        offset = self.ptr[clusters]
+        count = self.ptr[clusters + 1] - offset
+        batch_size = int(count.sum())
+        n_id = torch.cat([
+            torch.arange(o, o + c) for o, c in zip(offset.tolist(),
+                                                  count.tolist())
+        ]) if clusters.numel() > 0 else torch.empty(0, dtype=torch.long)
+
+        rowptr, col, e_id, n_id = ops.relabel_one_hop(
+            self.rowptr, self.col, self.e_arange, n_id, self.bipartite)
+        value = self.value[e_id] if self.value is not None else \
+            torch.ones(e_id.numel())
+        num_rows = rowptr.numel() - 1
+        adj_t = torch.sparse_csr_tensor(rowptr, col, value,
+                                        size=(num_rows, n_id.numel()))
+
+        data = Data(adj_t=adj_t, num_nodes=n_id.numel())
+        for key, value in self.node_attrs.items():
+            data[key] = value.index_select(0, n_id)
+        for key, value in self.edge_attrs.items():
+            data[key] = value.index_select(0, e_id)
+        return SubgraphBatch(data, batch_size, n_id, offset, count)
+
+
+def _check_ptr(ptr: Tensor, num_nodes: int) -> Tensor:
+    if not isinstance(ptr, Tensor) or ptr.dim() != 1 or ptr.numel() < 2:
+        raise ValueError("'ptr' must be a one-dimensional tensor of cluster "
+                         "boundaries [0, ..., num_nodes] with at least two "
+                         "entries")
+    ptr = ptr.long().cpu()
+    if int(ptr[0]) != 0 or int(ptr[-1]) != num_nodes:
+        raise ValueError(f"'ptr' must start at 0 and end at the number of "
+                         f"nodes ({num_nodes}); got {int(ptr[0])} and "
+                         f"{int(ptr[-1])}. Build it from the same graph with "
+                         f"torch_autoscale.partition.sort_by_cluster")
+    if bool((ptr[1:] < ptr[:-1]).any()):
+        raise ValueError("'ptr' must be non-decreasing")
+    return ptr
+
+
+class SubgraphLoader(DataLoader):
+    r"""Loads mini-batches of :obj:`batch_size` clusters together with their
+    1-hop halo, for training with histories
+    (`GNNAutoScale <https://arxiv.org/abs/2106.05609>`_).
+
+    The graph must be permuted so that every cluster is a contiguous range of
+    nodes (see :func:`torch_autoscale.partition.metis`,
+    :func:`~torch_autoscale.partition.sort_by_cluster` and
+    :func:`~torch_autoscale.partition.permute`). Each batch is a
+    :class:`SubgraphBatch`; empty clusters are skipped.
+
+    .. code-block:: python
+
+        cluster = metis(data.edge_index, data.num_nodes, num_parts=40)
+        perm, ptr = sort_by_cluster(cluster, num_parts=40)
+        data = permute(data, perm)
+        loader = SubgraphLoader(data, ptr, batch_size=10, shuffle=True)
+
+    Args:
+        data (torch_geometric.data.Data): The permuted graph, with either a
+            :obj:`torch.sparse_csr` :obj:`adj_t` (rows are targets) or an
+            :obj:`edge_index`.
+        ptr (torch.Tensor): Cluster boundaries of length
+            :obj:`num_clusters + 1`.
+        batch_size (int, optional): The number of clusters per mini-batch.
+            With :obj:`1`, every subgraph is computed once up front.
+            (default: :obj:`1`)
+        shuffle (bool, optional): Whether to shuffle clusters every epoch.
+            (default: :obj:`False`)
+        bipartite (bool, optional): Whether :obj:`adj_t` holds rows for the
+            in-batch nodes only. (default: :obj:`True`)
+        **kwargs (optional): Further arguments of
+            :class:`torch.utils.data.DataLoader`, such as :obj:`num_workers`.
+    """
+    def __init__(self, data: Data, ptr: Tensor, batch_size: int = 1,
+                 shuffle: bool = False, bipartite: bool = True,
+                 precompute: Optional[bool] = None, **kwargs):
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"'batch_size' (clusters per batch) must be a "
+                             f"positive integer (got {batch_size!r})")
+        kwargs.pop('collate_fn', None)
+        self.collater = SubgraphCollater(data, ptr, bipartite)
+        ptr = self.collater.ptr
+        clusters = (ptr[1:] > ptr[:-1]).nonzero().view(-1).tolist()
+        self.clusters = clusters
+        self.ptr = ptr
+
+        if precompute is None:
+            precompute = batch_size == 1
+        if precompute:
+            groups = [[c] for c in clusters] if batch_size == 1 else [
+                clusters[i:i + batch_size]
+                for i in range(0, len(clusters), batch_size)
+            ]
+            batches = [
+                self.collater(g) for g in tqdm(
+                    groups, desc='Precomputing subgraphs', leave=False,
+                    disable=not log.isEnabledFor(logging.INFO))
+            ]
+            super().__init__(batches, batch_size=1, shuffle=shuffle,
+                             collate_fn=_first, **kwargs)
+        else:
+            super().__init__(clusters, batch_size=batch_size,
+                             shuffle=shuffle, collate_fn=self.collater,
+                             **kwargs)
+
+
+class EvalSubgraphLoader(SubgraphLoader):
+    r"""A :class:`SubgraphLoader` for layer-wise inference
+    (:meth:`torch_autoscale.nn.ScalableGNN.mini_inference`): clusters in
+    their fixed order, :obj:`batch_size` consecutive clusters per batch, all
+    subgraphs computed once up front.
+
+    Args:
+        data (torch_geometric.data.Data): The permuted graph.
+        ptr (torch.Tensor): Cluster boundaries.
+        batch_size (int, optional): The number of clusters per mini-batch.
+            (default: :obj:`1`)
+        bipartite (bool, optional): Whether :obj:`adj_t` holds rows for the
+            in-batch nodes only. (default: :obj:`True`)
+        **kwargs (optional): Further arguments of
+            :class:`torch.utils.data.DataLoader`.
+    """
+    def __init__(self, data: Data, ptr: Tensor, batch_size: int = 1,
+                 bipartite: bool = True, **kwargs):
+        kwargs.pop('shuffle', None)
+        super().__init__(data, ptr, batch_size=batch_size, shuffle=False,
+                         bipartite=bipartite, precompute=True, **kwargs)

@@ -1,0 +1,7 @@
+r"""Scalable GNN models."""
+from .base import ScalableGNN
+from . import models
+
+__all__ = [
+    'ScalableGNN',
+]

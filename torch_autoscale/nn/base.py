@@ -1,0 +1,285 @@
+import logging
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from torch_autoscale.history import AsyncIOPool, History
+from torch_autoscale.loader import SubgraphBatch
+
+log = logging.getLogger(__name__)
+
+
+def _find_batch(args: tuple, kwargs: dict) -> Optional[SubgraphBatch]:
+    for value in list(args) + list(kwargs.values()):
+        if isinstance(value, SubgraphBatch):
+            return value
+    return None
+
+
+class ScalableGNN(torch.nn.Module):
+    r"""Base class of GNNs trained with historical embeddings
+    (`GNNAutoScale <https://arxiv.org/abs/2106.05609>`_).
+
+    A subclass builds its layers, then writes :meth:`forward` as a plain
+    full-graph GNN that calls :meth:`push_and_pull` on the output of every
+    layer but the last, handing over the :class:`SubgraphBatch` it received:
+
+    .. code-block:: python
+
+        class MyGCN(ScalableGNN):
+            def __init__(self, num_nodes, in_channels, hidden_channels,
+                         out_channels, num_layers):
+                super().__init__(num_nodes, hidden_channels, num_layers)
+                self.convs = ModuleList(...)
+
+            def forward(self, x, adj_t, batch=None):
+                for conv, history in zip(self.convs[:-1], self.histories):
+                    x = conv(x, adj_t).relu()
+                    x = self.push_and_pull(history, x, batch)
+                return self.convs[-1](x, adj_t)
+
+            def forward_layer(self, layer, x, adj_t, state):
+                x = self.convs[layer](x, adj_t)
+                return x.relu() if layer < self.num_layers - 1 else x
+
+    Without a batch, :meth:`forward` is ordinary full-batch message passing
+    and histories are bypassed. With a batch, layer :math:`\ell` pushes the
+    fresh embeddings of the in-batch nodes to its history and pulls the
+    (stale) embeddings of the halo from it:
+
+    .. math::
+        \mathbf{h}^{(\ell+1)}_v = f\left(\mathbf{h}^{(\ell)}_v,
+        \{\mathbf{h}^{(\ell)}_w : w \in \mathcal{N}(v) \cap \mathcal{B}\}
+        \cup \{\bar{\mathbf{h}}^{(\ell)}_w : w \in \mathcal{N}(v)
+        \setminus \mathcal{B}\}\right)
+
+    With :obj:`pool_size` and :obj:`buffer_size` set and the model on a GPU,
+    the pulls of all histories start on side streams before :meth:`forward`
+    runs (a forward pre-hook), and pushes are synchronized when it returns (a
+    forward hook); :meth:`push_and_pull` must then be called once per
+    history, in order. :class:`torch.nn.Module` hooks keep working.
+
+    :meth:`mini_inference` computes exact outputs for all nodes layer by
+    layer with :meth:`forward_layer`, which subclasses implement.
+
+    Args:
+        num_nodes (int): The number of nodes of the graph (history rows).
+        hidden_channels (int or list of int): The output width of every layer
+            that owns a history, either one for all or a list of
+            :obj:`num_layers - 1` widths.
+        num_layers (int): The number of message-passing layers; the model owns
+            :obj:`num_layers - 1` histories.
+        pool_size (int, optional): The number of concurrent history transfers
+            on a GPU. (default: :obj:`None`, synchronous transfers)
+        buffer_size (int, optional): The largest number of history rows one
+            transfer reads (the largest halo). Required with
+            :obj:`pool_size`. (default: :obj:`None`)
+        history_device (torch.device or str, optional): Where histories are
+            stored. (default: :obj:`None`, host memory)
+        history_dtype (torch.dtype, optional): The storage dtype of the
+            histories. (default: :obj:`None`, the default dtype)
+    """
+    def __init__(self, num_nodes: int,
+                 hidden_channels: Union[int, Sequence[int]], num_layers: int,
+                 pool_size: Optional[int] = None,
+                 buffer_size: Optional[int] = None,
+                 history_device: Optional[Union[str, torch.device]] = None,
+                 history_dtype: Optional[torch.dtype] = None):
+        super().__init__()
+        if not isinstance(num_layers, int) or num_layers < 1:
+            raise ValueError(f"'num_layers' must be a positive integer (got "
+                             f"{num_layers!r})")
+        if isinstance(hidden_channels, int):
+            widths = [hidden_channels] * (num_layers - 1)
+        else:
+            widths = [int(c) for c in hidden_channels]
+            if len(widths) != num_layers - 1:
+                raise ValueError(
+                    f"'hidden_channels' lists {len(widths)} widths but a "
+                    f"{num_layers}-layer model owns {num_layers - 1} "
+                    f"histories; give one width per history")
+        if (pool_size is None) != (buffer_size is None):
+            raise ValueError("'pool_size' and 'buffer_size' must be given "
+                             "together")
+
+        self.num_nodes = num_nodes
+        self.num_layers = num_layers
+        self.history_channels: List[int] = widths
+        self.histories = torch.nn.ModuleList([
+            History(num_nodes, c, device=history_device, dtype=history_dtype)
+            for c in widths
+        ])
+        self.pool: Optional[AsyncIOPool] = None
+        if pool_size is not None and len(widths) > 0:
+            dtype = history_dtype or torch.get_default_dtype()
+            self.pool = AsyncIOPool(pool_size, buffer_size, max(widths),
+                                    dtype=dtype)
+        self._async = False
+        self.register_forward_pre_hook(self._gas_pre_hook, with_kwargs=True)
+        self.register_forward_hook(self._gas_post_hook, with_kwargs=True)
+
+    @property
+    def emb_device(self) -> torch.device:
+        r"""The device the model computes on."""
+        if len(self.histories) > 0:
+            return self.histories[0].device
+        param = next(self.parameters(), None)
+        return param.device if param is not None else torch.device('cpu')
+
+    def reset_parameters(self):
+        r"""Resets all histories (subclasses also reset their layers)."""
+        for history in self.histories:
+            history.reset_parameters()
+
+    def _use_pool(self) -> bool:
+        return self.pool is not None and self.pool.active and all(
+            h.emb.device.type == 'cpu' for h in self.histories)
+
+    def _gas_pre_hook(self, module, args: tuple, kwargs: dict):
+        batch = _find_batch(args, kwargs)
+        self._async = False
+        if batch is None or not self._use_pool():
+            return None
+        # Start every history's halo pull before the forward begins.
+        halo = batch.n_id[batch.batch_size:]
+        for history in self.histories:
+            self.pool.async_pull(history.emb, None, None, halo)
+        self._async = True
+        return None
+
+    def _gas_post_hook(self, module, args: tuple, kwargs: dict, output: Any):
+        if self._async:
+            self._async = False
+            self.pool.synchronize_push()
+        return None
+
+    def push_and_pull(self, history: History, x: Tensor,
+                      batch: Optional[SubgraphBatch] = None) -> Tensor:
+        r"""Pushes the in-batch rows of :obj:`x` to :obj:`history` and returns
+        them followed by the halo's historical embeddings.
+
+        Without :obj:`batch` (full-batch), returns :obj:`x` unchanged.
+
+        Args:
+            history (History): The history of the layer that produced
+                :obj:`x`.
+            x (torch.Tensor): The layer's output; its first
+                :obj:`batch.batch_size` rows are the in-batch nodes.
+            batch (SubgraphBatch, optional): The mini-batch.
+                (default: :obj:`None`)
+        """
+        if batch is None:
+            return x
+        batch_size = batch.batch_size
+        if x.size(0) < batch_size:
+            raise ValueError(f"'x' has {x.size(0)} rows but the batch holds "
+                             f"{batch_size} in-batch nodes")
+        h = x[:batch_size]
+        if self._async:
+            self.pool.async_push(h, batch.offset, batch.count, history.emb)
+            halo = self.pool.synchronize_pull()
+            halo = halo.to(h.dtype)
+        else:
+            history.push(h, batch.n_id[:batch_size], batch.offset,
+                         batch.count)
+            halo = history.pull(batch.n_id[batch_size:])
+        return torch.cat([h, halo], dim=0)
+
+    def forward_layer(self, layer: int, x: Tensor, adj_t: Tensor,
+                      state: Dict[str, Any]) -> Tensor:
+        r"""Computes layer :obj:`layer` for the rows of :obj:`adj_t`, given
+        the inputs :obj:`x` of all its columns, in evaluation mode. Used by
+        :meth:`mini_inference`.
+
+        Args:
+            layer (int): The layer index, from :obj:`0` to
+                :obj:`num_layers - 1`.
+            x (torch.Tensor): The layer's input for every column of
+                :obj:`adj_t` (in-batch nodes first).
+            adj_t (torch.Tensor): The mini-batch adjacency.
+            state (dict): A dictionary kept per mini-batch across layers,
+                *e.g.*, for the input of an initial residual.
+        """
+        raise NotImplementedError(
+            f"'{self.__class__.__name__}' does not implement forward_layer(), "
+            f"which mini_inference() needs")
+
+    @torch.no_grad()
+    def mini_inference(self, loader: Any, progress: bool = True) -> Tensor:
+        r"""Exact layer-wise inference for all nodes.
+
+        Layer :math:`\ell` runs over all mini-batches of :obj:`loader` before
+        layer :math:`\ell+1`, reading its inputs from history :math:`\ell-1`
+        and writing its outputs to history :math:`\ell`. Every history is then
+        exact and fresh, and the output equals full-batch :meth:`forward` in
+        evaluation mode, up to floating point error.
+
+        Args:
+            loader (EvalSubgraphLoader): Mini-batches that together cover every
+                node exactly once.
+            progress (bool, optional): Whether to show a progress bar.
+                (default: :obj:`True`)
+
+        Returns:
+            The output for every node, in the loader's node order.
+        """
+        was_training = self.training
+        self.eval()
+        device = self.emb_device
+        batches = list(loader)
+        if len(batches) == 0:
+            raise ValueError("'loader' yields no mini-batches")
+        states: List[Dict[str, Any]] = [{} for _ in batches]
+        use_pool = self._use_pool()
+        out: Optional[Tensor] = None
+
+        pbar = tqdm(total=self.num_layers * len(batches),
+                    desc='Layer-wise inference', disable=not progress,
+                    leave=False)
+        for layer in range(self.num_layers):
+            last = layer == self.num_layers - 1
+            src = self.histories[layer - 1] if layer > 0 else None
+            dst = None if last else self.histories[layer]
+            if use_pool and src is not None:
+                self._pull_for_inference(src, batches[0])
+            for i, batch in enumerate(batches):
+                if layer == 0:
+                    x = batch.data.x.to(device, non_blocking=True)
+                elif use_pool:
+                    if i + 1 < len(batches):
+                        self._pull_for_inference(src, batches[i + 1])
+                    x = self.pool.synchronize_pull().to(
+                        torch.get_default_dtype())
+                else:
+                    x = src.pull(batch.n_id)
+                adj_t = batch.data.adj_t.to(device, non_blocking=True)
+                h = self.forward_layer(layer, x, adj_t, states[i])
+                h = h[:batch.batch_size]
+                if last:
+                    if out is None:
+                        out = torch.empty(self.num_nodes, h.size(-1),
+                                          dtype=h.dtype, device='cpu')
+                    out[batch.n_id[:batch.batch_size]] = h.cpu()
+                elif use_pool:
+                    self.pool.async_push(h, batch.offset, batch.count,
+                                         dst.emb)
+                else:
+                    dst.push(h, batch.n_id[:batch.batch_size], batch.offset,
+                             batch.count)
+                pbar.update(1)
+            if use_pool:
+                self.pool.synchronize_push()
+        pbar.close()
+        self.train(was_training)
+        return out
+
+    def _pull_for_inference(self, history: History,
+                            batch: SubgraphBatch) -> None:
+        self.pool.async_pull(history.emb, batch.offset, batch.count,
+                             batch.n_id[batch.batch_size:])
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(num_nodes={self.num_nodes}, '
+                f'num_layers={self.num_layers})')

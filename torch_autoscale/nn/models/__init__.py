@@ -1,0 +1,6 @@
+r"""Ready-made scalable GNNs, one per module."""
+from .gcn import GCN
+
+__all__ = [
+    'GCN',
+]

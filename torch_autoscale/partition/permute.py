@@ -1,0 +1,214 @@
+r"""Reordering the nodes of a graph, *e.g.*, to make clusters contiguous."""
+import copy
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch_geometric import EdgeIndex
+from torch_geometric.data import Data
+from torch_geometric.index import index2ptr, ptr2index
+from torch_geometric.typing import SparseTensor
+from torch_geometric.utils import is_torch_sparse_tensor, select
+
+
+def permute(data: Data, perm: Tensor) -> Data:
+    r"""Reorders the nodes of a graph: new node :obj:`i` is old node
+    :obj:`perm[i]`.
+
+    Together with :func:`~torch_autoscale.partition.metis` and
+    :func:`~torch_autoscale.partition.sort_by_cluster`, this makes every
+    cluster a contiguous range of nodes, which is what lets GNNAutoScale
+    read and write histories with a few large copies:
+
+    .. code-block:: python
+
+        cluster = metis(data.edge_index, data.num_nodes, num_parts=40)
+        perm, ptr = sort_by_cluster(cluster, num_parts=40)
+        data = permute(data, perm)  # Part k is nodes ptr[k]:ptr[k + 1].
+
+    The returned object is a shallow copy of :obj:`data` in which
+
+    * every node-level attribute (as told by
+      :meth:`~torch_geometric.data.Data.is_node_attr`, *e.g.*, :obj:`x`,
+      :obj:`y`, :obj:`train_mask`) is indexed by :obj:`perm` along its
+      concatenation dimension;
+    * :obj:`edge_index` is relabelled through the inverse permutation. Its
+      edges keep their order (column :obj:`j` still describes the same edge),
+      so edge-level attributes such as :obj:`edge_attr` or
+      :obj:`edge_weight` are left as they are and stay attached to their
+      edges. Call :meth:`~torch_geometric.utils.sort_edge_index` afterwards
+      if sorted edges are needed;
+    * every sparse adjacency matrix of shape :obj:`[num_nodes, num_nodes]`
+      stored under a key containing :obj:`"adj"` (*e.g.*, :obj:`adj_t` as a
+      :obj:`torch.sparse_csr` tensor, also :obj:`torch.sparse_csc`,
+      :obj:`torch.sparse_coo` and :class:`torch_sparse.SparseTensor`) has
+      both its rows and columns permuted, keeping each value with its
+      entry. Compressed layouts come back valid and sorted by row, then by
+      column (by column, then row, for CSC). If :obj:`data` has no
+      :obj:`edge_index`, edge-level attributes are assumed to be aligned
+      with the stored entries of such a matrix and are reordered with them;
+    * graph-level attributes are left untouched.
+
+    Args:
+        data (torch_geometric.data.Data): The graph data object.
+        perm (torch.Tensor): A permutation of :obj:`range(data.num_nodes)`,
+            an integer tensor of shape :obj:`[num_nodes]`.
+
+    Returns:
+        torch_geometric.data.Data: The permuted graph data object (tensors
+        that needed no change are shared with :obj:`data`).
+
+    Raises:
+        ValueError: If :obj:`perm` is not a permutation of
+            :obj:`range(data.num_nodes)`.
+    """
+    if not isinstance(data, Data):
+        raise ValueError(f"'data' must be a 'torch_geometric.data.Data' "
+                         f"object (got '{type(data).__name__}'); permute "
+                         f"heterogeneous graphs one node type at a time")
+    num_nodes = data.num_nodes
+    if num_nodes is None:
+        raise ValueError("Cannot infer the number of nodes of 'data'; set "
+                         "'data.num_nodes' before calling 'permute'")
+    perm = _check_perm(perm, num_nodes)
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(num_nodes, device=perm.device)
+
+    out = copy.copy(data)
+
+    # Connectivity first, so that edge-level attributes can follow it:
+    edge_perm: Optional[Tensor] = None
+    has_edge_index = False
+    for key, value in data.items():
+        if key == 'edge_index' and isinstance(value, Tensor) and (
+                value.layout == torch.strided):
+            out[key] = _relabel_edge_index(value, inv, num_nodes)
+            has_edge_index = True
+        elif _is_adj(data, key, value, num_nodes):
+            if isinstance(value, SparseTensor):
+                out[key] = value.permute(perm.to(value.device()))
+                continue
+            out[key], entry_perm = _permute_sparse(value, inv, num_nodes)
+            if edge_perm is None:
+                edge_perm = entry_perm
+    if has_edge_index:
+        edge_perm = None  # Edges keep their order in `edge_index`.
+
+    for key, value in data.items():
+        if key == 'edge_index' or _is_adj(data, key, value, num_nodes):
+            continue
+        if data.is_node_attr(key):
+            out[key] = _select(value, perm, data.__cat_dim__(key, value))
+        elif edge_perm is not None and data.is_edge_attr(key):
+            out[key] = _select(value, edge_perm,
+                               data.__cat_dim__(key, value))
+
+    return out
+
+
+def _check_perm(perm: Tensor, num_nodes: int) -> Tensor:
+    fix = ("pass a permutation of range(num_nodes), e.g., the first output "
+           "of 'sort_by_cluster'")
+    if not isinstance(perm, Tensor) or perm.dim() != 1:
+        shape = list(perm.shape) if isinstance(perm, Tensor) else type(perm)
+        raise ValueError(f"'perm' must be a one-dimensional tensor (got "
+                         f"{shape}); {fix}")
+    if (perm.is_floating_point() or perm.is_complex()
+            or perm.dtype == torch.bool):
+        raise ValueError(f"'perm' must hold integer node indices (got dtype "
+                         f"{perm.dtype}); {fix}")
+    if perm.numel() != num_nodes:
+        raise ValueError(f"'perm' has {perm.numel()} entries but the graph "
+                         f"has {num_nodes} nodes; {fix}")
+    perm = perm.long()
+    if num_nodes > 0:
+        if int(perm.min()) < 0 or int(perm.max()) >= num_nodes:
+            raise ValueError(f"'perm' holds indices outside of [0, "
+                             f"{num_nodes}); {fix}")
+        seen = torch.zeros(num_nodes, dtype=torch.bool, device=perm.device)
+        seen[perm] = True
+        if not bool(seen.all()):
+            raise ValueError(f"'perm' repeats some node indices and misses "
+                             f"{int((~seen).sum())} others; {fix}")
+    return perm
+
+
+def _is_adj(data: Data, key: str, value, num_nodes: int) -> bool:
+    # PyG concatenates sparse adjacency matrices along both dimensions:
+    if isinstance(value, SparseTensor):
+        sparse = True
+    else:
+        sparse = isinstance(value, Tensor) and is_torch_sparse_tensor(value)
+    if not sparse or data.__cat_dim__(key, value) != (0, 1):
+        return False
+    return value.size(0) == num_nodes and value.size(1) == num_nodes
+
+
+def _relabel_edge_index(edge_index: Tensor, inv: Tensor,
+                        num_nodes: int) -> Tensor:
+    if isinstance(edge_index, EdgeIndex):
+        out = inv.to(edge_index.device)[edge_index.as_tensor()]
+        return EdgeIndex(out, sparse_size=(num_nodes, num_nodes),
+                         is_undirected=edge_index.is_undirected)
+    return inv.to(edge_index.device)[edge_index]
+
+
+def _permute_sparse(adj: Tensor, inv: Tensor,
+                    num_nodes: int) -> Tuple[Tensor, Tensor]:
+    r"""Permutes rows and columns of a sparse :obj:`[N, N]` matrix. Returns
+    the new matrix and, for each of its stored entries, the position of that
+    entry in the input's storage order."""
+    inv = inv.to(adj.device)
+    layout = adj.layout
+
+    if layout in (torch.sparse_csr, torch.sparse_csc):
+        if layout == torch.sparse_csr:
+            ptr, index = adj.crow_indices(), adj.col_indices()
+        else:
+            ptr, index = adj.ccol_indices(), adj.row_indices()
+        if ptr.dim() != 1:
+            raise ValueError("Batched sparse adjacency matrices are not "
+                             "supported by 'permute'; permute each matrix "
+                             "of the batch separately")
+        # `major` is the compressed dimension (rows of CSR, columns of CSC):
+        major = inv[ptr2index(ptr.long(), index.numel())]
+        minor = inv[index.long()]
+        order = torch.sort(major * num_nodes + minor, stable=True).indices
+        new_ptr = index2ptr(major[order], num_nodes).to(ptr.dtype)
+        new_index = minor[order].to(index.dtype)
+        values = adj.values()[order]
+        if layout == torch.sparse_csr:
+            out = torch.sparse_csr_tensor(new_ptr, new_index, values,
+                                          size=adj.size())
+        else:
+            out = torch.sparse_csc_tensor(new_ptr, new_index, values,
+                                          size=adj.size())
+        return out, order
+
+    if layout == torch.sparse_coo:
+        indices, values = adj._indices(), adj._values()
+        if indices.size(0) != 2:
+            raise ValueError("Sparse adjacency matrices with more than two "
+                             "sparse dimensions are not supported by "
+                             "'permute'")
+        row, col = inv[indices[0]], inv[indices[1]]
+        order = torch.sort(row * num_nodes + col, stable=True).indices
+        indices = torch.stack([row[order], col[order]], dim=0)
+        out = torch.sparse_coo_tensor(indices, values[order], size=adj.size(),
+                                      is_coalesced=adj.is_coalesced())
+        return out, order
+
+    raise ValueError(f"Sparse adjacency matrices with layout {layout} are "
+                     f"not supported by 'permute'; convert them via "
+                     f"'.to_sparse_csr()'")
+
+
+def _select(value, index: Tensor, dim):
+    if isinstance(value, np.ndarray):
+        return np.take(value, index.cpu().numpy(), axis=dim)
+    if isinstance(value, Tensor):
+        index = index.to(value.device)
+        if isinstance(value, EdgeIndex) or type(value) is not Tensor:
+            value = value.as_subclass(Tensor)
+    return select(value, index, dim)

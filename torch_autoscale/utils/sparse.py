@@ -1,0 +1,79 @@
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+
+
+def to_csr(data: Data) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
+    r"""Returns the adjacency of :obj:`data` in compressed sparse row form
+    with rows as target nodes (the :obj:`adj_t` convention of PyG).
+
+    Uses :obj:`data.adj_t` (a :obj:`torch.sparse_csr` tensor) when present,
+    and :obj:`data.edge_index` (source, target) otherwise.
+
+    Args:
+        data (torch_geometric.data.Data): The graph.
+
+    Returns:
+        :obj:`(rowptr, col, value, edge_perm)`: the CSR structure, its values
+        (:obj:`None` without :obj:`adj_t` values) and, for every CSR
+        position, the index of the edge in :obj:`data.edge_index` it came from
+        (the identity when :obj:`adj_t` is given).
+    """
+    num_nodes = data.num_nodes
+    if num_nodes is None or num_nodes == 0:
+        raise ValueError("'data' is an empty graph (no nodes); nothing to "
+                         "load")
+    adj_t = getattr(data, 'adj_t', None)
+    if adj_t is not None:
+        if not isinstance(adj_t, Tensor) or adj_t.layout != torch.sparse_csr:
+            raise ValueError(
+                f"'data.adj_t' must be a torch.sparse_csr tensor (got "
+                f"{type(adj_t).__name__} with layout "
+                f"{getattr(adj_t, 'layout', None)}); build one with "
+                f"torch_autoscale.utils.csr_adj_t(edge_index, num_nodes)")
+        rowptr = adj_t.crow_indices().long()
+        col = adj_t.col_indices().long()
+        value = adj_t.values()
+        return rowptr, col, value, torch.arange(col.numel())
+
+    edge_index = getattr(data, 'edge_index', None)
+    if edge_index is None:
+        raise ValueError("'data' has neither 'adj_t' nor 'edge_index'")
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError(f"'data.edge_index' must have shape [2, num_edges] "
+                         f"(got {tuple(edge_index.size())})")
+    src, dst = edge_index[0].long(), edge_index[1].long()
+    perm = (dst * num_nodes + src).argsort()
+    col = src[perm]
+    count = torch.bincount(dst, minlength=num_nodes)
+    rowptr = torch.zeros(num_nodes + 1, dtype=torch.long)
+    torch.cumsum(count, 0, out=rowptr[1:])
+    return rowptr, col, None, perm
+
+
+def csr_adj_t(edge_index: Tensor, num_nodes: int,
+              edge_weight: Optional[Tensor] = None) -> Tensor:
+    r"""Builds the transposed adjacency :obj:`adj_t` (rows are target nodes)
+    as a :obj:`torch.sparse_csr` tensor, the fast format of the hot path:
+    PyG's convolutions accept it directly.
+
+    Args:
+        edge_index (torch.Tensor): Edges as (source, target) pairs.
+        num_nodes (int): The number of nodes.
+        edge_weight (torch.Tensor, optional): One weight per edge.
+            (default: :obj:`None`, all ones)
+    """
+    data = Data(edge_index=edge_index, num_nodes=num_nodes)
+    rowptr, col, _, perm = to_csr(data)
+    if edge_weight is None:
+        value = torch.ones(col.numel())
+    else:
+        if edge_weight.numel() != edge_index.size(1):
+            raise ValueError(f"'edge_weight' has {edge_weight.numel()} "
+                             f"entries but there are {edge_index.size(1)} "
+                             f"edges")
+        value = edge_weight[perm]
+    return torch.sparse_csr_tensor(rowptr, col, value,
+                                   size=(num_nodes, num_nodes))
