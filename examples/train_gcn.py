@@ -142,7 +142,7 @@ def run(args, seed: int):
                 torch.nn.utils.clip_grad_norm_(model.parameters(),
                                                args.grad_clip)
             optimizer.step()
-            total_loss += float(loss)
+            total_loss += float(loss.detach())
         times.append(time.perf_counter() - start)
 
         out = model.mini_inference(eval_loader, progress=False)

@@ -7,6 +7,7 @@
 #include <queue>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #ifndef _WIN32
 #include <pthread.h>
@@ -18,15 +19,24 @@ namespace autoscale {
 // they were enqueued. An exception thrown by a task is stored (the first one
 // wins) and rethrown, with its original type and message, by the next call to
 // `synchronize()`; the tasks after it still run.
+//
+// Finished tasks are destroyed by the calling thread (in the next `enqueue`,
+// `wait` or `synchronize`), never by the worker: releasing captured tensors
+// may touch their Python objects and need the GIL, which a caller blocked in
+// `synchronize()` holds.
 class Worker {
  public:
+  using Task = std::function<void()>;
+
   Worker() = default;
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  void enqueue(std::function<void()> task) {
+  void enqueue(Task task) {
+    std::vector<Task> finished;
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      finished.swap(finished_);
       queue_.push(std::move(task));
       if (!started_) {  // Started lazily: CPU-only processes never start it.
         std::thread([this] { loop(); }).detach();
@@ -38,17 +48,25 @@ class Worker {
 
   // Blocks until every enqueued task has finished; a stored error is kept.
   void wait() {
+    std::vector<Task> finished;
     std::unique_lock<std::mutex> lock(mutex_);
     done_cv_.wait(lock, [this] { return queue_.empty() && !busy_; });
+    finished.swap(finished_);
   }
 
   // Blocks until every enqueued task has finished and rethrows the first
   // error one of them raised since the last call.
   void synchronize() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_cv_.wait(lock, [this] { return queue_.empty() && !busy_; });
-    if (error_)
-      std::rethrow_exception(std::exchange(error_, nullptr));
+    std::vector<Task> finished;
+    std::exception_ptr error;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_cv_.wait(lock, [this] { return queue_.empty() && !busy_; });
+      finished.swap(finished_);
+      error = std::exchange(error_, nullptr);
+    }
+    if (error)
+      std::rethrow_exception(error);
   }
 
  private:
@@ -66,8 +84,8 @@ class Worker {
       } catch (...) {
         error = std::current_exception();
       }
-      task = nullptr;  // Releases the captured tensors before reporting done.
       lock.lock();
+      finished_.push_back(std::move(task));
       if (error && !error_)
         error_ = error;
       busy_ = false;
@@ -79,7 +97,8 @@ class Worker {
   std::mutex mutex_;
   std::condition_variable work_cv_;
   std::condition_variable done_cv_;
-  std::queue<std::function<void()>> queue_;
+  std::queue<Task> queue_;
+  std::vector<Task> finished_;
   bool started_ = false;
   bool busy_ = false;
   std::exception_ptr error_;

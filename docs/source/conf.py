@@ -24,3 +24,4 @@ napoleon_numpy_docstring = False
 napoleon_custom_sections = [('Shapes', 'params_style')]
 html_theme = 'alabaster'
 exclude_patterns = []
+napoleon_use_ivar = True

@@ -129,7 +129,7 @@ def test_training_reduces_loss():
                 out, batch.data.y[:batch.batch_size])
             loss.backward()
             opt.step()
-            total += float(loss)
+            total += float(loss.detach())
         losses.append(total)
     assert losses[-1] < 0.7 * losses[0]
 

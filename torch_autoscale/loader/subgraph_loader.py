@@ -8,7 +8,7 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from torch_autoscale import ops
-from torch_autoscale.utils.sparse import to_csr
+from torch_autoscale.utils.sparse import sparse_csr, to_csr
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,7 @@ class SubgraphCollater:
         value = self.value[e_id] if self.value is not None else \
             torch.ones(e_id.numel())
         num_rows = rowptr.numel() - 1
-        adj_t = torch.sparse_csr_tensor(rowptr, col, value,
-                                        size=(num_rows, n_id.numel()))
+        adj_t = sparse_csr(rowptr, col, value, (num_rows, n_id.numel()))
 
         data = Data(adj_t=adj_t, num_nodes=n_id.numel())
         for key, value in self.node_attrs.items():

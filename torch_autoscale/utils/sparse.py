@@ -1,3 +1,4 @@
+import warnings
 from typing import Optional, Tuple
 
 import torch
@@ -75,5 +76,13 @@ def csr_adj_t(edge_index: Tensor, num_nodes: int,
                              f"entries but there are {edge_index.size(1)} "
                              f"edges")
         value = edge_weight[perm]
-    return torch.sparse_csr_tensor(rowptr, col, value,
-                                   size=(num_nodes, num_nodes))
+    return sparse_csr(rowptr, col, value, (num_nodes, num_nodes))
+
+
+def sparse_csr(rowptr: Tensor, col: Tensor, value: Tensor,
+               size: Tuple[int, int]) -> Tensor:
+    r"""Wraps CSR arrays in a :obj:`torch.sparse_csr` tensor without
+    copying, silencing PyTorch's beta-state warning for the layout."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', '.*Sparse CSR tensor support.*')
+        return torch.sparse_csr_tensor(rowptr, col, value, size=size)

@@ -36,11 +36,6 @@ void read_async_kernel(const at::Tensor& src,
                        const at::Tensor& buffer,
                        const at::Tensor& dst) {
   const auto n = check_read_async(src, offset, count, index, buffer, dst);
-  TORCH_CHECK_VALUE(dst.is_cuda(),
-                    "read_async: 'dst' must be a CPU or CUDA "
-                    "tensor (got device ",
-                    dst.device(),
-                    ")");
   TORCH_CHECK_VALUE(buffer.is_pinned(),
                     "read_async: 'buffer' must be in "
                     "pinned memory (allocate it with pin_memory=True)");
@@ -69,11 +64,6 @@ void write_async_kernel(const at::Tensor& src,
                         const at::Tensor& count,
                         const at::Tensor& dst) {
   check_write_async(src, offset, count, dst);
-  TORCH_CHECK_VALUE(src.is_cuda(),
-                    "write_async: 'src' must be a CPU or CUDA "
-                    "tensor (got device ",
-                    src.device(),
-                    ")");
   TORCH_CHECK_VALUE(dst.is_pinned(),
                     "write_async: 'dst' must be in pinned "
                     "memory (allocate it with pin_memory=True)");
