@@ -31,7 +31,7 @@ def get_extensions():
         glob.glob(osp.join('csrc', '*.cpp')) +
         glob.glob(osp.join('csrc', 'ops', '*.cpp')) +
         glob.glob(osp.join('csrc', 'ops', 'cpu', '*.cpp')))
-    define_macros = [('Py_LIMITED_API', '0x03090000')]
+    define_macros = []
     extra_compile_args = {
         'cxx': ['-O0', '-g'] if debug else ['-O3'],
     }
