@@ -23,7 +23,7 @@ $(PY):
 $(DEPS_STAMP): $(PY) pyproject.toml Makefile
 	# torch first and pinned, so that nothing below pulls another build.
 	$(PIP) install "torch==$(TORCH_VERSION)"
-	$(PIP) install "setuptools>=64" wheel ninja numpy tqdm pytest \
+	$(PIP) install "setuptools>=64" wheel ninja numpy scipy tqdm pytest \
 		torch-geometric pymetis sphinx
 	touch $@
 

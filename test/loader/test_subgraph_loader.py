@@ -155,3 +155,19 @@ def test_errors():
     dense_adj = Data(x=data.x, adj_t=dense(data))
     with pytest.raises(ValueError, match='torch.sparse_csr'):
         SubgraphLoader(dense_adj, torch.tensor([0, 60]))
+
+
+def test_required_buffer_size():
+    data = random_graph()
+    ptr = torch.tensor([0, 10, 20, 30, 40, 50, 60])
+    eval_loader = EvalSubgraphLoader(data, ptr, batch_size=2)
+    assert eval_loader.required_buffer_size() == max(
+        b.n_id.numel() for b in eval_loader)
+    single = SubgraphLoader(data, ptr, batch_size=1)
+    assert single.required_buffer_size() == max(
+        b.n_id.numel() - b.batch_size for b in single)
+    loader = SubgraphLoader(data, ptr, batch_size=3, shuffle=True)
+    bound = loader.required_buffer_size()
+    for _ in range(5):
+        for batch in loader:
+            assert batch.n_id.numel() - batch.batch_size <= bound

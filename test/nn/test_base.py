@@ -7,6 +7,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_autoscale.loader import EvalSubgraphLoader, SubgraphLoader
 from torch_autoscale.nn import ScalableGNN
 from torch_autoscale.partition import metis, permute, sort_by_cluster
+from torch_autoscale.testing import onlyCUDA
 from torch_autoscale.utils import csr_adj_t, homophilous_sbm
 
 
@@ -143,3 +144,41 @@ def test_gcn_conv_with_csr_matches_edge_index():
                                   crow[1:] - crow[:-1])
     ref = conv(data.x, torch.stack([col, row]), val)
     assert torch.allclose(conv(data.x, adj), ref, atol=1e-5)
+
+
+@onlyCUDA
+def test_async_pool_matches_synchronous_path():
+    data, ptr = clustered()
+    loader = SubgraphLoader(data, ptr, batch_size=2)
+    eval_loader = EvalSubgraphLoader(data, ptr, batch_size=2)
+    widths = [data.num_features, 16, 12, 4]
+    sync = SAGE(data.num_nodes, widths).cuda()
+    pool = SAGE(data.num_nodes, widths, pool_size=2,
+                buffer_size=eval_loader.required_buffer_size()).cuda()
+    pool.load_state_dict(sync.state_dict())
+    assert pool.histories[0].emb.is_pinned()
+    assert pool.histories[0].emb.device.type == 'cpu'
+
+    full = sync.eval()(data.x.cuda(), data.adj_t.cuda()).cpu()
+    for model in (sync, pool):
+        out = model.mini_inference(eval_loader, progress=False)
+        assert torch.allclose(out, full, atol=1e-4)
+
+    # GAS steps: the same outputs and the same history contents.
+    for batch in loader:
+        batch = batch.to('cuda')
+        outs = [m(batch.data.x, batch.data.adj_t, batch) for m in (sync, pool)]
+        assert not pool._async  # pushes were synchronized by the hook
+        assert torch.equal(outs[0], outs[1])
+        for a, b in zip(sync.histories, pool.histories):
+            assert torch.equal(a.emb, b.emb)
+
+
+@onlyCUDA
+def test_async_pool_buffer_too_small():
+    data, ptr = clustered()
+    eval_loader = EvalSubgraphLoader(data, ptr, batch_size=2)
+    model = SAGE(data.num_nodes, [data.num_features, 16, 4], pool_size=2,
+                 buffer_size=4).cuda()
+    with pytest.raises(ValueError, match='buffer_size >='):
+        model.mini_inference(eval_loader, progress=False)

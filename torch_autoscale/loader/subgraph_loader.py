@@ -171,6 +171,8 @@ class SubgraphLoader(DataLoader):
         self.clusters = clusters
         self.ptr = ptr
 
+        self.clusters_per_batch = batch_size
+        self.batches: Optional[List[SubgraphBatch]] = None
         if precompute is None:
             precompute = batch_size == 1
         if precompute:
@@ -183,12 +185,31 @@ class SubgraphLoader(DataLoader):
                     groups, desc='Precomputing subgraphs', leave=False,
                     disable=not log.isEnabledFor(logging.INFO))
             ]
+            self.batches = batches
             super().__init__(batches, batch_size=1, shuffle=shuffle,
                              collate_fn=_first, **kwargs)
         else:
             super().__init__(clusters, batch_size=batch_size,
                              shuffle=shuffle, collate_fn=self.collater,
                              **kwargs)
+
+
+    def required_buffer_size(self) -> int:
+        r"""The smallest :obj:`buffer_size` of an
+        :class:`~torch_autoscale.history.AsyncIOPool` that serves the
+        training batches of this loader, *i.e.* the largest halo.
+
+        Exact when subgraphs are precomputed; otherwise an upper bound, the
+        sum of the :obj:`batch_size` largest single-cluster halos (the halo of
+        a union of clusters is contained in the union of their halos).
+        """
+        if self.batches is not None:
+            return max((b.n_id.numel() - b.batch_size for b in self.batches),
+                       default=0)
+        halos = sorted((self.collater([c]).n_id.numel() -
+                        int(self.ptr[c + 1] - self.ptr[c])
+                        for c in self.clusters), reverse=True)
+        return sum(halos[:self.clusters_per_batch])
 
 
 class EvalSubgraphLoader(SubgraphLoader):
@@ -212,3 +233,10 @@ class EvalSubgraphLoader(SubgraphLoader):
         kwargs.pop('shuffle', None)
         super().__init__(data, ptr, batch_size=batch_size, shuffle=False,
                          bipartite=bipartite, precompute=True, **kwargs)
+
+    def required_buffer_size(self) -> int:
+        r"""The smallest :obj:`buffer_size` of an
+        :class:`~torch_autoscale.history.AsyncIOPool` that serves
+        layer-wise inference over this loader, which reads every node of a
+        batch: the largest batch together with its halo."""
+        return max(b.n_id.numel() for b in self.batches)
