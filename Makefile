@@ -49,8 +49,9 @@ test: install data
 docs: install
 	$(PY) -m sphinx -W --keep-going -b html docs/source docs/build/html
 
-bench: install
-	$(PY) benchmark/cora_gcn.py --root "$(DATA_DIR)"
+bench: install data
+	$(PY) benchmark/ops.py --out benchmark/results/ops.md
+	$(PY) examples/train_gcn.py --dataset cora --root "$(DATA_DIR)" --runs 5 --quiet
 
 clean:
 	rm -rf build docs/build docs/source/generated *.egg-info

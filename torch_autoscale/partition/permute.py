@@ -180,10 +180,12 @@ def _permute_sparse(adj: Tensor, inv: Tensor,
         values = adj.values()[order]
         if layout == torch.sparse_csr:
             out = torch.sparse_csr_tensor(new_ptr, new_index, values,
-                                          size=adj.size())
+                                          size=adj.size(),
+                                          check_invariants=False)
         else:
             out = torch.sparse_csc_tensor(new_ptr, new_index, values,
-                                          size=adj.size())
+                                          size=adj.size(),
+                                          check_invariants=False)
         return out, order
 
     if layout == torch.sparse_coo:

@@ -82,7 +82,9 @@ def csr_adj_t(edge_index: Tensor, num_nodes: int,
 def sparse_csr(rowptr: Tensor, col: Tensor, value: Tensor,
                size: Tuple[int, int]) -> Tensor:
     r"""Wraps CSR arrays in a :obj:`torch.sparse_csr` tensor without
-    copying, silencing PyTorch's beta-state warning for the layout."""
+    copying or validating them (they come from the library's own kernels),
+    silencing PyTorch's beta-state warning for the layout."""
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', '.*Sparse CSR tensor support.*')
-        return torch.sparse_csr_tensor(rowptr, col, value, size=size)
+        return torch.sparse_csr_tensor(rowptr, col, value, size=size,
+                                       check_invariants=False)
