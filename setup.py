@@ -9,9 +9,8 @@ import glob
 import os
 import os.path as osp
 
-from setuptools import setup
-
 import torch
+from setuptools import setup
 from torch.utils.cpp_extension import (
     CUDA_HOME,
     BuildExtension,

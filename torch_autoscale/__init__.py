@@ -1,13 +1,19 @@
 r"""Scalable GNN training with historical embeddings.
 
 :obj:`torch_autoscale` trains message-passing GNNs on graphs far larger than
-device memory (`GNNAutoScale <https://arxiv.org/abs/2106.05609>`_): the graph is
-clustered, mini-batches are clusters plus their 1-hop halo, and every
+device memory (`GNNAutoScale <https://arxiv.org/abs/2106.05609>`_): the graph
+is clustered, mini-batches are clusters plus their 1-hop halo, and every
 out-of-batch neighbour's embedding is read from a per-layer history.
 """
 import torch_autoscale.typing  # noqa: F401  (probes optional backends)
-from torch_autoscale import ops  # noqa: F401
-from torch_autoscale import history, loader, nn, partition, utils
+from torch_autoscale import (
+    history,
+    loader,
+    nn,
+    ops,  # noqa: F401
+    partition,
+    utils,
+)
 
 __version__ = '0.1.0'
 

@@ -1,6 +1,6 @@
 r"""Scalable GNN models."""
+from . import models  # noqa: F401  (documented on its own page)
 from .base import ScalableGNN
-from . import models
 
 __all__ = [
     'ScalableGNN',

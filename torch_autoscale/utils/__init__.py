@@ -1,5 +1,5 @@
 r"""Utilities: sparse conversions and synthetic graphs."""
-from .sparse import to_csr, csr_adj_t
+from .sparse import csr_adj_t, to_csr
 from .synthetic import homophilous_sbm
 
 __all__ = [
