@@ -7,6 +7,7 @@ from tqdm.auto import tqdm
 
 from torch_autoscale.history import AsyncIOPool, History
 from torch_autoscale.loader import SubgraphBatch
+from torch_autoscale.nn.lipschitz import lipschitz_penalty
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +81,24 @@ class ScalableGNN(torch.nn.Module):
             stored. (default: :obj:`None`, host memory)
         history_dtype (torch.dtype, optional): The storage dtype of the
             histories. (default: :obj:`None`, the default dtype)
+        reg_weight (float, optional): The weight of the Lipschitz
+            regularizer (see :func:`~torch_autoscale.nn.lipschitz_penalty`)
+            collected by :meth:`lipschitz` in training mode and exposed as
+            :attr:`reg_loss`. (default: :obj:`0.0`)
+        reg_std (float, optional): The noise standard deviation of the
+            Lipschitz regularizer. (default: :obj:`0.1`)
     """
     def __init__(self, num_nodes: int,
                  hidden_channels: Union[int, Sequence[int]], num_layers: int,
                  pool_size: Optional[int] = None,
                  buffer_size: Optional[int] = None,
                  history_device: Optional[Union[str, torch.device]] = None,
-                 history_dtype: Optional[torch.dtype] = None):
+                 history_dtype: Optional[torch.dtype] = None,
+                 reg_weight: float = 0.0, reg_std: float = 0.1):
         super().__init__()
+        if reg_weight < 0 or reg_std < 0:
+            raise ValueError(f"'reg_weight' and 'reg_std' must be "
+                             f"non-negative (got {reg_weight}, {reg_std})")
         if not isinstance(num_layers, int) or num_layers < 1:
             raise ValueError(f"'num_layers' must be a positive integer (got "
                              f"{num_layers!r})")
@@ -117,6 +128,9 @@ class ScalableGNN(torch.nn.Module):
             self.pool = AsyncIOPool(pool_size, buffer_size, max(widths),
                                     dtype=dtype)
         self._async = False
+        self.reg_weight = reg_weight
+        self.reg_std = reg_std
+        self._reg_terms: List[Tensor] = []
         self.register_forward_pre_hook(self._gas_pre_hook, with_kwargs=True)
         self.register_forward_hook(self._gas_post_hook, with_kwargs=True)
 
@@ -138,6 +152,7 @@ class ScalableGNN(torch.nn.Module):
             h.emb.device.type == 'cpu' for h in self.histories)
 
     def _gas_pre_hook(self, module, args: tuple, kwargs: dict):
+        self._reg_terms = []
         batch = _find_batch(args, kwargs)
         self._async = False
         if batch is None or not self._use_pool():
@@ -154,6 +169,29 @@ class ScalableGNN(torch.nn.Module):
             self._async = False
             self.pool.synchronize_push()
         return None
+
+    def lipschitz(self, module: Any, h: Tensor) -> None:
+        r"""Records the Lipschitz penalty of :obj:`module` at inputs
+        :obj:`h` (see :func:`~torch_autoscale.nn.lipschitz_penalty`) when
+        training with :obj:`reg_weight > 0`; a no-op otherwise. Models call
+        it on the update function of every layer whose output has a
+        history.
+
+        Args:
+            module (callable): The layer's update function.
+            h (torch.Tensor): Its inputs.
+        """
+        if self.training and self.reg_weight > 0:
+            self._reg_terms.append(lipschitz_penalty(module, h,
+                                                     self.reg_std))
+
+    @property
+    def reg_loss(self) -> Tensor:
+        r"""The weighted mean of the Lipschitz penalties recorded during the
+        last forward pass (zero without any); add it to the training loss."""
+        if len(self._reg_terms) == 0:
+            return torch.zeros((), device=self.emb_device)
+        return self.reg_weight * torch.stack(self._reg_terms).mean()
 
     def push_and_pull(self, history: History, x: Tensor,
                       batch: Optional[SubgraphBatch] = None) -> Tensor:
