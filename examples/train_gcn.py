@@ -21,6 +21,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+import torch_geometric.transforms as T
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from tqdm import tqdm
 
@@ -65,25 +66,15 @@ def load_dataset(name: str, root: str, seed: int):
     raise ValueError(f"unknown dataset '{name}'")
 
 
-def random_split(data, seed: int, num_train_per_class: int = 20,
-                 num_val: int = 500):
-    r"""Without public splits: 20 training nodes per class, 500 validation
-    nodes, the rest for testing (Shchur et al.'s protocol)."""
-    gen = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(data.num_nodes, generator=gen)
-    y = data.y[perm]
-    train = torch.cat([
-        perm[y == c][:num_train_per_class]
-        for c in range(int(data.y.max()) + 1)
-    ])
-    rest = perm[~torch.isin(perm, train)]
-    data.train_mask = torch.zeros(data.num_nodes, dtype=torch.bool)
-    data.val_mask = torch.zeros(data.num_nodes, dtype=torch.bool)
-    data.test_mask = torch.zeros(data.num_nodes, dtype=torch.bool)
-    data.train_mask[train] = True
-    data.val_mask[rest[:num_val]] = True
-    data.test_mask[rest[num_val:]] = True
-    return data
+def random_split(data, seed: int):
+    r"""Without public splits: 20 training and 30 validation nodes per class,
+    the rest for testing (Shchur et al.'s protocol, as in GNNAutoScale)."""
+    num_classes = int(data.y.max()) + 1
+    num_val = 30 * num_classes
+    num_test = data.num_nodes - num_val - 20 * num_classes
+    torch.manual_seed(seed)
+    return T.RandomNodeSplit('random', num_train_per_class=20,
+                             num_val=num_val, num_test=num_test)(data)
 
 
 def prepare(data, num_parts: int):
