@@ -75,20 +75,6 @@ def make_model(cfg: Dict[str, Any], data, num_classes: int):
                out_channels=num_classes, **kwargs)
 
 
-def param_groups(model, weight_decay: Dict[str, float]) -> List[Dict]:
-    r"""Weight decay by parameter-name prefix; ``'*'`` is the rest."""
-    groups: Dict[float, List] = {}
-    for name, param in model.named_parameters():
-        wd = weight_decay.get('*', 0.0)
-        for prefix, value in weight_decay.items():
-            if prefix != '*' and (name == prefix
-                                  or name.startswith(prefix + '.')):
-                wd = value
-                break
-        groups.setdefault(wd, []).append(param)
-    return [dict(params=p, weight_decay=wd) for wd, p in groups.items()]
-
-
 def accuracy(out, y, mask) -> float:
     return float((out[mask].argmax(-1) == y[mask]).float().mean())
 
@@ -105,8 +91,9 @@ def train(cfg, data, ptr, num_classes, seed: int, gas: bool,
           epochs: int, progress: bool) -> Tuple[float, float, float]:
     torch.manual_seed(seed)
     model = make_model(cfg, data, num_classes)
-    optimizer = torch.optim.Adam(param_groups(model, cfg['weight_decay']),
-                                 lr=cfg['lr'])
+    groups = model.param_groups(cfg['weight_decay'],
+                                cfg.get('nonreg_weight_decay', 0.0))
+    optimizer = torch.optim.Adam(groups, lr=cfg['lr'])
     clip = cfg.get('grad_clip')
     if gas:
         loader = SubgraphLoader(data, ptr, batch_size=cfg['batch_size'],

@@ -147,6 +147,42 @@ class ScalableGNN(torch.nn.Module):
         for history in self.histories:
             history.reset_parameters()
 
+    @property
+    def reg_modules(self) -> List[torch.nn.Module]:
+        r"""The modules whose parameters get weight decay in
+        :meth:`param_groups` (default: every layer)."""
+        return [
+            m for name, m in self.named_children()
+            if name not in ('histories', 'pool')
+        ]
+
+    @property
+    def nonreg_modules(self) -> List[torch.nn.Module]:
+        r"""The modules whose parameters get :obj:`nonreg_weight_decay` in
+        :meth:`param_groups` (default: none)."""
+        return []
+
+    def param_groups(self, weight_decay: float,
+                     nonreg_weight_decay: float = 0.0) -> List[Dict[str, Any]]:
+        r"""Optimizer parameter groups: :obj:`weight_decay` on the parameters
+        of :attr:`reg_modules`, :obj:`nonreg_weight_decay` on those of
+        :attr:`nonreg_modules` (the split of the GNNAutoScale reference
+        configurations), *e.g.*,
+        :obj:`torch.optim.Adam(model.param_groups(5e-4), lr=0.01)`.
+
+        Args:
+            weight_decay (float): The weight decay of :attr:`reg_modules`.
+            nonreg_weight_decay (float, optional): The weight decay of
+                :attr:`nonreg_modules`. (default: :obj:`0.0`)
+        """
+        groups = []
+        for modules, wd in ((self.reg_modules, weight_decay),
+                            (self.nonreg_modules, nonreg_weight_decay)):
+            params = [p for m in modules for p in m.parameters()]
+            if len(params) > 0:
+                groups.append(dict(params=params, weight_decay=wd))
+        return groups
+
     def _use_pool(self) -> bool:
         return self.pool is not None and self.pool.active and all(
             h.emb.device.type == 'cpu' for h in self.histories)

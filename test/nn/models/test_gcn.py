@@ -73,3 +73,14 @@ def test_gcn_trains_far_above_chance():
     out = model.mini_inference(eval_loader, progress=False)
     acc = (out.argmax(-1) == data.y)[data.test_mask].float().mean()
     assert acc > 0.6  # chance is 0.125
+
+
+@pytest.mark.parametrize('linear', [False, True])
+def test_gcn_param_groups(linear):
+    model = GCN(10, 3, 16, 2, num_layers=3, batch_norm=True, linear=linear)
+    reg, nonreg = model.param_groups(5e-4, 1e-5)
+    assert reg['weight_decay'] == 5e-4 and nonreg['weight_decay'] == 1e-5
+    ids = [id(p) for g in (reg, nonreg) for p in g['params']]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())
+    last = model.lins[1].weight if linear else model.convs[-1].lin.weight
+    assert any(p is last for p in nonreg['params'])

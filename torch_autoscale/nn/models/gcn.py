@@ -1,4 +1,4 @@
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -85,6 +85,19 @@ class GCN(ScalableGNN):
         self.bns = ModuleList()
         for _ in range(num_layers - 1 if not linear else num_layers):
             self.bns.append(BatchNorm1d(hidden_channels))
+
+    @property
+    def reg_modules(self) -> List[torch.nn.Module]:
+        r"""Modules with weight decay: every convolution but the last (all
+        of them with :obj:`linear`) and the batch norms."""
+        convs = self.convs if self.linear else self.convs[:-1]
+        return list(convs) + list(self.bns)
+
+    @property
+    def nonreg_modules(self) -> List[torch.nn.Module]:
+        r"""Modules without weight decay: the last convolution (the linear
+        layers with :obj:`linear`)."""
+        return list(self.lins) if self.linear else [self.convs[-1]]
 
     def reset_parameters(self):
         super().reset_parameters()
