@@ -66,3 +66,21 @@ def test_reg_loss_of_scalable_gnn():
     assert float(off.reg_loss) == 0.0
     with pytest.raises(ValueError, match="'reg_weight'"):
         Model(reg_weight=-1.0)
+
+
+def test_reg_weight_without_penalty_warns_once():
+    class Model(ScalableGNN):
+        def __init__(self):
+            super().__init__(10, 4, num_layers=2, reg_weight=1.0)
+            self.lin = Linear(4, 4)
+
+        def forward(self, x):
+            return self.lin(x)
+
+    model = Model()
+    with pytest.warns(UserWarning, match='records no Lipschitz penalty'):
+        model(torch.randn(10, 4))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        model(torch.randn(10, 4))

@@ -1,4 +1,5 @@
 import logging
+import warnings
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
@@ -131,6 +132,7 @@ class ScalableGNN(torch.nn.Module):
         self.reg_weight = reg_weight
         self.reg_std = reg_std
         self._reg_terms: List[Tensor] = []
+        self._reg_warned = False
         self.register_forward_pre_hook(self._gas_pre_hook, with_kwargs=True)
         self.register_forward_hook(self._gas_post_hook, with_kwargs=True)
 
@@ -201,6 +203,15 @@ class ScalableGNN(torch.nn.Module):
         return None
 
     def _gas_post_hook(self, module, args: tuple, kwargs: dict, output: Any):
+        if (self.training and self.reg_weight > 0 and not self._reg_terms
+                and not self._reg_warned):
+            self._reg_warned = True
+            warnings.warn(
+                f"'{self.__class__.__name__}' was given reg_weight="
+                f"{self.reg_weight} but its forward() records no Lipschitz "
+                f"penalty, so 'reg_loss' stays zero; call "
+                f"'self.lipschitz(update_fn, h)' in forward() for the layers "
+                f"to regularize", stacklevel=2)
         if self._async:
             self._async = False
             self.pool.synchronize_push()
