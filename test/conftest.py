@@ -40,3 +40,14 @@ def cora_root():
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(12345)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    r"""Test graphs are tiny: intra-op threads cost more than they save,
+    and on a busy machine every parallel region of many small scatters can
+    stall for a scheduler time slice (minutes instead of seconds)."""
+    num_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(num_threads)

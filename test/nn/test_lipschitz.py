@@ -84,3 +84,13 @@ def test_reg_weight_without_penalty_warns_once():
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         model(torch.randn(10, 4))
+
+
+def test_precomputed_output_gives_the_same_penalty():
+    lin = Linear(4, 4)
+    h = torch.randn(10, 4)
+    torch.manual_seed(3)
+    a = lipschitz_penalty(lin, h)
+    torch.manual_seed(3)
+    b = lipschitz_penalty(lin, h, out=lin(h))
+    assert torch.allclose(a, b)

@@ -217,7 +217,8 @@ class ScalableGNN(torch.nn.Module):
             self.pool.synchronize_push()
         return None
 
-    def lipschitz(self, module: Any, h: Tensor) -> None:
+    def lipschitz(self, module: Any, h: Tensor,
+                  out: Optional[Tensor] = None) -> None:
         r"""Records the Lipschitz penalty of :obj:`module` at inputs
         :obj:`h` (see :func:`~torch_autoscale.nn.lipschitz_penalty`) when
         training with :obj:`reg_weight > 0`; a no-op otherwise. Models call
@@ -227,10 +228,12 @@ class ScalableGNN(torch.nn.Module):
         Args:
             module (callable): The layer's update function.
             h (torch.Tensor): Its inputs.
+            out (torch.Tensor, optional): :obj:`module(h)`, if already
+                computed. (default: :obj:`None`)
         """
         if self.training and self.reg_weight > 0:
-            self._reg_terms.append(lipschitz_penalty(module, h,
-                                                     self.reg_std))
+            self._reg_terms.append(
+                lipschitz_penalty(module, h, self.reg_std, out=out))
 
     @property
     def reg_loss(self) -> Tensor:
