@@ -1,0 +1,56 @@
+r"""Every small-benchmark config builds its model and trains one epoch, GAS
+and full-batch, on a synthetic stand-in for its dataset (the real datasets
+are checked by running the benchmark itself)."""
+import glob
+import importlib.util
+import json
+import os.path as osp
+import sys
+
+import pytest
+
+from torch_autoscale.partition import metis, permute, sort_by_cluster
+from torch_autoscale.utils import homophilous_sbm
+
+HERE = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
+                'benchmark', 'small')
+CONFIGS = sorted(glob.glob(osp.join(HERE, 'configs', '*.json')))
+
+
+def load_runner():
+    sys.path.insert(0, HERE)
+    try:
+        spec = importlib.util.spec_from_file_location(
+            'small_run', osp.join(HERE, 'run.py'))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(HERE)
+    return module
+
+
+def test_every_dataset_has_the_four_reference_models():
+    names = {osp.splitext(osp.basename(p))[0] for p in CONFIGS}
+    for model in ('gcn', 'gat', 'appnp', 'gcnii'):
+        for dataset in ('cora', 'amazon_computers', 'coauthor_cs'):
+            assert f'{model}_{dataset}' in names
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.basename(p))
+def test_config_trains_one_epoch(path):
+    run = load_runner()
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg['name'] = osp.splitext(osp.basename(path))[0]
+    assert cfg['dataset'] in run.datasets.DATASETS
+    data = homophilous_sbm(400, num_classes=4, num_features=16, seed=0)
+    data.adj_t = run.prepare_adj(data, cfg.get('adj', 'raw'))
+    cluster = metis(data.edge_index, data.num_nodes,
+                    num_parts=cfg['num_parts'])
+    perm, ptr = sort_by_cluster(cluster, cfg['num_parts'])
+    del data.edge_index
+    data = permute(data, perm)
+    for gas in (True, False):
+        val, test, sec = run.train(cfg, data, ptr, 4, seed=0, gas=gas,
+                                   epochs=1, progress=False)
+        assert 0.0 <= val <= 1.0 and 0.0 <= test <= 1.0 and sec > 0
