@@ -182,3 +182,23 @@ def test_async_pool_buffer_too_small():
                  buffer_size=4).cuda()
     with pytest.raises(ValueError, match='buffer_size >='):
         model.mini_inference(eval_loader, progress=False)
+
+
+def test_param_groups_cover_every_parameter():
+    class Model(SAGE):
+        def __init__(self):
+            super().__init__(10, [4, 8, 2])
+            self.scale = torch.nn.Parameter(torch.ones(1))
+
+        @property
+        def nonreg_modules(self):
+            return [self.convs[-1]]
+
+    model = Model()
+    reg, nonreg = model.param_groups(0.1, 0.2)
+    ids = [id(p) for p in reg['params'] + nonreg['params']]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())
+    assert any(p is model.scale for p in reg['params'])
+    assert {id(p) for p in nonreg['params']} == {
+        id(p) for p in model.convs[-1].parameters()}
+    assert len(SAGE(10, [4, 8, 2]).param_groups(0.1)) == 1

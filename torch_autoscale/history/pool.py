@@ -60,6 +60,11 @@ class AsyncIOPool(torch.nn.Module):
         return self
 
     @property
+    def num_pending_pulls(self) -> int:
+        r"""The number of pulls started but not yet synchronized."""
+        return len(self._pull_queue)
+
+    @property
     def active(self) -> bool:
         r"""Whether the pool serves I/O, *i.e.* it is on a CUDA device."""
         return self._device.type == 'cuda'

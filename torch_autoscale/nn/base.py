@@ -177,13 +177,16 @@ class ScalableGNN(torch.nn.Module):
             nonreg_weight_decay (float, optional): The weight decay of
                 :attr:`nonreg_modules`. (default: :obj:`0.0`)
         """
-        groups = []
-        for modules, wd in ((self.reg_modules, weight_decay),
-                            (self.nonreg_modules, nonreg_weight_decay)):
-            params = [p for m in modules for p in m.parameters()]
-            if len(params) > 0:
-                groups.append(dict(params=params, weight_decay=wd))
-        return groups
+        nonreg = {id(p) for m in self.nonreg_modules for p in m.parameters()}
+        # Parameters outside both lists (e.g. registered on the model itself)
+        # get 'weight_decay' as well, so that none is left out.
+        groups = [
+            dict(params=[p for p in self.parameters() if id(p) not in nonreg],
+                 weight_decay=weight_decay),
+            dict(params=[p for p in self.parameters() if id(p) in nonreg],
+                 weight_decay=nonreg_weight_decay),
+        ]
+        return [g for g in groups if len(g['params']) > 0]
 
     def _use_pool(self) -> bool:
         return self.pool is not None and self.pool.active and all(
@@ -195,6 +198,10 @@ class ScalableGNN(torch.nn.Module):
         self._async = False
         if batch is None or not self._use_pool():
             return None
+        if self.pool.num_pending_pulls > 0:
+            # A previous forward raised or skipped a history: drop its pulls
+            # so that every layer receives its own rows.
+            self.pool.synchronize()
         # Start every history's halo pull before the forward begins.
         halo = batch.n_id[batch.batch_size:]
         for history in self.histories:
