@@ -167,12 +167,13 @@ def summary(runs: List[Dict[str, float]], key: str) -> Tuple[float, float]:
     return statistics.mean(values), std
 
 
-def write_table(out_dir: str, table_path: str, root: str,
-                command: str) -> str:
-    rows = []
+def write_table(out_dir: str, table_path: str, root: str) -> str:
+    rows, commands = [], []
     for path in sorted(glob.glob(osp.join(out_dir, '*.json'))):
         with open(path) as f:
             r = json.load(f)
+        if r.get('command') and r['command'] not in commands:
+            commands.append(r['command'])
         g_acc, g_std = summary(r['gas'], 'test')
         f_acc, f_std = summary(r['full'], 'test')
         g_sec, _ = summary(r['gas'], 'sec')
@@ -187,7 +188,8 @@ def write_table(out_dir: str, table_path: str, root: str,
                                                                       n)]
     lines = [
         '# GAS small benchmark: GAS against full-batch training', '',
-        f'Command: `{command}`', '',
+        'Produced by (from the repository root, datasets unpacked into '
+        '`data/`):', '', '```bash'] + commands + ['```', '',
         f'torch {torch.__version__}, CPU, {torch.get_num_threads()} threads. '
         'Test accuracy (%) at the epoch of best validation accuracy, mean ± '
         'std over seeds; training seconds per epoch (evaluation excluded, '
@@ -222,6 +224,8 @@ def main():
                                          'small.md'))
     parser.add_argument('--skip-done', action='store_true')
     parser.add_argument('--quiet', action='store_true')
+    parser.add_argument('--table-only', action='store_true',
+                        help='rebuild the table from the JSON results only')
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     torch.sparse.check_sparse_tensor_invariants.disable()
@@ -240,7 +244,9 @@ def main():
             parser.error(f'unknown configs: {sorted(unknown)}')
 
     os.makedirs(args.out_dir, exist_ok=True)
-    for cfg in configs:
+    command = 'python benchmark/small/run.py ' + ' '.join(
+        a for a in sys.argv[1:] if a != '--quiet')
+    for cfg in [] if args.table_only else configs:
         out = osp.join(args.out_dir, f"{cfg['name']}.json")
         if not datasets.available(args.root, cfg['dataset']):
             log.warning('skipping %s: dataset %s not found under %s',
@@ -251,11 +257,11 @@ def main():
         epochs = args.epochs or cfg['epochs']
         result = run_config(cfg, args.root, list(range(args.seeds)), epochs,
                             not args.quiet)
+        result['command'] = command
         with open(out, 'w') as f:
             json.dump(result, f, indent=1)
 
-    command = 'python benchmark/small/run.py ' + ' '.join(sys.argv[1:])
-    print(write_table(args.out_dir, args.table, args.root, command))
+    print(write_table(args.out_dir, args.table, args.root))
 
 
 if __name__ == '__main__':
