@@ -137,11 +137,22 @@ def train(cfg, data, ptr, num_classes, seed: int, gas: bool,
     return best_val, test_acc, sec
 
 
-def run_config(cfg, root, seeds, epochs, progress) -> Dict[str, Any]:
+def run_config(cfg, root, seeds, epochs, progress, out: str,
+               command: str) -> Dict[str, Any]:
+    r"""Runs every seed not yet in :obj:`out` and saves after each one, so an
+    interrupted run resumes where it stopped."""
     result = dict(config=cfg['name'], model=cfg['model'],
-                  dataset=cfg['dataset'], epochs=epochs, seeds=seeds,
-                  gas=[], full=[])
+                  dataset=cfg['dataset'], epochs=epochs, seeds=[], gas=[],
+                  full=[], command=command)
+    if osp.exists(out):
+        with open(out) as f:
+            previous = json.load(f)
+        if previous.get('epochs') == epochs:
+            result.update(gas=previous['gas'], full=previous['full'],
+                          seeds=previous['seeds'])
     for seed in seeds:
+        if seed in result['seeds']:
+            continue
         data = datasets.load(root, cfg['dataset'], seed)
         num_classes = int(data.y.max()) + 1
         data.adj_t = prepare_adj(data, cfg.get('adj', 'raw'))
@@ -158,6 +169,9 @@ def run_config(cfg, root, seeds, epochs, progress) -> Dict[str, Any]:
             result[key].append(dict(seed=seed, val=val, test=test, sec=sec))
             log.info('%s %s seed %d: val %.4f test %.4f %.4f s/epoch',
                      cfg['name'], key, seed, val, test, sec)
+        result['seeds'].append(seed)
+        with open(out, 'w') as f:
+            json.dump(result, f, indent=1)
     return result
 
 
@@ -222,7 +236,9 @@ def main():
     parser.add_argument('--table',
                         default=osp.join(ROOT, 'benchmark', 'results',
                                          'small.md'))
-    parser.add_argument('--skip-done', action='store_true')
+    parser.add_argument('--skip-done', action='store_true',
+                        help='keep finished seeds of earlier runs and run '
+                        'only the missing ones')
     parser.add_argument('--quiet', action='store_true')
     parser.add_argument('--table-only', action='store_true',
                         help='rebuild the table from the JSON results only')
@@ -252,14 +268,11 @@ def main():
             log.warning('skipping %s: dataset %s not found under %s',
                         cfg['name'], cfg['dataset'], args.root)
             continue
-        if args.skip_done and osp.exists(out):
-            continue
+        if not args.skip_done and osp.exists(out):
+            os.remove(out)  # Start over; --skip-done resumes instead.
         epochs = args.epochs or cfg['epochs']
-        result = run_config(cfg, args.root, list(range(args.seeds)), epochs,
-                            not args.quiet)
-        result['command'] = command
-        with open(out, 'w') as f:
-            json.dump(result, f, indent=1)
+        run_config(cfg, args.root, list(range(args.seeds)), epochs,
+                   not args.quiet, out, command)
 
     print(write_table(args.out_dir, args.table, args.root))
 
