@@ -1,5 +1,6 @@
 r"""Ready-made scalable GNNs, one per module."""
 from .appnp import APPNP
+from .basic import BasicGNN
 from .gat import GAT
 from .gcn import GCN
 from .gcnii import GCNII
@@ -9,6 +10,7 @@ from .pna_jk import PNA_JK
 from .sage import GraphSAGE
 
 __all__ = [
+    'BasicGNN',
     'GCN',
     'GAT',
     'APPNP',

@@ -1,16 +1,11 @@
-from typing import Any, Dict, List, Optional
-
-import torch
-import torch.nn.functional as F
 from torch import Tensor
-from torch.nn import BatchNorm1d, Linear, ModuleList
+from torch.nn import Module
 from torch_geometric.nn import GCNConv
 
-from torch_autoscale.loader import SubgraphBatch
-from torch_autoscale.nn.base import ScalableGNN
+from torch_autoscale.nn.models.basic import BasicGNN
 
 
-class GCN(ScalableGNN):
+class GCN(BasicGNN):
     r"""The graph convolutional network from `"Semi-supervised Classification
     with Graph Convolutional Networks" <https://arxiv.org/abs/1609.02907>`_,
     trained with historical embeddings (GNNAutoScale).
@@ -52,109 +47,10 @@ class GCN(ScalableGNN):
           :class:`~torch_autoscale.loader.SubgraphBatch`
         - **output:** :math:`(|\mathcal{B}|, F_{out})`
     """
-    def __init__(self, num_nodes: int, in_channels: int, hidden_channels: int,
-                 out_channels: int, num_layers: int, dropout: float = 0.0,
-                 drop_input: bool = False, batch_norm: bool = False,
-                 residual: bool = False, linear: bool = False, **kwargs):
-        super().__init__(num_nodes, hidden_channels, num_layers, **kwargs)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"'dropout' must lie in [0, 1) (got {dropout})")
-        self.in_channels = in_channels
-        self.hidden_channels = hidden_channels
-        self.out_channels = out_channels
-        self.dropout = dropout
-        self.drop_input = drop_input
-        self.batch_norm = batch_norm
-        self.residual = residual
-        self.linear = linear
+    def init_conv(self, in_channels: int, out_channels: int,
+                  layer: int) -> Module:
+        return GCNConv(in_channels, out_channels, normalize=False)
 
-        self.lins = ModuleList()
-        if linear:
-            self.lins.append(Linear(in_channels, hidden_channels))
-            self.lins.append(Linear(hidden_channels, out_channels))
-
-        self.convs = ModuleList()
-        for i in range(num_layers):
-            in_dim = out_dim = hidden_channels
-            if i == 0 and not linear:
-                in_dim = in_channels
-            if i == num_layers - 1 and not linear:
-                out_dim = out_channels
-            self.convs.append(GCNConv(in_dim, out_dim, normalize=False))
-
-        self.bns = ModuleList()
-        for _ in range(num_layers - 1 if not linear else num_layers):
-            self.bns.append(BatchNorm1d(hidden_channels))
-
-    @property
-    def reg_modules(self) -> List[torch.nn.Module]:
-        r"""Modules with weight decay: every convolution but the last (all
-        of them with :obj:`linear`) and the batch norms."""
-        convs = self.convs if self.linear else self.convs[:-1]
-        return list(convs) + list(self.bns)
-
-    @property
-    def nonreg_modules(self) -> List[torch.nn.Module]:
-        r"""Modules without weight decay: the last convolution (the linear
-        layers with :obj:`linear`)."""
-        return list(self.lins) if self.linear else [self.convs[-1]]
-
-    def reset_parameters(self):
-        super().reset_parameters()
-        for module in list(self.lins) + list(self.convs) + list(self.bns):
-            module.reset_parameters()
-
-    def _hidden(self, layer: int, h: Tensor, x: Tensor) -> Tensor:
-        # Batch norm, residual and activation of a layer that has a history.
-        if self.batch_norm:
-            h = self.bns[layer](h)
-        if self.residual and h.size(-1) == x.size(-1):
-            h = h + x[:h.size(0)]
-        return h.relu()
-
-    def forward(self, x: Tensor, adj_t: Tensor,
-                batch: Optional[SubgraphBatch] = None) -> Tensor:
-        if self.drop_input:
-            x = F.dropout(x, p=self.dropout, training=self.training)
-        if self.linear:
-            x = self.lins[0](x).relu()
-            x = F.dropout(x, p=self.dropout, training=self.training)
-
-        for layer, (conv, history) in enumerate(
-                zip(self.convs[:-1], self.histories)):
-            h = self._hidden(layer, conv(x, adj_t), x)
-            x = self.push_and_pull(history, h, batch)
-            x = F.dropout(x, p=self.dropout, training=self.training)
-
-        h = self.convs[-1](x, adj_t)
-        if not self.linear:
-            return h
-        h = self._hidden(self.num_layers - 1, h, x)
-        h = F.dropout(h, p=self.dropout, training=self.training)
-        return self.lins[1](h)
-
-    @torch.no_grad()
-    def forward_layer(self, layer: int, x: Tensor, adj_t: Tensor,
-                      state: Dict[str, Any]) -> Tensor:
-        if layer == 0:
-            if self.drop_input:
-                x = F.dropout(x, p=self.dropout, training=self.training)
-            if self.linear:
-                x = self.lins[0](x).relu()
-                x = F.dropout(x, p=self.dropout, training=self.training)
-        else:
-            x = F.dropout(x, p=self.dropout, training=self.training)
-
-        h = self.convs[layer](x, adj_t)
-        if layer < self.num_layers - 1:
-            return self._hidden(layer, h, x)
-        if not self.linear:
-            return h
-        h = self._hidden(layer, h, x)
-        h = F.dropout(h, p=self.dropout, training=self.training)
-        return self.lins[1](h)
-
-    def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}({self.in_channels}, '
-                f'{self.out_channels}, hidden_channels='
-                f'{self.hidden_channels}, num_layers={self.num_layers})')
+    def conv(self, layer: int, x: Tensor, adj_t: Tensor) -> Tensor:
+        # GCNConv has no root weight: it takes the sources only.
+        return self.convs[layer](x, adj_t)

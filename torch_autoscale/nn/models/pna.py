@@ -1,15 +1,13 @@
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-from torch.nn import BatchNorm1d, Module, ModuleList
+from torch.nn import Module
 from torch_geometric.nn import PNAConv
 from torch_geometric.typing import Adj, OptTensor
 from torch_geometric.utils import degree
 
-from torch_autoscale.loader import SubgraphBatch
-from torch_autoscale.nn.base import ScalableGNN
+from torch_autoscale.nn.models.basic import BasicGNN
 
 AGGREGATORS = ('sum', 'mean', 'min', 'max', 'var', 'std')
 SCALERS = ('identity', 'amplification', 'attenuation', 'linear',
@@ -133,7 +131,7 @@ def _check_pna_args(cls: str, aggregators: Union[str, Sequence[str]],
     return aggregators, scalers, deg
 
 
-class PNA(ScalableGNN):
+class PNA(BasicGNN):
     r"""The principal neighbourhood aggregation network from `"Principal
     Neighbourhood Aggregation for Graph Nets"
     <https://arxiv.org/abs/2004.05718>`_, trained with historical embeddings
@@ -196,80 +194,18 @@ class PNA(ScalableGNN):
                  aggregators: Sequence[str], scalers: Sequence[str],
                  deg: Tensor, dropout: float = 0.0, drop_input: bool = False,
                  batch_norm: bool = False, residual: bool = False, **kwargs):
-        super().__init__(num_nodes, hidden_channels, num_layers, **kwargs)
-        aggregators, scalers, deg = _check_pna_args(
+        # Checked and kept before the layers are built by `init_conv`.
+        self.aggregators, self.scalers, self.deg = _check_pna_args(
             self.__class__.__name__, aggregators, scalers, deg, dropout)
-        self.in_channels = in_channels
-        self.hidden_channels = hidden_channels
-        self.out_channels = out_channels
-        self.aggregators = aggregators
-        self.scalers = scalers
-        self.dropout = dropout
-        self.drop_input = drop_input
-        self.batch_norm = batch_norm
-        self.residual = residual
+        super().__init__(num_nodes, in_channels, hidden_channels,
+                         out_channels, num_layers, dropout=dropout,
+                         drop_input=drop_input, batch_norm=batch_norm,
+                         residual=residual, **kwargs)
 
-        self.convs = ModuleList()
-        for i in range(num_layers):
-            in_dim = in_channels if i == 0 else hidden_channels
-            out_dim = out_channels if i == num_layers - 1 else hidden_channels
-            self.convs.append(BipartitePNAConv(in_dim, out_dim, aggregators,
-                                               scalers, deg))
-
-        self.bns = ModuleList([
-            BatchNorm1d(hidden_channels) for _ in range(num_layers - 1)
-        ])
-
-    @property
-    def reg_modules(self) -> List[Module]:
-        r"""The modules whose parameters get weight decay: every convolution
-        but the last and the batch norms (as in the GNNAutoScale reference
-        configurations)."""
-        return list(self.convs[:-1]) + list(self.bns)
-
-    @property
-    def nonreg_modules(self) -> List[Module]:
-        r"""The modules whose parameters get :obj:`nonreg_weight_decay`: the
-        last convolution."""
-        return [self.convs[-1]]
-
-    def reset_parameters(self):
-        super().reset_parameters()
-        for module in list(self.convs) + list(self.bns):
-            module.reset_parameters()
-
-    def _conv(self, layer: int, x: Tensor, adj_t: Tensor) -> Tensor:
-        return self.convs[layer]((x, x[:adj_t.size(0)]), adj_t)
-
-    def _hidden(self, layer: int, h: Tensor, x: Tensor) -> Tensor:
-        # Batch norm, residual and activation of a layer that has a history.
-        if self.batch_norm:
-            h = self.bns[layer](h)
-        if self.residual and h.size(-1) == x.size(-1):
-            h = h + x[:h.size(0)]
-        return h.relu()
-
-    def forward(self, x: Tensor, adj_t: Tensor,
-                batch: Optional[SubgraphBatch] = None) -> Tensor:
-        if self.drop_input:
-            x = F.dropout(x, p=self.dropout, training=self.training)
-
-        for layer, history in enumerate(self.histories):
-            h = self._hidden(layer, self._conv(layer, x, adj_t), x)
-            x = self.push_and_pull(history, h, batch)
-            x = F.dropout(x, p=self.dropout, training=self.training)
-
-        return self._conv(self.num_layers - 1, x, adj_t)
-
-    @torch.no_grad()
-    def forward_layer(self, layer: int, x: Tensor, adj_t: Tensor,
-                      state: Dict[str, Any]) -> Tensor:
-        if layer > 0 or self.drop_input:
-            x = F.dropout(x, p=self.dropout, training=self.training)
-        h = self._conv(layer, x, adj_t)
-        if layer < self.num_layers - 1:
-            h = self._hidden(layer, h, x)
-        return h
+    def init_conv(self, in_channels: int, out_channels: int,
+                  layer: int) -> Module:
+        return BipartitePNAConv(in_channels, out_channels, self.aggregators,
+                                self.scalers, self.deg)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.in_channels}, '
