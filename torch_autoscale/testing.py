@@ -1,12 +1,37 @@
 r"""Decorators and helpers for the test suite (the pattern of
-:mod:`torch_geometric.testing.decorators`)."""
+:mod:`torch_geometric.testing.decorators`), and the checks that every
+:class:`~torch_autoscale.nn.ScalableGNN` model test shares: a clustered
+synthetic graph, exact layer-wise inference, exact GAS forward passes with
+fresh histories, a training loop, and parameter-group coverage."""
 import os
-from typing import Callable, List, Optional
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+)
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.data import Data
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 import torch_autoscale.typing
+from torch_autoscale.loader import (
+    EvalSubgraphLoader,
+    SubgraphBatch,
+    SubgraphLoader,
+)
+from torch_autoscale.nn import ScalableGNN
+from torch_autoscale.partition import metis, permute, sort_by_cluster
+from torch_autoscale.utils import csr_adj_t, homophilous_sbm
 
 DATA_ENV = 'TORCH_AUTOSCALE_DATA'
 
@@ -56,3 +81,230 @@ def data_root(*required: str) -> Optional[str]:
     if not all(os.path.exists(os.path.join(root, r)) for r in required):
         return None
     return root
+
+
+def clustered_graph(num_nodes: int, num_parts: int, adj: str = 'raw',
+                    seed: int = 0, **sbm_kwargs: Any) -> Tuple[Data, Tensor]:
+    r"""A synthetic :func:`~torch_autoscale.utils.homophilous_sbm` graph,
+    clustered with :func:`~torch_autoscale.partition.metis` and permuted so
+    that every cluster is a contiguous range of nodes.
+
+    Args:
+        num_nodes (int): The number of nodes.
+        num_parts (int): The number of clusters.
+        adj (str, optional): The :obj:`adj_t` the graph carries: the plain
+            CSR adjacency without self-loops (:obj:`"raw"`), or its symmetric
+            normalization with self-loops (:obj:`"gcn_norm"`).
+            (default: :obj:`"raw"`)
+        seed (int, optional): The seed of the graph. (default: :obj:`0`)
+        **sbm_kwargs (optional): Further arguments of
+            :func:`~torch_autoscale.utils.homophilous_sbm`.
+
+    Returns:
+        The permuted graph and the cluster boundaries :obj:`ptr`.
+    """
+    if adj not in ('raw', 'gcn_norm'):
+        raise ValueError(f"'adj' must be 'raw' or 'gcn_norm' (got {adj!r})")
+    data = homophilous_sbm(num_nodes, seed=seed, **sbm_kwargs)
+    data.adj_t = csr_adj_t(data.edge_index, num_nodes)
+    if adj == 'gcn_norm':
+        data.adj_t, _ = gcn_norm(data.adj_t)
+    cluster = metis(data.edge_index, num_nodes, num_parts=num_parts)
+    perm, ptr = sort_by_cluster(cluster, num_parts)
+    return permute(data, perm), ptr
+
+
+def fit_norm_statistics(model: ScalableGNN, data: Data) -> ScalableGNN:
+    r"""Runs one full-batch forward pass in training mode, so that batch-norm
+    running statistics are non-trivial, and switches :obj:`model` to
+    evaluation mode.
+
+    Returns:
+        The model.
+    """
+    model.train()
+    model(data.x, data.adj_t)
+    return model.eval()
+
+
+def assert_mini_inference_exact(model: ScalableGNN, data: Data, ptr: Tensor,
+                                batch_size: int = 2,
+                                atol: float = 1e-5) -> Tensor:
+    r"""Asserts that layer-wise :meth:`~ScalableGNN.mini_inference` over
+    :obj:`batch_size` clusters per batch equals the full-batch forward pass in
+    evaluation mode (to which :obj:`model` is switched).
+
+    Args:
+        model (ScalableGNN): The model.
+        data (torch_geometric.data.Data): The graph of
+            :func:`clustered_graph`.
+        ptr (torch.Tensor): Its cluster boundaries.
+        batch_size (int, optional): Clusters per inference batch.
+            (default: :obj:`2`)
+        atol (float, optional): The absolute tolerance. (default: :obj:`1e-5`)
+
+    Returns:
+        The full-batch output.
+    """
+    model.eval()
+    full = model(data.x, data.adj_t)
+    loader = EvalSubgraphLoader(data, ptr, batch_size=batch_size)
+    out = model.mini_inference(loader, progress=False)
+    assert torch.allclose(out, full, atol=atol)
+    return full
+
+
+def assert_one_cluster_exact(model: ScalableGNN, data: Data,
+                             atol: float = 1e-5) -> Tensor:
+    r"""Asserts that a GAS forward pass over one cluster covering the whole
+    graph (no halo) equals the full-batch forward pass in evaluation mode (to
+    which :obj:`model` is switched).
+
+    Args:
+        model (ScalableGNN): The model.
+        data (torch_geometric.data.Data): The graph.
+        atol (float, optional): The absolute tolerance. (default: :obj:`1e-5`)
+
+    Returns:
+        The full-batch output.
+    """
+    model.eval()
+    full = model(data.x, data.adj_t)
+    single = torch.tensor([0, data.num_nodes])
+    batch = next(iter(SubgraphLoader(data, single, batch_size=1)))
+    assert batch.n_id.numel() == batch.batch_size == data.num_nodes
+    out = model(batch.data.x, batch.data.adj_t, batch)
+    assert torch.allclose(out, full, atol=atol)
+    return full
+
+
+def assert_stale_histories_differ(model: ScalableGNN, data: Data,
+                                  ptr: Tensor, batch_size: int = 2,
+                                  atol: float = 1e-3) -> SubgraphBatch:
+    r"""Asserts that, while the histories are still zero (stale), a GAS
+    forward pass on the first batch of :obj:`batch_size` clusters differs
+    from the full-batch rows of its in-batch nodes, *i.e.* that the halo is
+    visible in the output. Switches :obj:`model` to evaluation mode.
+
+    Args:
+        model (ScalableGNN): A model whose histories were never written.
+        data (torch_geometric.data.Data): The graph of
+            :func:`clustered_graph`.
+        ptr (torch.Tensor): Its cluster boundaries.
+        batch_size (int, optional): Clusters per batch. (default: :obj:`2`)
+        atol (float, optional): The absolute tolerance that the outputs must
+            exceed somewhere. (default: :obj:`1e-3`)
+
+    Returns:
+        The batch.
+    """
+    model.eval()
+    full = model(data.x, data.adj_t)
+    batch = next(iter(SubgraphLoader(data, ptr, batch_size=batch_size)))
+    out = model(batch.data.x, batch.data.adj_t, batch)
+    assert not torch.allclose(out, full[batch.n_id[:batch.batch_size]],
+                              atol=atol)
+    return batch
+
+
+def assert_exact_histories(model: ScalableGNN, data: Data, ptr: Tensor,
+                           batch_size: int = 2, atol: float = 1e-5,
+                           bipartite: Sequence[bool] = (True, )) -> None:
+    r"""Asserts that, once :meth:`~ScalableGNN.mini_inference` has made every
+    history exact, GAS forward passes on shuffled batches of
+    :obj:`batch_size` clusters (each with a non-empty halo) equal the
+    full-batch rows of their in-batch nodes. Switches :obj:`model` to
+    evaluation mode.
+
+    Args:
+        model (ScalableGNN): The model.
+        data (torch_geometric.data.Data): The graph of
+            :func:`clustered_graph`.
+        ptr (torch.Tensor): Its cluster boundaries.
+        batch_size (int, optional): Clusters per batch. (default: :obj:`2`)
+        atol (float, optional): The absolute tolerance. (default: :obj:`1e-5`)
+        bipartite (Sequence[bool], optional): The :obj:`bipartite` settings of
+            the loaders to run. A bipartite batch must output exactly the
+            in-batch rows; a square one (empty halo rows) is compared on its
+            first :obj:`batch.batch_size` rows. (default: :obj:`(True,)`)
+    """
+    model.eval()
+    full = model(data.x, data.adj_t)
+    model.mini_inference(EvalSubgraphLoader(data, ptr), progress=False)
+    for bip in bipartite:
+        for batch in SubgraphLoader(data, ptr, batch_size=batch_size,
+                                    shuffle=True, bipartite=bip):
+            assert batch.n_id.numel() > batch.batch_size  # there is a halo
+            out = model(batch.data.x, batch.data.adj_t, batch)
+            if not bip:  # square adj_t: drop the (empty) halo rows
+                out = out[:batch.batch_size]
+            expected = full[batch.n_id[:batch.batch_size]]
+            assert torch.allclose(out, expected, atol=atol)
+
+
+def train_losses(model: ScalableGNN, data: Data, ptr: Tensor, epochs: int,
+                 lr: float = 0.01, batch_size: int = 2,
+                 mask: Optional[str] = None, params: Optional[Any] = None,
+                 weight_decay: float = 0.0,
+                 reg_loss: bool = False) -> List[float]:
+    r"""Trains :obj:`model` with GAS and Adam for :obj:`epochs` epochs of
+    shuffled batches of :obj:`batch_size` clusters, minimizing the
+    cross-entropy of the in-batch nodes.
+
+    Args:
+        model (ScalableGNN): The model.
+        data (torch_geometric.data.Data): The graph of
+            :func:`clustered_graph`.
+        ptr (torch.Tensor): Its cluster boundaries.
+        epochs (int): The number of epochs.
+        lr (float, optional): The learning rate. (default: :obj:`0.01`)
+        batch_size (int, optional): Clusters per batch. (default: :obj:`2`)
+        mask (str, optional): The node mask of :obj:`data` (such as
+            :obj:`"train_mask"`) that selects the nodes of the loss; all
+            in-batch nodes if :obj:`None`. (default: :obj:`None`)
+        params (iterable, optional): The parameters or parameter groups to
+            optimize, such as :meth:`~ScalableGNN.param_groups`; all of
+            :obj:`model.parameters()` if :obj:`None`. (default: :obj:`None`)
+        weight_decay (float, optional): Adam's default weight decay.
+            (default: :obj:`0.0`)
+        reg_loss (bool, optional): Whether to add :obj:`model.reg_loss` to
+            the loss that is minimized (not to the one recorded).
+            (default: :obj:`False`)
+
+    Returns:
+        The sum of the batch losses of every epoch.
+    """
+    params = model.parameters() if params is None else params
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    loader = SubgraphLoader(data, ptr, batch_size=batch_size, shuffle=True)
+    losses = []
+    for _ in range(epochs):
+        model.train()
+        total = 0.0
+        for batch in loader:
+            opt.zero_grad()
+            out = model(batch.data.x, batch.data.adj_t, batch)
+            y = batch.data.y[:batch.batch_size]
+            if mask is not None:
+                keep = getattr(batch.data, mask)[:batch.batch_size]
+                out, y = out[keep], y[keep]
+            loss = F.cross_entropy(out, y)
+            (loss + model.reg_loss if reg_loss else loss).backward()
+            opt.step()
+            total += float(loss.detach())
+        losses.append(total)
+    return losses
+
+
+def param_ids(params: Iterable[Tensor]) -> Set[int]:
+    r"""The identities of :obj:`params`, to compare sets of parameters."""
+    return {id(p) for p in params}
+
+
+def assert_param_groups_cover(model: torch.nn.Module,
+                              groups: Sequence[Dict[str, Any]]) -> None:
+    r"""Asserts that the parameter groups :obj:`groups` (of
+    :meth:`~ScalableGNN.param_groups`) hold every parameter of :obj:`model`
+    exactly once."""
+    ids = [id(p) for g in groups for p in g['params']]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())

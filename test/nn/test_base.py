@@ -2,13 +2,20 @@ import pytest
 import torch
 from torch.nn import ModuleList
 from torch_geometric.nn import GCNConv, SAGEConv
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 from torch_autoscale.loader import EvalSubgraphLoader, SubgraphLoader
 from torch_autoscale.nn import ScalableGNN
-from torch_autoscale.partition import metis, permute, sort_by_cluster
-from torch_autoscale.testing import onlyCUDA
-from torch_autoscale.utils import csr_adj_t, homophilous_sbm
+from torch_autoscale.testing import (
+    assert_exact_histories,
+    assert_mini_inference_exact,
+    assert_one_cluster_exact,
+    assert_param_groups_cover,
+    assert_stale_histories_differ,
+    clustered_graph,
+    onlyCUDA,
+    param_ids,
+    train_losses,
+)
 
 
 class SAGE(ScalableGNN):
@@ -30,12 +37,9 @@ class SAGE(ScalableGNN):
         return h.relu() if layer < self.num_layers - 1 else h
 
 
-def clustered(num_nodes=400, num_parts=8, seed=0):
-    data = homophilous_sbm(num_nodes, num_classes=4, avg_degree=6, seed=seed)
-    data.adj_t, _ = gcn_norm(csr_adj_t(data.edge_index, num_nodes))
-    cluster = metis(data.edge_index, num_nodes, num_parts=num_parts)
-    perm, ptr = sort_by_cluster(cluster, num_parts)
-    return permute(data, perm), ptr
+def clustered(num_nodes=400, num_parts=8):
+    return clustered_graph(num_nodes, num_parts, 'gcn_norm', num_classes=4,
+                           avg_degree=6)
 
 
 def test_widths_and_histories():
@@ -54,47 +58,32 @@ def test_widths_and_histories():
 
 def test_one_cluster_per_batch_equals_full_batch(backend):
     data, _ = clustered()
-    ptr = torch.tensor([0, data.num_nodes])  # one cluster: the whole graph
-    model = SAGE(data.num_nodes, [data.num_features, 16, 12, 4]).eval()
-    full = model(data.x, data.adj_t)
-    batch = next(iter(SubgraphLoader(data, ptr, batch_size=1)))
-    assert batch.n_id.numel() == batch.batch_size == data.num_nodes
-    out = model(batch.data.x, batch.data.adj_t, batch)
-    assert torch.allclose(out, full, atol=1e-5)
+    model = SAGE(data.num_nodes, [data.num_features, 16, 12, 4])
+    assert_one_cluster_exact(model, data)
 
 
 def test_mini_inference_equals_full_batch(backend):
     data, ptr = clustered()
     model = SAGE(data.num_nodes, [data.num_features, 16, 12, 4])
     model.train()
-    full = model.eval()(data.x, data.adj_t)
-    for batch_size in (1, 3):
-        loader = EvalSubgraphLoader(data, ptr, batch_size=batch_size)
-        out = model.mini_inference(loader, progress=False)
-        assert torch.allclose(out, full, atol=1e-5)
+    for batch_size in (1, 3):  # Switches to evaluation mode first.
+        assert_mini_inference_exact(model, data, ptr, batch_size=batch_size)
         # Every history now holds exact embeddings of its layer.
     assert not model.training
 
 
 def test_fresh_histories_make_gas_exact():
     data, ptr = clustered()
-    model = SAGE(data.num_nodes, [data.num_features, 16, 4]).eval()
-    full = model(data.x, data.adj_t)
-    model.mini_inference(EvalSubgraphLoader(data, ptr), progress=False)
-    for batch in SubgraphLoader(data, ptr, batch_size=2, shuffle=True):
-        assert batch.n_id.numel() > batch.batch_size  # there is a halo
-        out = model(batch.data.x, batch.data.adj_t, batch)
-        expected = full[batch.n_id[:batch.batch_size]]
-        assert torch.allclose(out, expected, atol=1e-5)
+    model = SAGE(data.num_nodes, [data.num_features, 16, 4])
+    assert_exact_histories(model, data, ptr, batch_size=2)
 
 
 def test_stale_histories_differ_and_push_updates():
     data, ptr = clustered()
-    model = SAGE(data.num_nodes, [data.num_features, 16, 4]).eval()
-    full = model(data.x, data.adj_t)
-    batch = next(iter(SubgraphLoader(data, ptr, batch_size=1)))
-    out = model(batch.data.x, batch.data.adj_t, batch)  # zero histories
-    assert not torch.allclose(out, full[batch.n_id[:batch.batch_size]])
+    model = SAGE(data.num_nodes, [data.num_features, 16, 4])
+    # Zero histories; torch.allclose's default tolerance.
+    batch = assert_stale_histories_differ(model, data, ptr, batch_size=1,
+                                          atol=1e-8)
     # The forward pushed the in-batch layer-1 embeddings.
     h = model.histories[0].pull(batch.n_id[:batch.batch_size])
     assert h.abs().sum() > 0
@@ -118,20 +107,7 @@ def test_hooks_and_device_placement():
 def test_training_reduces_loss():
     data, ptr = clustered(num_nodes=600)
     model = SAGE(data.num_nodes, [data.num_features, 32, 4])
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    loader = SubgraphLoader(data, ptr, batch_size=2, shuffle=True)
-    losses = []
-    for _ in range(30):
-        total = 0.0
-        for batch in loader:
-            opt.zero_grad()
-            out = model(batch.data.x, batch.data.adj_t, batch)
-            loss = torch.nn.functional.cross_entropy(
-                out, batch.data.y[:batch.batch_size])
-            loss.backward()
-            opt.step()
-            total += float(loss.detach())
-        losses.append(total)
+    losses = train_losses(model, data, ptr, 30, lr=0.01)
     assert losses[-1] < 0.7 * losses[0]
 
 
@@ -196,9 +172,8 @@ def test_param_groups_cover_every_parameter():
 
     model = Model()
     reg, nonreg = model.param_groups(0.1, 0.2)
-    ids = [id(p) for p in reg['params'] + nonreg['params']]
-    assert sorted(ids) == sorted(id(p) for p in model.parameters())
+    assert_param_groups_cover(model, (reg, nonreg))
     assert any(p is model.scale for p in reg['params'])
-    assert {id(p) for p in nonreg['params']} == {
-        id(p) for p in model.convs[-1].parameters()}
+    assert param_ids(nonreg['params']) == param_ids(
+        model.convs[-1].parameters())
     assert len(SAGE(10, [4, 8, 2]).param_groups(0.1)) == 1

@@ -1,22 +1,22 @@
 import pytest
 import torch
-import torch.nn.functional as F
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
-from torch_autoscale.loader import EvalSubgraphLoader, SubgraphLoader
+from torch_autoscale.loader import EvalSubgraphLoader
 from torch_autoscale.nn.models.gat import GAT
-from torch_autoscale.partition import metis, permute, sort_by_cluster
-from torch_autoscale.utils import csr_adj_t, homophilous_sbm
+from torch_autoscale.testing import (
+    assert_exact_histories,
+    assert_mini_inference_exact,
+    assert_one_cluster_exact,
+    assert_param_groups_cover,
+    clustered_graph,
+    train_losses,
+)
 
 
-def clustered(num_nodes=500, num_parts=6, normalize=False, seed=0):
-    data = homophilous_sbm(num_nodes, num_classes=4, seed=seed)
-    data.adj_t = csr_adj_t(data.edge_index, num_nodes)  # no self-loops
-    if normalize:  # self-loops and edge weights, as for a GCN
-        data.adj_t, _ = gcn_norm(data.adj_t)
-    cluster = metis(data.edge_index, num_nodes, num_parts=num_parts)
-    perm, ptr = sort_by_cluster(cluster, num_parts)
-    return permute(data, perm), ptr
+def clustered(num_nodes=500, num_parts=6, normalize=False):
+    # No self-loops; or self-loops and edge weights, as for a GCN.
+    adj = 'gcn_norm' if normalize else 'raw'
+    return clustered_graph(num_nodes, num_parts, adj, num_classes=4)
 
 
 @pytest.mark.parametrize('num_layers,heads', [(1, (1, 1)), (2, (4, 1)),
@@ -24,34 +24,18 @@ def clustered(num_nodes=500, num_parts=6, normalize=False, seed=0):
 def test_gat_mini_inference_equals_full_batch(num_layers, heads):
     data, ptr = clustered()
     model = GAT(data.num_nodes, data.num_features, 8, heads[0], 4, heads[1],
-                num_layers, dropout=0.5).eval()
-    full = model(data.x, data.adj_t)
+                num_layers, dropout=0.5)
+    full = assert_mini_inference_exact(model, data, ptr, batch_size=2)
     assert full.size() == (data.num_nodes, 4)
-    out = model.mini_inference(EvalSubgraphLoader(data, ptr, batch_size=2),
-                               progress=False)
-    assert torch.allclose(out, full, atol=1e-5)
-
-    # One cluster per batch covering the graph reproduces full-batch.
-    single = torch.tensor([0, data.num_nodes])
-    batch = next(iter(SubgraphLoader(data, single)))
-    assert torch.allclose(model(batch.data.x, batch.data.adj_t, batch), full,
-                          atol=1e-5)
+    assert_one_cluster_exact(model, data)
 
 
 def test_gat_fresh_histories_make_gas_exact():
     data, ptr = clustered()
     model = GAT(data.num_nodes, data.num_features, 8, 2, 4, 2, num_layers=3,
-                dropout=0.5).eval()
-    full = model(data.x, data.adj_t)
-    model.mini_inference(EvalSubgraphLoader(data, ptr), progress=False)
-    for bipartite in (True, False):  # square adj_t with empty halo rows too
-        for batch in SubgraphLoader(data, ptr, batch_size=2, shuffle=True,
-                                    bipartite=bipartite):
-            assert batch.n_id.numel() > batch.batch_size  # there is a halo
-            out = model(batch.data.x, batch.data.adj_t, batch)
-            expected = full[batch.n_id[:batch.batch_size]]
-            assert torch.allclose(out[:batch.batch_size], expected,
-                                  atol=1e-5)
+                dropout=0.5)
+    # Square adj_t with empty halo rows too.
+    assert_exact_histories(model, data, ptr, bipartite=(True, False))
 
 
 def test_gat_self_loops_and_edge_values_do_not_matter():
@@ -74,20 +58,8 @@ def test_gat_training_reduces_loss():
     data, ptr = clustered(num_parts=8)
     model = GAT(data.num_nodes, data.num_features, 8, 4, 4, 1, num_layers=2,
                 dropout=0.2)
-    opt = torch.optim.Adam(model.param_groups(5e-4), lr=0.01)
-    loader = SubgraphLoader(data, ptr, batch_size=2, shuffle=True)
-    losses = []
-    for _ in range(8):
-        model.train()
-        total = 0.0
-        for batch in loader:
-            opt.zero_grad()
-            out = model(batch.data.x, batch.data.adj_t, batch)
-            loss = F.cross_entropy(out, batch.data.y[:batch.batch_size])
-            loss.backward()
-            opt.step()
-            total += float(loss.detach())
-        losses.append(total)
+    losses = train_losses(model, data, ptr, 8,
+                          params=model.param_groups(5e-4))
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -100,8 +72,8 @@ def test_gat_widths_repr_and_errors():
     assert model.convs[-1].heads == 6 and not model.convs[-1].concat
     # Every parameter has weight decay.
     groups = model.param_groups(5e-4)
-    assert [len(g['params']) for g in groups] == [
-        len(list(model.parameters()))]
+    assert len(groups) == 1
+    assert_param_groups_cover(model, groups)
     assert groups[0]['weight_decay'] == 5e-4
 
     with pytest.raises(ValueError, match="'hidden_heads'"):

@@ -1,22 +1,22 @@
 import math
 
 import pytest
-import torch
-import torch.nn.functional as F
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
-from torch_autoscale.loader import EvalSubgraphLoader, SubgraphLoader
 from torch_autoscale.nn.models.gcnii import GCNII
-from torch_autoscale.partition import metis, permute, sort_by_cluster
-from torch_autoscale.utils import csr_adj_t, homophilous_sbm
+from torch_autoscale.testing import (
+    assert_exact_histories,
+    assert_mini_inference_exact,
+    assert_one_cluster_exact,
+    assert_param_groups_cover,
+    clustered_graph,
+    fit_norm_statistics,
+    param_ids,
+    train_losses,
+)
 
 
-def clustered(num_nodes=500, num_parts=6, seed=0):
-    data = homophilous_sbm(num_nodes, num_classes=4, seed=seed)
-    data.adj_t, _ = gcn_norm(csr_adj_t(data.edge_index, num_nodes))
-    cluster = metis(data.edge_index, num_nodes, num_parts=num_parts)
-    perm, ptr = sort_by_cluster(cluster, num_parts)
-    return permute(data, perm), ptr
+def clustered(num_nodes=500, num_parts=6):
+    return clustered_graph(num_nodes, num_parts, 'gcn_norm', num_classes=4)
 
 
 @pytest.mark.parametrize('options', [
@@ -30,57 +30,25 @@ def test_gcnii_mini_inference_equals_full_batch(options, num_layers):
     data, ptr = clustered()
     model = GCNII(data.num_nodes, data.num_features, 16, 4, num_layers,
                   alpha=0.1, theta=0.5, dropout=0.5, **options)
-    # Fit batch-norm statistics to something non-trivial first.
-    model.train()
-    model(data.x, data.adj_t)
-    model.eval()
-    full = model(data.x, data.adj_t)
-    out = model.mini_inference(EvalSubgraphLoader(data, ptr, batch_size=2),
-                               progress=False)
-    assert torch.allclose(out, full, atol=1e-5)
-
-    # One cluster per batch covering the graph reproduces full-batch.
-    single = torch.tensor([0, data.num_nodes])
-    batch = next(iter(SubgraphLoader(data, single)))
-    assert torch.allclose(model(batch.data.x, batch.data.adj_t, batch), full,
-                          atol=1e-5)
+    fit_norm_statistics(model, data)
+    assert_mini_inference_exact(model, data, ptr, batch_size=2)
+    assert_one_cluster_exact(model, data)
 
 
 def test_gcnii_fresh_histories_make_gas_exact():
     data, ptr = clustered()
     model = GCNII(data.num_nodes, data.num_features, 16, 4, num_layers=4,
-                  alpha=0.1, theta=0.5, shared_weights=False,
-                  residual=True).eval()
-    full = model(data.x, data.adj_t)
-    model.mini_inference(EvalSubgraphLoader(data, ptr), progress=False)
-    for bipartite in (True, False):  # square adj_t with empty halo rows too
-        for batch in SubgraphLoader(data, ptr, batch_size=2, shuffle=True,
-                                    bipartite=bipartite):
-            assert batch.n_id.numel() > batch.batch_size  # there is a halo
-            out = model(batch.data.x, batch.data.adj_t, batch)
-            expected = full[batch.n_id[:batch.batch_size]]
-            assert torch.allclose(out[:batch.batch_size], expected,
-                                  atol=1e-5)
+                  alpha=0.1, theta=0.5, shared_weights=False, residual=True)
+    # Square adj_t with empty halo rows too.
+    assert_exact_histories(model, data, ptr, bipartite=(True, False))
 
 
 def test_gcnii_training_reduces_loss():
     data, ptr = clustered(num_parts=8)
     model = GCNII(data.num_nodes, data.num_features, 32, 4, num_layers=4,
                   alpha=0.1, theta=0.5, dropout=0.2)
-    opt = torch.optim.Adam(model.param_groups(0.01, 5e-4), lr=0.01)
-    loader = SubgraphLoader(data, ptr, batch_size=2, shuffle=True)
-    losses = []
-    for _ in range(15):
-        model.train()
-        total = 0.0
-        for batch in loader:
-            opt.zero_grad()
-            out = model(batch.data.x, batch.data.adj_t, batch)
-            loss = F.cross_entropy(out, batch.data.y[:batch.batch_size])
-            loss.backward()
-            opt.step()
-            total += float(loss.detach())
-        losses.append(total)
+    losses = train_losses(model, data, ptr, 15,
+                          params=model.param_groups(0.01, 5e-4))
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -99,10 +67,8 @@ def test_gcnii_widths_repr_and_errors():
     # Convolutions (and batch norms) and linear layers are decayed apart.
     reg, nonreg = model.param_groups(0.01, 5e-4)
     assert (reg['weight_decay'], nonreg['weight_decay']) == (0.01, 5e-4)
-    assert {id(p) for p in nonreg['params']} == {
-        id(p) for p in model.lins.parameters()}
-    assert len(reg['params']) + len(nonreg['params']) == len(
-        list(model.parameters()))
+    assert param_ids(nonreg['params']) == param_ids(model.lins.parameters())
+    assert_param_groups_cover(model, (reg, nonreg))
 
     with pytest.raises(ValueError, match="'alpha'"):
         GCNII(10, 3, 16, 2, num_layers=2, alpha=-0.1, theta=0.5)
