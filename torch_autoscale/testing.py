@@ -3,6 +3,7 @@ r"""Decorators and helpers for the test suite (the pattern of
 :class:`~torch_autoscale.nn.ScalableGNN` model test shares: a clustered
 synthetic graph, exact layer-wise inference, exact GAS forward passes with
 fresh histories, a training loop, and parameter-group coverage."""
+import copy
 import os
 from typing import (
     Any,
@@ -308,3 +309,59 @@ def assert_param_groups_cover(model: torch.nn.Module,
     exactly once."""
     ids = [id(p) for g in groups for p in g['params']]
     assert sorted(ids) == sorted(id(p) for p in model.parameters())
+
+
+def sparse_features(data: Data, density: float = 0.2,
+                    seed: int = 0) -> Tuple[Data, Data]:
+    r"""Zeroes most entries of :obj:`data.x` and returns two copies of the
+    graph: one with these features dense, one with them as a
+    :obj:`torch.sparse_csr` matrix.
+
+    Args:
+        data (torch_geometric.data.Data): The graph.
+        density (float, optional): The fraction of entries kept.
+            (default: :obj:`0.2`)
+        seed (int, optional): The seed of the kept entries. (default: :obj:`0`)
+    """
+    gen = torch.Generator().manual_seed(seed)
+    keep = torch.rand(data.x.size(), generator=gen) < density
+    dense, sparse = copy.copy(data), copy.copy(data)
+    dense.x = data.x * keep
+    sparse.x = dense.x.to_sparse_csr()
+    return dense, sparse
+
+
+def assert_sparse_input_exact(model: ScalableGNN, data: Data, ptr: Tensor,
+                              batch_size: int = 2,
+                              atol: float = 1e-5) -> None:
+    r"""Asserts that :obj:`model` gives the same outputs for sparse CSR node
+    features as for the same features dense: full-batch, with GAS over one
+    cluster, with :meth:`~ScalableGNN.mini_inference`; and that a GAS
+    training step on sparse features runs and yields finite gradients.
+
+    Args:
+        model (ScalableGNN): A model with :obj:`supports_sparse_input`.
+        data (torch_geometric.data.Data): The graph of
+            :func:`clustered_graph`.
+        ptr (torch.Tensor): Its cluster boundaries.
+        batch_size (int, optional): Clusters per batch. (default: :obj:`2`)
+        atol (float, optional): The absolute tolerance. (default: :obj:`1e-5`)
+    """
+    dense, sparse = sparse_features(data)
+    full = assert_mini_inference_exact(model, dense, ptr, batch_size, atol)
+    assert torch.allclose(model(sparse.x, sparse.adj_t), full, atol=atol)
+    assert torch.allclose(assert_one_cluster_exact(model, sparse, atol), full,
+                          atol=atol)
+    loader = EvalSubgraphLoader(sparse, ptr, batch_size=batch_size)
+    out = model.mini_inference(loader, progress=False)
+    assert torch.allclose(out, full, atol=atol)
+
+    model.train()
+    batch = next(iter(SubgraphLoader(sparse, ptr, batch_size=batch_size)))
+    assert batch.data.x.layout == torch.sparse_csr
+    model.zero_grad()
+    out = model(batch.data.x, batch.data.adj_t, batch)
+    F.cross_entropy(out, batch.data.y[:batch.batch_size]).backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert len(grads) > 0 and all(bool(g.isfinite().all()) for g in grads)
+    model.eval()

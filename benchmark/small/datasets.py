@@ -1,6 +1,7 @@
 r"""Dataset loading for the small benchmark, through PyG's dataset classes.
 
-Planetoid sets use their public split. Sets without one (Amazon, Coauthor,
+Planetoid sets use their public split and row-normalized features (as the
+GNNAutoScale reference code and the GAT and GCNII papers do). Sets without one (Amazon, Coauthor,
 WikiCS) get a random split per seed: 20 training and 30 validation nodes per
 class, the rest for testing (the protocol of Shchur et al. that GNNAutoScale
 follows).
@@ -57,7 +58,8 @@ def load(root: str, name: str, seed: int) -> Optional[Data]:
     import torch_geometric.datasets as D
     cls, folder, sub = DATASETS[name]
     if cls == 'Planetoid':
-        return D.Planetoid(osp.join(root, folder), sub)[0]
+        return D.Planetoid(osp.join(root, folder), sub,
+                           transform=T.NormalizeFeatures())[0]
     if cls == 'WikiCS':
         data = D.WikiCS(osp.join(root, folder))[0]
         data.train_mask = data.train_mask[:, seed % data.train_mask.size(1)]

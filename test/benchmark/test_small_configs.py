@@ -8,6 +8,7 @@ import os.path as osp
 import sys
 
 import pytest
+import torch
 
 from torch_autoscale.partition import metis, permute, sort_by_cluster
 from torch_autoscale.utils import homophilous_sbm
@@ -50,7 +51,22 @@ def test_config_trains_one_epoch(path):
     perm, ptr = sort_by_cluster(cluster, cfg['num_parts'])
     del data.edge_index
     data = permute(data, perm)
-    for gas in (True, False):
-        val, test, sec = run.train(cfg, data, ptr, 4, seed=0, gas=gas,
-                                   epochs=1, progress=False)
-        assert 0.0 <= val <= 1.0 and 0.0 <= test <= 1.0 and sec > 0
+    features = [data.x]
+    if run.make_model(cfg, data, 4).supports_sparse_input:
+        features.append(data.x.to_sparse_csr())
+    for x in features:
+        data.x = x
+        for gas in (True, False):
+            val, test, sec = run.train(cfg, data, ptr, 4, seed=0, gas=gas,
+                                       epochs=1, progress=False)
+            assert 0.0 <= val <= 1.0 and 0.0 <= test <= 1.0 and sec > 0
+
+
+def test_sparse_features_rule():
+    run = load_runner()
+    x = torch.zeros(10, 10)
+    x[0, :5] = 1.0  # 5% non-zero.
+    assert run.use_sparse_features(x, 'auto')
+    assert not run.use_sparse_features(torch.ones(10, 10), 'auto')
+    assert run.use_sparse_features(torch.ones(10, 10), 'always')
+    assert not run.use_sparse_features(x, 'never')

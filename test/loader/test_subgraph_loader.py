@@ -106,6 +106,17 @@ def test_adj_t_input_carries_values():
                            expected[:, batch.n_id])
 
 
+def test_sparse_node_features():
+    data = random_graph()
+    data.x = data.x * (data.x > 0.5)
+    sparse = data.clone()
+    sparse.x = data.x.to_sparse_csr()
+    ptr = torch.tensor([0, 20, 40, 60])
+    for batch in SubgraphLoader(sparse, ptr, batch_size=2, shuffle=True):
+        assert batch.data.x.layout == torch.sparse_csr
+        assert torch.equal(batch.data.x.to_dense(), data.x[batch.n_id])
+
+
 def test_eval_loader_fixed_order():
     data = random_graph()
     ptr = torch.tensor([0, 10, 20, 30, 40, 50, 60])

@@ -63,6 +63,15 @@ def test_permute_node_and_edge_attrs():
             assert torch.equal(data[key], value)
 
 
+def test_permute_sparse_node_features():
+    data = random_data()
+    data.x = (data.x * (data.x > 0)).to_sparse_csr()
+    perm = torch.randperm(data.num_nodes)
+    out = permute(data, perm)
+    assert out.x.layout == torch.sparse_csr
+    assert torch.equal(out.x.to_dense(), data.x.to_dense()[perm])
+
+
 def test_permute_identity_is_noop():
     data = random_data()
     out = permute(data, torch.arange(data.num_nodes))

@@ -2,7 +2,12 @@ import pytest
 import torch
 from torch_geometric.data import Data
 
-from torch_autoscale.utils import csr_adj_t, to_csr
+from torch_autoscale.utils import (
+    csr_adj_t,
+    index_select_rows,
+    narrow_rows,
+    to_csr,
+)
 
 
 def test_csr_adj_t():
@@ -35,3 +40,45 @@ def test_errors():
     with pytest.raises(ValueError, match=r'\[2, num_edges\]'):
         to_csr(Data(edge_index=torch.zeros(3, 2, dtype=torch.long),
                     num_nodes=3))
+
+
+def random_sparse(num_rows=50, num_cols=30, density=0.2, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(num_rows, num_cols, generator=gen)
+    x = x * (torch.rand(num_rows, num_cols, generator=gen) < density)
+    x[7] = 0.0  # An empty row.
+    return x
+
+
+@pytest.mark.parametrize('index', [
+    [3, 7, 0, 49, 3, 12],  # Repeats, an empty row, first and last rows.
+    [],
+    list(range(50)),
+])
+def test_index_select_rows(index):
+    x = random_sparse()
+    index = torch.tensor(index, dtype=torch.long)
+    out = index_select_rows(x.to_sparse_csr(), index)
+    assert out.layout == torch.sparse_csr
+    assert out.size() == (index.numel(), 30)
+    assert torch.equal(out.to_dense(), x[index])
+    assert torch.equal(index_select_rows(x, index), x[index])
+
+
+def test_narrow_rows():
+    x = random_sparse()
+    for num_rows in (0, 1, 8, 50):
+        out = narrow_rows(x.to_sparse_csr(), num_rows)
+        assert out.layout == torch.sparse_csr
+        assert torch.equal(out.to_dense(), x[:num_rows])
+        assert torch.equal(narrow_rows(x, num_rows), x[:num_rows])
+
+
+def test_row_selection_errors():
+    x = random_sparse()
+    with pytest.raises(ValueError, match="outside of"):
+        index_select_rows(x.to_sparse_csr(), torch.tensor([50]))
+    with pytest.raises(ValueError, match="to_sparse_csr"):
+        index_select_rows(x.to_sparse_coo(), torch.tensor([0]))
+    with pytest.raises(ValueError, match="to_sparse_csr"):
+        narrow_rows(x.to_sparse_coo(), 2)

@@ -8,7 +8,11 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from torch_autoscale import ops
-from torch_autoscale.utils.sparse import sparse_csr, to_csr
+from torch_autoscale.utils.sparse import (
+    index_select_rows,
+    sparse_csr,
+    to_csr,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +106,8 @@ class SubgraphCollater:
 
         data = Data(adj_t=adj_t, num_nodes=n_id.numel())
         for key, value in self.node_attrs.items():
-            data[key] = value.index_select(0, n_id)
+            # Node features may be a sparse CSR matrix (bag-of-words):
+            data[key] = index_select_rows(value, n_id)
         for key, value in self.edge_attrs.items():
             data[key] = value.index_select(0, e_id)
         return SubgraphBatch(data, batch_size, n_id, offset, count)

@@ -89,6 +89,10 @@ class ScalableGNN(torch.nn.Module):
         reg_std (float, optional): The noise standard deviation of the
             Lipschitz regularizer. (default: :obj:`0.1`)
     """
+    #: Whether the model accepts node features as a :obj:`torch.sparse_csr`
+    #: matrix (its first operation on them is a linear layer).
+    supports_sparse_input: bool = False
+
     def __init__(self, num_nodes: int,
                  hidden_channels: Union[int, Sequence[int]], num_layers: int,
                  pool_size: Optional[int] = None,
@@ -192,8 +196,16 @@ class ScalableGNN(torch.nn.Module):
         return self.pool is not None and self.pool.active and all(
             h.emb.device.type == 'cpu' for h in self.histories)
 
+    def _check_input(self, x: Any) -> None:
+        if (isinstance(x, Tensor) and x.layout == torch.sparse_csr
+                and not self.supports_sparse_input):
+            raise ValueError(
+                f"'{self.__class__.__name__}' takes dense node features only "
+                f"(got a torch.sparse_csr 'x'); pass 'x.to_dense()'")
+
     def _gas_pre_hook(self, module, args: tuple, kwargs: dict):
         self._reg_terms = []
+        self._check_input(args[0] if len(args) > 0 else kwargs.get('x'))
         batch = _find_batch(args, kwargs)
         self._async = False
         if batch is None or not self._use_pool():
@@ -342,6 +354,7 @@ class ScalableGNN(torch.nn.Module):
             for i, batch in enumerate(batches):
                 if layer == 0:
                     x = batch.data.x.to(device, non_blocking=True)
+                    self._check_input(x)
                 elif use_pool:
                     if i + 1 < len(batches):
                         self._pull_for_inference(src, batches[i + 1])

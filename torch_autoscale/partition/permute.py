@@ -11,6 +11,8 @@ from torch_geometric.index import index2ptr, ptr2index
 from torch_geometric.typing import SparseTensor
 from torch_geometric.utils import is_torch_sparse_tensor, select
 
+from torch_autoscale.utils.sparse import index_select_rows
+
 
 def permute(data: Data, perm: Tensor) -> Data:
     r"""Reorders the nodes of a graph: new node :obj:`i` is old node
@@ -207,6 +209,9 @@ def _permute_sparse(adj: Tensor, inv: Tensor,
 
 
 def _select(value, index: Tensor, dim):
+    if isinstance(value, Tensor) and value.layout == torch.sparse_csr and (
+            dim == 0):
+        return index_select_rows(value, index)  # Sparse node features.
     if isinstance(value, np.ndarray):
         return np.take(value, index.cpu().numpy(), axis=dim)
     if isinstance(value, Tensor):

@@ -1,9 +1,11 @@
 r"""Utilities: sparse conversions and synthetic graphs."""
-from .sparse import csr_adj_t, to_csr
+from .sparse import csr_adj_t, index_select_rows, narrow_rows, to_csr
 from .synthetic import homophilous_sbm
 
 __all__ = [
     'to_csr',
     'csr_adj_t',
+    'index_select_rows',
+    'narrow_rows',
     'homophilous_sbm',
 ]

@@ -88,3 +88,62 @@ def sparse_csr(rowptr: Tensor, col: Tensor, value: Tensor,
         warnings.filterwarnings('ignore', '.*Sparse CSR tensor support.*')
         return torch.sparse_csr_tensor(rowptr, col, value, size=size,
                                        check_invariants=False)
+
+
+def _check_rows_input(x: Tensor, name: str) -> None:
+    if not isinstance(x, Tensor) or x.layout not in (torch.strided,
+                                                     torch.sparse_csr):
+        raise ValueError(
+            f"'{name}' must be a dense or torch.sparse_csr tensor (got "
+            f"{type(x).__name__} with layout {getattr(x, 'layout', None)}); "
+            f"convert sparse features with '.to_sparse_csr()'")
+
+
+def index_select_rows(x: Tensor, index: Tensor) -> Tensor:
+    r"""Returns the rows :obj:`index` of :obj:`x`, for dense and for
+    :obj:`torch.sparse_csr` matrices (PyTorch has no :obj:`index_select` for
+    the compressed layout). Lets node features stay sparse through
+    :func:`~torch_autoscale.partition.permute` and the loaders.
+
+    Args:
+        x (torch.Tensor): A dense tensor or a two-dimensional
+            :obj:`torch.sparse_csr` matrix.
+        index (torch.Tensor): The row indices, a one-dimensional integer
+            tensor.
+    """
+    _check_rows_input(x, 'x')
+    index = index.to(x.device)
+    if x.layout == torch.strided:
+        return x.index_select(0, index)
+    if x.dim() != 2:
+        raise ValueError(f"'x' must be a two-dimensional sparse CSR matrix "
+                         f"(got {x.dim()} dimensions)")
+    crow, col, value = x.crow_indices(), x.col_indices(), x.values()
+    index = index.long()
+    if index.numel() > 0 and (int(index.min()) < 0
+                              or int(index.max()) >= x.size(0)):
+        raise ValueError(f"'index' holds rows outside of [0, {x.size(0)})")
+    start = crow[index]
+    count = crow[index + 1] - start
+    out_crow = torch.zeros(index.numel() + 1, dtype=crow.dtype,
+                           device=crow.device)
+    torch.cumsum(count, 0, out=out_crow[1:])
+    nnz = int(out_crow[-1])
+    # Entry k of output row i sits at crow[index[i]] + (k - out_crow[i]).
+    shift = torch.repeat_interleave(out_crow[:-1] - start, count,
+                                    output_size=nnz)
+    pos = torch.arange(nnz, dtype=crow.dtype, device=crow.device) - shift
+    return sparse_csr(out_crow, col[pos], value[pos],
+                      (index.numel(), x.size(1)))
+
+
+def narrow_rows(x: Tensor, num_rows: int) -> Tensor:
+    r"""Returns the first :obj:`num_rows` rows of :obj:`x` (dense or
+    :obj:`torch.sparse_csr`) without copying."""
+    _check_rows_input(x, 'x')
+    if x.layout == torch.strided:
+        return x[:num_rows]
+    crow = x.crow_indices()[:num_rows + 1]
+    end = int(crow[-1])
+    return sparse_csr(crow, x.col_indices()[:end], x.values()[:end],
+                      (num_rows, x.size(1)))

@@ -8,6 +8,7 @@ from torch_autoscale.testing import (
     assert_mini_inference_exact,
     assert_one_cluster_exact,
     assert_param_groups_cover,
+    assert_sparse_input_exact,
     clustered_graph,
     param_ids,
     train_losses,
@@ -72,3 +73,10 @@ def test_appnp_widths_repr_and_errors():
         APPNP(10, 3, 16, 2, num_layers=2, alpha=0.1, dropout=-0.1)
     with pytest.raises(ValueError, match="'num_layers'"):
         APPNP(10, 3, 16, 2, num_layers=0, alpha=0.1)
+
+
+def test_appnp_sparse_features():
+    data, ptr = clustered(num_nodes=300, num_parts=4)
+    model = APPNP(data.num_nodes, data.num_features, 16, 4, num_layers=3,
+                  alpha=0.1, dropout=0.5)
+    assert_sparse_input_exact(model, data, ptr)

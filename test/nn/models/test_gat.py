@@ -8,6 +8,7 @@ from torch_autoscale.testing import (
     assert_mini_inference_exact,
     assert_one_cluster_exact,
     assert_param_groups_cover,
+    assert_sparse_input_exact,
     clustered_graph,
     train_losses,
 )
@@ -86,3 +87,10 @@ def test_gat_widths_repr_and_errors():
         GAT(10, 3, 8, 2, 2, 1, num_layers=0)
     with pytest.raises(ValueError, match="'adj_t'"):
         model(torch.randn(10, 3), torch.zeros(2, 0, dtype=torch.long))
+
+
+def test_gat_sparse_features():
+    data, ptr = clustered(num_nodes=300, num_parts=4)
+    model = GAT(data.num_nodes, data.num_features, 8, 2, 4, 1, num_layers=2,
+                dropout=0.5)
+    assert_sparse_input_exact(model, data, ptr)

@@ -6,6 +6,7 @@ from torch_autoscale.testing import (
     assert_mini_inference_exact,
     assert_one_cluster_exact,
     assert_param_groups_cover,
+    assert_sparse_input_exact,
     clustered_graph,
     fit_norm_statistics,
     train_losses,
@@ -57,3 +58,12 @@ def test_gcn_param_groups(linear):
     assert_param_groups_cover(model, (reg, nonreg))
     last = model.lins[1].weight if linear else model.convs[-1].lin.weight
     assert any(p is last for p in nonreg['params'])
+
+
+@pytest.mark.parametrize('linear', [False, True])
+def test_gcn_sparse_features(linear):
+    data, ptr = clustered_graph(300, 4, 'gcn_norm')
+    model = GCN(data.num_nodes, data.num_features, 16, 8, num_layers=3,
+                dropout=0.5, drop_input=True, residual=True, linear=linear)
+    assert model.supports_sparse_input
+    assert_sparse_input_exact(model, data, ptr)

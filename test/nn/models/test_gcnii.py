@@ -8,6 +8,7 @@ from torch_autoscale.testing import (
     assert_mini_inference_exact,
     assert_one_cluster_exact,
     assert_param_groups_cover,
+    assert_sparse_input_exact,
     clustered_graph,
     fit_norm_statistics,
     param_ids,
@@ -78,3 +79,10 @@ def test_gcnii_widths_repr_and_errors():
         GCNII(10, 3, 16, 2, num_layers=2, alpha=0.1, theta=0.5, dropout=1.0)
     with pytest.raises(ValueError, match="'num_layers'"):
         GCNII(10, 3, 16, 2, num_layers=0, alpha=0.1, theta=0.5)
+
+
+def test_gcnii_sparse_features():
+    data, ptr = clustered(num_nodes=300, num_parts=4)
+    model = GCNII(data.num_nodes, data.num_features, 16, 4, num_layers=3,
+                  alpha=0.1, theta=0.5, dropout=0.5, drop_input=True)
+    assert_sparse_input_exact(model, data, ptr)

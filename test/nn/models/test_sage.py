@@ -1,15 +1,18 @@
 import pytest
 
+from torch_autoscale.loader import EvalSubgraphLoader
 from torch_autoscale.nn.models.sage import GraphSAGE
 from torch_autoscale.testing import (
     assert_exact_histories,
     assert_mini_inference_exact,
     assert_one_cluster_exact,
     assert_param_groups_cover,
+    assert_sparse_input_exact,
     assert_stale_histories_differ,
     clustered_graph,
     fit_norm_statistics,
     param_ids,
+    sparse_features,
     train_losses,
 )
 
@@ -68,3 +71,17 @@ def test_sage_param_groups():
     assert_param_groups_cover(model, (reg, nonreg))
     assert param_ids(nonreg['params']) == param_ids(
         model.convs[-1].parameters())
+
+
+def test_sage_sparse_features_need_a_linear_input_layer():
+    data, ptr = clustered()
+    assert_sparse_input_exact(make(data, linear=True, dropout=0.5), data, ptr)
+
+    model = make(data)
+    assert not model.supports_sparse_input
+    _, sparse = sparse_features(data)
+    with pytest.raises(ValueError, match="dense node features only"):
+        model(sparse.x, sparse.adj_t)
+    loader = EvalSubgraphLoader(sparse, ptr, batch_size=2)
+    with pytest.raises(ValueError, match=r"x.to_dense\(\)"):
+        model.mini_inference(loader, progress=False)

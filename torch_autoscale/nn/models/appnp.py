@@ -8,6 +8,7 @@ from torch_geometric.utils import spmm
 
 from torch_autoscale.loader import SubgraphBatch
 from torch_autoscale.nn.base import ScalableGNN
+from torch_autoscale.nn.functional import dropout
 
 
 class APPNP(ScalableGNN):
@@ -53,6 +54,8 @@ class APPNP(ScalableGNN):
           :class:`~torch_autoscale.loader.SubgraphBatch`
         - **output:** :math:`(|\mathcal{B}|, F_{out})`
     """
+    supports_sparse_input = True
+
     def __init__(self, num_nodes: int, in_channels: int, hidden_channels: int,
                  out_channels: int, num_layers: int, alpha: float,
                  dropout: float = 0.0, **kwargs):
@@ -91,7 +94,7 @@ class APPNP(ScalableGNN):
             lin.reset_parameters()
 
     def _predict(self, x: Tensor) -> Tensor:
-        x = F.dropout(x, p=self.dropout, training=self.training)
+        x = dropout(x, p=self.dropout, training=self.training)
         x = self.lins[0](x).relu()
         x = F.dropout(x, p=self.dropout, training=self.training)
         return self.lins[1](x)

@@ -7,6 +7,8 @@ from torch.nn import BatchNorm1d, Linear, Module, ModuleList
 
 from torch_autoscale.loader import SubgraphBatch
 from torch_autoscale.nn.base import ScalableGNN
+from torch_autoscale.nn.functional import dropout
+from torch_autoscale.utils.sparse import narrow_rows
 
 
 class BasicGNN(ScalableGNN):
@@ -83,6 +85,14 @@ class BasicGNN(ScalableGNN):
             for _ in range(num_layers if linear else num_layers - 1)
         ])
 
+    #: Whether :meth:`conv` accepts :obj:`torch.sparse_csr` node features
+    #: (true when its first operation is a linear layer).
+    sparse_conv_input: bool = False
+
+    @property
+    def supports_sparse_input(self) -> bool:
+        return self.linear or self.sparse_conv_input
+
     def init_conv(self, in_channels: int, out_channels: int,
                   layer: int) -> Module:
         r"""Builds the convolution of layer :obj:`layer`."""
@@ -92,7 +102,7 @@ class BasicGNN(ScalableGNN):
         r"""Runs the convolution of layer :obj:`layer` for the rows of
         :obj:`adj_t` (default: a bipartite call
         :obj:`conv((x, x[:adj_t.size(0)]), adj_t)`)."""
-        return self.convs[layer]((x, x[:adj_t.size(0)]), adj_t)
+        return self.convs[layer]((x, narrow_rows(x, adj_t.size(0))), adj_t)
 
     @property
     def reg_modules(self) -> List[Module]:
@@ -117,12 +127,12 @@ class BasicGNN(ScalableGNN):
         if self.batch_norm:
             h = self.bns[layer](h)
         if self.residual and h.size(-1) == x.size(-1):
-            h = h + x[:h.size(0)]
+            h = h + narrow_rows(x, h.size(0)).to_dense()
         return h.relu()
 
     def _embed(self, x: Tensor) -> Tensor:
         if self.drop_input:
-            x = F.dropout(x, p=self.dropout, training=self.training)
+            x = dropout(x, p=self.dropout, training=self.training)
         if self.linear:
             x = self.lins[0](x).relu()
             x = F.dropout(x, p=self.dropout, training=self.training)

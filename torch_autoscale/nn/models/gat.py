@@ -9,6 +9,8 @@ from torch_geometric.nn import GATConv
 
 from torch_autoscale.loader import SubgraphBatch
 from torch_autoscale.nn.base import ScalableGNN
+from torch_autoscale.nn.functional import dropout
+from torch_autoscale.utils.sparse import narrow_rows
 
 
 def _attention_edges(adj_t: Tensor) -> Tensor:
@@ -77,6 +79,8 @@ class GAT(ScalableGNN):
           :class:`~torch_autoscale.loader.SubgraphBatch`
         - **output:** :math:`(|\mathcal{B}|, F_{out})`
     """
+    supports_sparse_input = True
+
     def __init__(self, num_nodes: int, in_channels: int, hidden_channels: int,
                  hidden_heads: int, out_channels: int, out_heads: int,
                  num_layers: int, dropout: float = 0.0, **kwargs):
@@ -125,11 +129,11 @@ class GAT(ScalableGNN):
 
     def _conv(self, layer: int, x: Tensor, edge_index: Tensor,
               num_rows: int) -> Tensor:
-        x = F.dropout(x, p=self.dropout, training=self.training)
+        x = dropout(x, p=self.dropout, training=self.training)
         if num_rows == x.size(0):
             return self.convs[layer](x, edge_index)
         # Bipartite: sources are all columns, targets the first rows.
-        return self.convs[layer]((x, x[:num_rows]), edge_index,
+        return self.convs[layer]((x, narrow_rows(x, num_rows)), edge_index,
                                  size=(x.size(0), num_rows))
 
     def forward(self, x: Tensor, adj_t: Tensor,

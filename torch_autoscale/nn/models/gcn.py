@@ -47,6 +47,8 @@ class GCN(BasicGNN):
           :class:`~torch_autoscale.loader.SubgraphBatch`
         - **output:** :math:`(|\mathcal{B}|, F_{out})`
     """
+    sparse_conv_input = True  # GCNConv transforms before propagating.
+
     def init_conv(self, in_channels: int, out_channels: int,
                   layer: int) -> Module:
         return GCNConv(in_channels, out_channels, normalize=False)

@@ -9,6 +9,7 @@ from torch_geometric.nn import GCN2Conv
 
 from torch_autoscale.loader import SubgraphBatch
 from torch_autoscale.nn.base import ScalableGNN
+from torch_autoscale.nn.functional import dropout
 
 
 class GCNII(ScalableGNN):
@@ -70,6 +71,8 @@ class GCNII(ScalableGNN):
           :class:`~torch_autoscale.loader.SubgraphBatch`
         - **output:** :math:`(|\mathcal{B}|, F_{out})`
     """
+    supports_sparse_input = True
+
     def __init__(self, num_nodes: int, in_channels: int, hidden_channels: int,
                  out_channels: int, num_layers: int, alpha: float,
                  theta: float, shared_weights: bool = True,
@@ -128,7 +131,7 @@ class GCNII(ScalableGNN):
 
     def _embed(self, x: Tensor) -> Tensor:
         if self.drop_input:
-            x = F.dropout(x, p=self.dropout, training=self.training)
+            x = dropout(x, p=self.dropout, training=self.training)
         return self.lins[0](x).relu()
 
     def _conv(self, layer: int, x: Tensor, x_0: Tensor,
