@@ -12,6 +12,7 @@ from torch_autoscale import (
     nn,
     ops,  # noqa: F401
     partition,
+    segment,
     utils,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     'loader',
     'nn',
     'partition',
+    'segment',
     'utils',
     'ops',
     '__version__',

@@ -1,10 +1,10 @@
 r"""Dataset loading for the small benchmark, through PyG's dataset classes.
 
 Planetoid sets use their public split and row-normalized features (as the
-GNNAutoScale reference code and the GAT and GCNII papers do). Sets without one (Amazon, Coauthor,
-WikiCS) get a random split per seed: 20 training and 30 validation nodes per
-class, the rest for testing (the protocol of Shchur et al. that GNNAutoScale
-follows).
+GNNAutoScale reference code and the GAT and GCNII papers do). Sets without
+one (Amazon, Coauthor, WikiCS) get a random split per seed: 20 training and
+30 validation nodes per class, the rest for testing (the protocol of Shchur
+et al. that GNNAutoScale follows).
 """
 import os.path as osp
 from typing import Optional
