@@ -38,7 +38,7 @@ demo: install
 
 data:
 	@if [ -x "$(SHARED_DATA)/unpack.sh" ]; then \
-		bash "$(SHARED_DATA)/unpack.sh" "$(DATA_DIR)" planetoid amazon_coauthor; \
+		bash "$(SHARED_DATA)/unpack.sh" "$(DATA_DIR)" planetoid amazon_coauthor tudataset; \
 	else \
 		echo "no dataset archives at $(SHARED_DATA); data tests will skip"; \
 	fi

@@ -37,6 +37,16 @@ def cora_root():
     return root
 
 
+@pytest.fixture
+def tu_root():
+    r"""The dataset folder holding TUDataset/PROTEINS; skips when absent."""
+    root = data_root('TUDataset/PROTEINS/raw')
+    if root is None:
+        pytest.skip(f'PROTEINS not found: set {DATA_ENV} to a folder '
+                    f'unpacked with the offline dataset archives')
+    return root
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(12345)

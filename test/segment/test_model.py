@@ -212,3 +212,28 @@ def test_every_variant_trains(dataset, variant):
         first = total if first is None else first
         last = total
     assert last < first
+
+
+def test_step_memory_is_set_by_the_segment_size():
+    from torch_autoscale.utils import StepMemory
+
+    def graph(n):
+        return Data(x=torch.randn(n, 4), edge_index=to_undirected(
+            torch.randint(n, (2, 3 * n)), num_nodes=n), y=torch.tensor([0]),
+            num_nodes=n)
+
+    dataset = SegmentedDataset([graph(50), graph(2000)], max_segment_size=25,
+                               method='contiguous', cache=False,
+                               progress=False)
+    memory = {}
+    for variant in ('full', 'gst-e'):
+        model = make(dataset, variant)
+        for i in range(2):
+            loader = SegmentLoader(dataset, indices=[i],
+                                   **model.loader_options)
+            batch = next(iter(loader))
+            with StepMemory() as mem:
+                F.cross_entropy(model(batch), batch.y).backward()
+            memory[variant, i] = mem.peak_bytes
+    assert memory['full', 1] > 20 * memory['full', 0]
+    assert memory['gst-e', 1] < 1.5 * memory['gst-e', 0]

@@ -102,7 +102,7 @@ def test_metis_cuts_fewer_edges():
 
 
 def test_metis_splits_oversized_parts(monkeypatch):
-    def uneven_metis(edge_index, num_nodes, num_parts):
+    def uneven_metis(edge_index, num_nodes, num_parts, verbose=True):
         # Part 0 is far too large, part 2 is empty:
         cluster = torch.full((num_nodes, ), 1, dtype=torch.long)
         cluster[:num_nodes // 2 + 5] = 0

@@ -37,6 +37,7 @@ def metis(
     recursive: bool = False,
     node_weight: Optional[Tensor] = None,
     edge_weight: Optional[Tensor] = None,
+    verbose: bool = True,
 ) -> Tensor:
     r"""Clusters a graph into :obj:`num_parts` parts via METIS, as used by the
     `"GNNAutoScale: Scalable and Expressive Graph Neural Networks via
@@ -95,6 +96,9 @@ def metis(
             shape :obj:`[num_edges]` (one per column of :obj:`edge_index`,
             or one per stored entry of a sparse :obj:`edge_index`), whose
             total over cut edges is minimized. (default: :obj:`None`)
+        verbose (bool, optional): Whether to log the edge cut and warn about
+            empty parts; callers that partition many small graphs turn it
+            off. (default: :obj:`True`)
 
     Returns:
         torch.Tensor: The part id of every node, an :obj:`int64` tensor of
@@ -179,12 +183,12 @@ def metis(
 
     sizes = torch.bincount(cluster, minlength=num_parts)
     num_empty = int((sizes == 0).sum())
-    if num_empty > 0:
+    if num_empty > 0 and verbose:
         log.warning(
             "METIS left %d of %d parts empty on a graph of %d nodes; part "
             "ids are kept as returned, so expect empty parts downstream",
             num_empty, num_parts, num_nodes)
-    if log.isEnabledFor(logging.INFO):
+    if verbose and log.isEnabledFor(logging.INFO):
         edge_cut = int((cluster[row] != cluster[col]).sum()) // 2
         log.info(
             "METIS (%s) split %d nodes and %d undirected edges into %d "

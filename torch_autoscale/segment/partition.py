@@ -172,7 +172,10 @@ def segment_graph(
 
     if num_parts == 1:
         return torch.arange(num_nodes), torch.tensor([0, num_nodes])
-    cluster = metis(edge_index, num_nodes, num_parts=num_parts).cpu()
+    # Empty parts are dropped below; one log line per graph of a
+    # dataset would drown everything else.
+    cluster = metis(edge_index, num_nodes, num_parts=num_parts,
+                    verbose=False).cpu()
     perm, ptr = sort_by_cluster(cluster, num_parts)
     return perm, _split_parts(ptr, max_segment_size)
 

@@ -1,4 +1,5 @@
-r"""Utilities: sparse conversions and synthetic graphs."""
+r"""Utilities: sparse conversions, synthetic graphs, memory measurement."""
+from .memory import StepMemory
 from .sparse import csr_adj_t, index_select_rows, narrow_rows, to_csr
 from .synthetic import homophilous_sbm
 
@@ -8,4 +9,5 @@ __all__ = [
     'index_select_rows',
     'narrow_rows',
     'homophilous_sbm',
+    'StepMemory',
 ]
