@@ -1,0 +1,179 @@
+r"""Graph Segment Training on MalNet-Tiny: every variant with one CPU-feasible
+configuration, several seeds; accuracy, ms per iteration and the memory of a
+training step, plus step memory on the smallest and the largest graphs.
+
+    python benchmark/gst.py --root data --seeds 3 --epochs 30
+
+Each (variant, seed) is saved as JSON under ``--out-dir`` as soon as it ends;
+``--skip-done`` resumes and ``--table-only`` rebuilds the table.
+"""
+import argparse
+import glob
+import importlib.util
+import json
+import logging
+import os
+import os.path as osp
+import statistics
+import sys
+from typing import Any, Dict, List
+
+import torch
+import torch.nn.functional as F
+
+HERE = osp.dirname(osp.abspath(__file__))
+ROOT = osp.dirname(HERE)
+VARIANTS = ('full', 'gst', 'gst-one', 'gst-e', 'gst-efd')
+log = logging.getLogger('gst')
+
+
+def load_example():
+    path = osp.join(ROOT, 'examples', 'train_gst.py')
+    spec = importlib.util.spec_from_file_location('train_gst', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def memory_by_size(example, args, count: int = 5) -> Dict[str, Dict]:
+    r"""The memory of one training step (batch of one graph) on the
+    :obj:`count` smallest and largest test graphs, for every variant."""
+    from torch_autoscale.segment import (
+        GSTModel,
+        SegmentedDataset,
+        SegmentEncoder,
+        SegmentLoader,
+    )
+    from torch_autoscale.utils import StepMemory
+    dataset, splits = example.load(args.dataset, args.root, 0,
+                                   args.max_graphs)
+    used = sorted(set(sum(splits.values(), [])))
+    subset = dataset if args.max_graphs is None else dataset[used]
+    segmented = SegmentedDataset(
+        subset, args.max_segment_size,
+        cache=None if args.max_graphs is None else False, progress=False)
+    sizes = torch.tensor([segmented[i].num_nodes
+                          for i in range(len(segmented))])
+    order = sizes.argsort()
+    groups = dict(small=order[:count].tolist(), large=order[-count:].tolist())
+    num_classes = int(segmented.y.max()) + 1
+    out: Dict[str, Dict] = {}
+    for variant in VARIANTS:
+        torch.manual_seed(0)
+        encoder = SegmentEncoder(segmented[0].x.size(-1), args.hidden,
+                                 args.num_layers, conv=args.conv)
+        model = GSTModel(encoder, torch.nn.Linear(args.hidden, num_classes),
+                         num_segments=segmented.num_segments,
+                         variant=variant, keep_prob=args.keep_prob)
+        model.train()
+        row = {}
+        for name, ids in groups.items():
+            loader = SegmentLoader(segmented, indices=ids,
+                                   **model.loader_options)
+            peak = 0
+            for batch in loader:
+                with StepMemory() as mem:
+                    F.cross_entropy(model(batch), batch.y).backward()
+                peak = max(peak, mem.peak_bytes)
+            row[name] = peak
+            row[f'{name}_nodes'] = [int(sizes[i]) for i in ids]
+        out[variant] = row
+    return out
+
+
+def write_table(out_dir: str, path: str, command: List[str]) -> str:
+    runs: Dict[str, List[Dict[str, Any]]] = {}
+    for file in sorted(glob.glob(osp.join(out_dir, '*_seed*.json'))):
+        with open(file) as f:
+            r = json.load(f)
+        runs.setdefault(r['variant'], []).append(r)
+    lines = ['# Graph Segment Training on MalNet-Tiny', '',
+             'Produced by (from the repository root, datasets unpacked '
+             'into `data/`):', '', '```bash'] + command + ['```', '',
+             'Test accuracy (%) at the epoch of best validation accuracy '
+             '(after head finetuning for +F), mean ± std over seeds; median '
+             'milliseconds per training iteration; the largest memory of a '
+             'training step (CPU: bytes autograd saves for the backward '
+             'pass, see `torch_autoscale.utils.StepMemory`).', '',
+             '| variant | seeds | test acc | ms / iter | ms / GST-One | '
+             'step memory (MiB) |', '|---|---|---|---|---|---|']
+    one = runs.get('gst-one')
+    one_ms = statistics.mean(r['ms_per_iter'] for r in one) if one else None
+    for variant in VARIANTS:
+        rs = runs.get(variant)
+        if not rs:
+            continue
+        acc = [100 * r['test'] for r in rs]
+        std = statistics.stdev(acc) if len(acc) > 1 else 0.0
+        ms = statistics.mean(r['ms_per_iter'] for r in rs)
+        ratio = f'{ms / one_ms:.2f}' if one_ms else '-'
+        mem = max(r['step_memory_bytes'] for r in rs) / 2**20
+        lines.append(f'| {variant} | {len(rs)} | {statistics.mean(acc):.2f} '
+                     f'± {std:.2f} | {ms:.1f} | {ratio} | {mem:.2f} |')
+    mem_path = osp.join(out_dir, 'memory_by_size.json')
+    if osp.exists(mem_path):
+        with open(mem_path) as f:
+            mem = json.load(f)
+        first = next(iter(mem.values()))
+        lines += ['', 'Memory of one training step (MiB, one graph per '
+                  'step) on the five smallest '
+                  f"({min(first['small_nodes'])}-{max(first['small_nodes'])}"
+                  ' nodes) and the five largest '
+                  f"({min(first['large_nodes'])}-{max(first['large_nodes'])}"
+                  ' nodes) graphs:', '',
+                  '| variant | smallest graphs | largest graphs | ratio |',
+                  '|---|---|---|---|']
+        for variant, row in mem.items():
+            lines.append(f"| {variant} | {row['small'] / 2**20:.3f} | "
+                         f"{row['large'] / 2**20:.3f} | "
+                         f"{row['large'] / max(row['small'], 1):.1f} |")
+    text = '\n'.join(lines) + '\n'
+    with open(path, 'w') as f:
+        f.write(text)
+    return text
+
+
+def main():
+    example = load_example()
+    parser = example.parser()
+    parser.description = __doc__.split('\n\n')[0]
+    parser.add_argument('--seeds', type=int, default=3)
+    parser.add_argument('--variants', nargs='*', default=list(VARIANTS))
+    parser.add_argument('--out-dir',
+                        default=osp.join(ROOT, 'benchmark', 'results', 'gst'))
+    parser.add_argument('--table',
+                        default=osp.join(ROOT, 'benchmark', 'results',
+                                         'gst.md'))
+    parser.add_argument('--skip-done', action='store_true')
+    parser.add_argument('--table-only', action='store_true')
+    parser.add_argument('--threads', type=int, default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    os.makedirs(args.out_dir, exist_ok=True)
+    command = ['python benchmark/gst.py ' + ' '.join(
+        a for a in sys.argv[1:] if a != '--quiet')]
+    if not args.table_only:
+        mem_path = osp.join(args.out_dir, 'memory_by_size.json')
+        if not (args.skip_done and osp.exists(mem_path)):
+            with open(mem_path, 'w') as f:
+                json.dump(memory_by_size(example, args), f, indent=1)
+        for variant in args.variants:
+            for seed in range(args.seeds):
+                path = osp.join(args.out_dir, f'{variant}_seed{seed}.json')
+                if args.skip_done and osp.exists(path):
+                    continue
+                run_args = argparse.Namespace(**vars(args))
+                run_args.variant, run_args.seed = variant, seed
+                result = example.run(run_args)
+                result['command'] = command[0]
+                log.info('%s seed %d: test %.4f, %.1f ms/iter', variant,
+                         seed, result['test'], result['ms_per_iter'])
+                with open(path, 'w') as f:
+                    json.dump(result, f, indent=1)
+    print(write_table(args.out_dir, args.table, command))
+
+
+if __name__ == '__main__':
+    main()

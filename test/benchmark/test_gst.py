@@ -1,0 +1,33 @@
+import importlib.util
+import os.path as osp
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def load_benchmark():
+    path = osp.join(ROOT, 'benchmark', 'gst.py')
+    spec = importlib.util.spec_from_file_location('bench_gst', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gst_benchmark_writes_its_table(tu_root, tmp_path, monkeypatch):
+    bench = load_benchmark()
+    table = tmp_path / 'gst.md'
+    monkeypatch.setattr(sys, 'argv', [
+        'gst.py', '--dataset', 'PROTEINS', '--root', tu_root,
+        '--max-segment-size', '8', '--epochs', '1', '--finetune-epochs', '1',
+        '--max-graphs', '45', '--hidden', '8', '--seeds', '1', '--quiet',
+        '--variants', 'full', 'gst-one', 'gst-efd', '--out-dir',
+        str(tmp_path / 'gst'), '--table', str(table)
+    ])
+    bench.main()
+    text = table.read_text()
+    assert 'python benchmark/gst.py --dataset PROTEINS' in text
+    for variant in ('full', 'gst-one', 'gst-efd'):
+        assert f'| {variant} | 1 |' in text
+    # Memory on small and large graphs, for every variant:
+    assert text.count('| gst-e |') == 1 and '| full |' in text
+    assert (tmp_path / 'gst' / 'memory_by_size.json').exists()
