@@ -30,3 +30,21 @@ def test_dropout_identity_and_dense():
     assert torch.equal(dropout(x, p=0.5, training=False), x)
     with pytest.raises(ValueError, match="to_sparse_csr"):
         dropout(x.to_sparse_coo(), p=0.5)
+
+
+def test_dropout_dense_cpu_distribution_and_gradient():
+    torch.manual_seed(0)
+    x = (torch.rand(300, 200) + 1.0).requires_grad_()
+    out = dropout(x, p=0.3, training=True)
+    kept = out != 0
+    assert abs(float(kept.float().mean()) - 0.7) < 0.01
+    assert torch.allclose(out[kept], x[kept] / 0.7)
+    out.sum().backward()
+    # The gradient is the mask times the scale:
+    assert torch.allclose(x.grad, kept.float() / 0.7)
+    assert torch.equal(dropout(x, p=0.0, training=True), x)
+    assert bool((dropout(x, p=1.0, training=True) == 0).all())
+    with pytest.raises(ValueError, match="'p'"):
+        dropout(x, p=1.5)
+    with pytest.raises(ValueError, match="'p'"):
+        dropout(x.detach().to_sparse_csr(), p=-0.1)

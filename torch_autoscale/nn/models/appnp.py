@@ -1,7 +1,6 @@
 from typing import Any, Dict, List, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Linear, Module, ModuleList
 from torch_geometric.utils import spmm
@@ -96,7 +95,7 @@ class APPNP(ScalableGNN):
     def _predict(self, x: Tensor) -> Tensor:
         x = dropout(x, p=self.dropout, training=self.training)
         x = self.lins[0](x).relu()
-        x = F.dropout(x, p=self.dropout, training=self.training)
+        x = dropout(x, p=self.dropout, training=self.training)
         return self.lins[1](x)
 
     def _propagate(self, x: Tensor, x_0: Tensor, adj_t: Tensor) -> Tensor:

@@ -1,7 +1,6 @@
 from typing import Any, Dict, List, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, Module, ModuleList
 
@@ -135,14 +134,14 @@ class BasicGNN(ScalableGNN):
             x = dropout(x, p=self.dropout, training=self.training)
         if self.linear:
             x = self.lins[0](x).relu()
-            x = F.dropout(x, p=self.dropout, training=self.training)
+            x = dropout(x, p=self.dropout, training=self.training)
         return x
 
     def _readout(self, h: Tensor, x: Tensor) -> Tensor:
         if not self.linear:
             return h
         h = self._hidden(self.num_layers - 1, h, x)
-        h = F.dropout(h, p=self.dropout, training=self.training)
+        h = dropout(h, p=self.dropout, training=self.training)
         return self.lins[1](h)
 
     def forward(self, x: Tensor, adj_t: Tensor,
@@ -151,7 +150,7 @@ class BasicGNN(ScalableGNN):
         for layer, history in enumerate(self.histories):
             h = self._hidden(layer, self.conv(layer, x, adj_t), x)
             x = self.push_and_pull(history, h, batch)
-            x = F.dropout(x, p=self.dropout, training=self.training)
+            x = dropout(x, p=self.dropout, training=self.training)
         h = self.conv(self.num_layers - 1, x, adj_t)
         return self._readout(h, x)
 
@@ -161,7 +160,7 @@ class BasicGNN(ScalableGNN):
         if layer == 0:
             x = self._embed(x)
         else:
-            x = F.dropout(x, p=self.dropout, training=self.training)
+            x = dropout(x, p=self.dropout, training=self.training)
         h = self.conv(layer, x, adj_t)
         if layer < self.num_layers - 1:
             return self._hidden(layer, h, x)

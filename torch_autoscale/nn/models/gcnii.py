@@ -2,7 +2,6 @@ import math
 from typing import Any, Dict, List, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, Module, ModuleList
 from torch_geometric.nn import GCN2Conv
@@ -137,7 +136,7 @@ class GCNII(ScalableGNN):
     def _conv(self, layer: int, x: Tensor, x_0: Tensor,
               adj_t: Tensor) -> Tensor:
         # 'x' holds every column of 'adj_t', 'x_0' at least its rows.
-        x = F.dropout(x, p=self.dropout, training=self.training)
+        x = dropout(x, p=self.dropout, training=self.training)
         h = self.convs[layer](x, x_0, adj_t)
         if self.batch_norm:
             h = self.bns[layer](h)
@@ -146,7 +145,7 @@ class GCNII(ScalableGNN):
         return h.relu()
 
     def _read_out(self, h: Tensor) -> Tensor:
-        h = F.dropout(h, p=self.dropout, training=self.training)
+        h = dropout(h, p=self.dropout, training=self.training)
         return self.lins[1](h)
 
     def forward(self, x: Tensor, adj_t: Tensor,

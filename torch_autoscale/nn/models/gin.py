@@ -1,7 +1,6 @@
 from typing import Any, Dict, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import (
     BatchNorm1d,
@@ -16,6 +15,7 @@ from torch_geometric.nn.inits import reset
 
 from torch_autoscale.loader import SubgraphBatch
 from torch_autoscale.nn.base import ScalableGNN
+from torch_autoscale.nn.functional import dropout
 
 
 class GIN(ScalableGNN):
@@ -125,7 +125,7 @@ class GIN(ScalableGNN):
         return h
 
     def _readout(self, h: Tensor) -> Tensor:
-        h = F.dropout(h, p=self.dropout, training=self.training)
+        h = dropout(h, p=self.dropout, training=self.training)
         return self.lin_out(h)
 
     def forward(self, x: Tensor, adj_t: Tensor,
@@ -134,7 +134,7 @@ class GIN(ScalableGNN):
         for layer, history in enumerate(self.histories):
             h = self._layer(layer, x, adj_t)
             x = self.push_and_pull(history, h, batch)
-            x = F.dropout(x, p=self.dropout, training=self.training)
+            x = dropout(x, p=self.dropout, training=self.training)
         return self._readout(self._layer(self.num_layers - 1, x, adj_t))
 
     @torch.no_grad()
@@ -143,7 +143,7 @@ class GIN(ScalableGNN):
         if layer == 0:
             x = self.lin_in(x).relu()
         else:
-            x = F.dropout(x, p=self.dropout, training=self.training)
+            x = dropout(x, p=self.dropout, training=self.training)
         h = self._layer(layer, x, adj_t)
         if layer < self.num_layers - 1:
             return h

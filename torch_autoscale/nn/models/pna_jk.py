@@ -1,13 +1,13 @@
 from typing import Any, Dict, List, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import BatchNorm1d, Identity, Linear, Module, ModuleList
 from torch_geometric.nn import JumpingKnowledge
 
 from torch_autoscale.loader import SubgraphBatch
 from torch_autoscale.nn.base import ScalableGNN
+from torch_autoscale.nn.functional import dropout
 from torch_autoscale.nn.models.pna import BipartitePNAConv, _check_pna_args
 
 
@@ -134,7 +134,7 @@ class PNA_JK(ScalableGNN):
 
     def _embed(self, x: Tensor) -> Tensor:
         if self.drop_input:
-            x = F.dropout(x, p=self.dropout, training=self.training)
+            x = dropout(x, p=self.dropout, training=self.training)
         return self.bn_in(self.lin_in(x)).relu()
 
     def _layer(self, layer: int, x: Tensor, adj_t: Tensor) -> Tensor:
@@ -147,7 +147,7 @@ class PNA_JK(ScalableGNN):
 
     def _readout(self, xs: List[Tensor]) -> Tensor:
         h = self.jk(xs)
-        h = F.dropout(h, p=self.dropout, training=self.training)
+        h = dropout(h, p=self.dropout, training=self.training)
         return self.lin_out(h)
 
     def forward(self, x: Tensor, adj_t: Tensor,
@@ -158,7 +158,7 @@ class PNA_JK(ScalableGNN):
             h = self._layer(layer, x, adj_t)
             xs.append(h)
             x = self.push_and_pull(history, h, batch)
-            x = F.dropout(x, p=self.dropout, training=self.training)
+            x = dropout(x, p=self.dropout, training=self.training)
         xs.append(self._layer(self.num_layers - 1, x, adj_t))
         return self._readout(xs)
 
@@ -172,7 +172,7 @@ class PNA_JK(ScalableGNN):
             x = self._embed(x)
             state['xs'] = [x[:adj_t.size(0)].cpu()]
         else:
-            x = F.dropout(x, p=self.dropout, training=self.training)
+            x = dropout(x, p=self.dropout, training=self.training)
         h = self._layer(layer, x, adj_t)
         if layer < self.num_layers - 1:
             state['xs'].append(h.cpu())
