@@ -45,3 +45,11 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return x
     value = F.dropout(x.values(), p=p, training=True)
     return sparse_csr(x.crow_indices(), x.col_indices(), value, x.size())
+
+
+def check_dropout(p: float, owner: str) -> None:
+    r"""Raises a :class:`ValueError` naming :obj:`owner` unless the model
+    dropout probability :obj:`p` lies in :obj:`[0, 1)`."""
+    if not (isinstance(p, (int, float)) and 0.0 <= p < 1.0):
+        raise ValueError(f"{owner}: 'dropout' must lie in [0, 1) (got "
+                         f"{p!r})")

@@ -7,7 +7,7 @@ from torch_geometric.utils import spmm
 
 from torch_autoscale.loader import SubgraphBatch
 from torch_autoscale.nn.base import ScalableGNN
-from torch_autoscale.nn.functional import dropout
+from torch_autoscale.nn.functional import check_dropout, dropout
 
 
 class APPNP(ScalableGNN):
@@ -61,8 +61,7 @@ class APPNP(ScalableGNN):
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"'alpha' (teleport probability) must lie in "
                              f"[0, 1] (got {alpha})")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"'dropout' must lie in [0, 1) (got {dropout})")
+        check_dropout(dropout, self.__class__.__name__)
         super().__init__(num_nodes, out_channels, num_layers, **kwargs)
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels

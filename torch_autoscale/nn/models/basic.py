@@ -6,7 +6,7 @@ from torch.nn import BatchNorm1d, Linear, Module, ModuleList
 
 from torch_autoscale.loader import SubgraphBatch
 from torch_autoscale.nn.base import ScalableGNN
-from torch_autoscale.nn.functional import dropout
+from torch_autoscale.nn.functional import check_dropout, dropout
 from torch_autoscale.utils.sparse import narrow_rows
 
 
@@ -53,9 +53,7 @@ class BasicGNN(ScalableGNN):
                  drop_input: bool = False, batch_norm: bool = False,
                  residual: bool = False, linear: bool = False, **kwargs):
         super().__init__(num_nodes, hidden_channels, num_layers, **kwargs)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"{self.__class__.__name__}: 'dropout' must lie "
-                             f"in [0, 1) (got {dropout})")
+        check_dropout(dropout, self.__class__.__name__)
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.out_channels = out_channels

@@ -9,7 +9,7 @@ from torch_geometric.nn import GATConv
 
 from torch_autoscale.loader import SubgraphBatch
 from torch_autoscale.nn.base import ScalableGNN
-from torch_autoscale.nn.functional import dropout
+from torch_autoscale.nn.functional import check_dropout, dropout
 from torch_autoscale.utils.sparse import narrow_rows
 
 
@@ -89,8 +89,7 @@ class GAT(ScalableGNN):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"'GAT' needs '{name}' to be a positive "
                                  f"integer (got {value!r})")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"'dropout' must lie in [0, 1) (got {dropout})")
+        check_dropout(dropout, self.__class__.__name__)
         super().__init__(num_nodes, hidden_channels * hidden_heads,
                          num_layers, **kwargs)
         self.in_channels = in_channels

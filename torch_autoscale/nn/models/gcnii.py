@@ -8,7 +8,7 @@ from torch_geometric.nn import GCN2Conv
 
 from torch_autoscale.loader import SubgraphBatch
 from torch_autoscale.nn.base import ScalableGNN
-from torch_autoscale.nn.functional import dropout
+from torch_autoscale.nn.functional import check_dropout, dropout
 
 
 class GCNII(ScalableGNN):
@@ -84,8 +84,7 @@ class GCNII(ScalableGNN):
                 and math.isfinite(theta)):
             raise ValueError(f"'theta' must be a positive number (got "
                              f"{theta!r}); the paper uses 0.5 or so")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"'dropout' must lie in [0, 1) (got {dropout})")
+        check_dropout(dropout, self.__class__.__name__)
         super().__init__(num_nodes, hidden_channels, num_layers, **kwargs)
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels

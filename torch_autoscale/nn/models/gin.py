@@ -15,7 +15,7 @@ from torch_geometric.nn.inits import reset
 
 from torch_autoscale.loader import SubgraphBatch
 from torch_autoscale.nn.base import ScalableGNN
-from torch_autoscale.nn.functional import dropout
+from torch_autoscale.nn.functional import check_dropout, dropout
 
 
 class GIN(ScalableGNN):
@@ -79,9 +79,7 @@ class GIN(ScalableGNN):
                  batch_norm: bool = True, residual: bool = True,
                  train_eps: bool = True, **kwargs):
         super().__init__(num_nodes, hidden_channels, num_layers, **kwargs)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"{self.__class__.__name__}: 'dropout' must lie "
-                             f"in [0, 1) (got {dropout})")
+        check_dropout(dropout, self.__class__.__name__)
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.out_channels = out_channels

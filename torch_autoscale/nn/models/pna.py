@@ -7,6 +7,7 @@ from torch_geometric.nn import PNAConv
 from torch_geometric.typing import Adj, OptTensor
 from torch_geometric.utils import degree
 
+from torch_autoscale.nn.functional import check_dropout
 from torch_autoscale.nn.models.basic import BasicGNN
 
 AGGREGATORS = ('sum', 'mean', 'min', 'max', 'var', 'std')
@@ -125,9 +126,7 @@ def _check_pna_args(cls: str, aggregators: Union[str, Sequence[str]],
             f"one-dimensional tensor of non-negative node counts with at "
             f"least one node of positive degree; compute it with "
             f"torch_autoscale.nn.models.pna.degree_histogram(adj_t)")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"{cls}: 'dropout' must lie in [0, 1) (got "
-                         f"{dropout})")
+    check_dropout(dropout, cls)
     return aggregators, scalers, deg
 
 
