@@ -10,7 +10,6 @@ from torch_geometric.nn import GATConv
 from torch_autoscale.loader import SubgraphBatch
 from torch_autoscale.nn.base import ScalableGNN
 from torch_autoscale.nn.functional import check_dropout, dropout
-from torch_autoscale.utils.sparse import narrow_rows
 
 
 def _attention_edges(adj_t: Tensor) -> Tensor:
@@ -129,11 +128,11 @@ class GAT(ScalableGNN):
     def _conv(self, layer: int, x: Tensor, edge_index: Tensor,
               num_rows: int) -> Tensor:
         x = dropout(x, p=self.dropout, training=self.training)
-        if num_rows == x.size(0):
-            return self.convs[layer](x, edge_index)
-        # Bipartite: sources are all columns, targets the first rows.
-        return self.convs[layer]((x, narrow_rows(x, num_rows)), edge_index,
-                                 size=(x.size(0), num_rows))
+        # Bipartite batches: sources are all columns, targets the first
+        # rows. A (sources, targets) tuple would make GATConv transform the
+        # targets' rows twice; one call over all rows transforms each once,
+        # and rows past 'num_rows' receive no edges and are cut off.
+        return self.convs[layer](x, edge_index)[:num_rows]
 
     def forward(self, x: Tensor, adj_t: Tensor,
                 batch: Optional[SubgraphBatch] = None) -> Tensor:
