@@ -43,7 +43,10 @@ from torch_autoscale.partition import (  # noqa: E402
     permute,
     sort_by_cluster,
 )
-from torch_autoscale.utils import csr_adj_t  # noqa: E402
+from torch_autoscale.utils import (  # noqa: E402
+    csr_adj_t,
+    sparsify_features,
+)
 
 HERE = osp.dirname(osp.abspath(__file__))
 ROOT = osp.dirname(osp.dirname(HERE))
@@ -143,7 +146,7 @@ def use_sparse_features(x, mode: str) -> bool:
     as for bag-of-words features. Dropout and the first linear layer then
     cost time in proportion to the non-zeros, in GAS and full-batch alike."""
     if mode == 'auto':
-        return float((x != 0).float().mean()) <= 0.1
+        return sparsify_features(x).layout == torch.sparse_csr
     return mode == 'always'
 
 

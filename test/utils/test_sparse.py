@@ -6,6 +6,7 @@ from torch_autoscale.utils import (
     csr_adj_t,
     index_select_rows,
     narrow_rows,
+    sparsify_features,
     to_csr,
 )
 
@@ -82,3 +83,15 @@ def test_row_selection_errors():
         index_select_rows(x.to_sparse_coo(), torch.tensor([0]))
     with pytest.raises(ValueError, match="to_sparse_csr"):
         narrow_rows(x.to_sparse_coo(), 2)
+
+
+def test_sparsify_features():
+    x = random_sparse(density=0.05)
+    out = sparsify_features(x)
+    assert out.layout == torch.sparse_csr
+    assert torch.equal(out.to_dense(), x)
+    dense = torch.randn(10, 10)
+    assert sparsify_features(dense) is dense
+    assert sparsify_features(x, max_density=0.0) is x
+    with pytest.raises(ValueError, match="'max_density'"):
+        sparsify_features(x, max_density=2.0)

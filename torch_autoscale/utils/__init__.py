@@ -1,6 +1,12 @@
 r"""Utilities: sparse conversions, synthetic graphs, memory measurement."""
 from .memory import StepMemory
-from .sparse import csr_adj_t, index_select_rows, narrow_rows, to_csr
+from .sparse import (
+    csr_adj_t,
+    index_select_rows,
+    narrow_rows,
+    sparsify_features,
+    to_csr,
+)
 from .synthetic import homophilous_sbm
 
 __all__ = [
@@ -8,6 +14,7 @@ __all__ = [
     'csr_adj_t',
     'index_select_rows',
     'narrow_rows',
+    'sparsify_features',
     'homophilous_sbm',
     'StepMemory',
 ]

@@ -147,3 +147,27 @@ def narrow_rows(x: Tensor, num_rows: int) -> Tensor:
     end = int(crow[-1])
     return sparse_csr(crow, x.col_indices()[:end], x.values()[:end],
                       (num_rows, x.size(1)))
+
+
+def sparsify_features(x: Tensor, max_density: float = 0.1) -> Tensor:
+    r"""Returns node features :obj:`x` as a :obj:`torch.sparse_csr` matrix if
+    at most :obj:`max_density` of its entries are non-zero (bag-of-words
+    features), and unchanged otherwise. Models that accept sparse features
+    (:attr:`~torch_autoscale.nn.ScalableGNN.supports_sparse_input`) then
+    spend time in proportion to the non-zeros on them.
+
+    Args:
+        x (torch.Tensor): Dense node features of shape :obj:`[N, F]`.
+        max_density (float, optional): The largest fraction of non-zeros
+            that is converted. (default: :obj:`0.1`)
+    """
+    if not 0.0 <= max_density <= 1.0:
+        raise ValueError(f"'max_density' must lie in [0, 1] (got "
+                         f"{max_density})")
+    if x.layout != torch.strided or x.dim() != 2 or x.numel() == 0:
+        return x
+    if int(torch.count_nonzero(x)) <= max_density * x.numel():
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', '.*Sparse CSR tensor support.*')
+            return x.to_sparse_csr()
+    return x
