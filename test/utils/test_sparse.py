@@ -9,6 +9,7 @@ from torch_autoscale.utils import (
     sparsify_features,
     to_csr,
 )
+from torch_autoscale.utils.sparse import spmm
 
 
 def test_csr_adj_t():
@@ -95,3 +96,45 @@ def test_sparsify_features():
     assert sparsify_features(x, max_density=0.0) is x
     with pytest.raises(ValueError, match="'max_density'"):
         sparsify_features(x, max_density=2.0)
+
+
+def test_spmm_caches_one_transpose(monkeypatch):
+    from torch_autoscale.utils import sparse as sparse_module
+    adj = csr_adj_t(torch.randint(40, (2, 200)), 40, torch.rand(200))
+    dense = adj.to_dense()[:25]
+    adj = index_select_rows(adj, torch.arange(25))  # Bipartite [25, 40].
+    calls = []
+    original = sparse_module.transpose_csr
+
+    def counting(adj_t):
+        calls.append(getattr(adj_t, '_torch_autoscale_transpose', None))
+        return original(adj_t)
+
+    monkeypatch.setattr(sparse_module, 'transpose_csr', counting)
+    x = torch.randn(40, 6, requires_grad=True)
+    h = x
+    for _ in range(3):  # Three layers on one adjacency.
+        h = sparse_module.spmm(adj, h[:40] if h.size(0) == 40 else
+                               torch.cat([h, x[25:]], dim=0))
+    grad = torch.randn_like(h)
+    (gx, ) = torch.autograd.grad(h, x, grad)
+
+    ref_x = x.detach().clone().requires_grad_()
+    ref = ref_x
+    for _ in range(3):
+        ref = dense @ (ref if ref.size(0) == 40 else torch.cat(
+            [ref, ref_x[25:]], dim=0))
+    (gr, ) = torch.autograd.grad(ref, ref_x, grad)
+    assert torch.allclose(h, ref, atol=1e-5)
+    assert torch.allclose(gx, gr, atol=1e-5)
+    # One conversion, then the cached transpose:
+    assert len(calls) == 3 and calls[0] is None
+    assert calls[1] is not None and calls[2] is calls[1]
+
+
+def test_spmm_without_grad_and_fallback():
+    adj = csr_adj_t(torch.randint(20, (2, 60)), 20, torch.rand(60))
+    x = torch.randn(20, 3)
+    assert torch.allclose(spmm(adj, x), adj.to_dense() @ x, atol=1e-6)
+    coo = adj.to_sparse_coo()
+    assert torch.allclose(spmm(coo, x), adj.to_dense() @ x, atol=1e-6)

@@ -5,7 +5,9 @@ from .sparse import (
     index_select_rows,
     narrow_rows,
     sparsify_features,
+    spmm,
     to_csr,
+    transpose_csr,
 )
 from .synthetic import homophilous_sbm
 
@@ -15,6 +17,8 @@ __all__ = [
     'index_select_rows',
     'narrow_rows',
     'sparsify_features',
+    'spmm',
+    'transpose_csr',
     'homophilous_sbm',
     'StepMemory',
 ]

@@ -171,3 +171,54 @@ def sparsify_features(x: Tensor, max_density: float = 0.1) -> Tensor:
             warnings.filterwarnings('ignore', '.*Sparse CSR tensor support.*')
             return x.to_sparse_csr()
     return x
+
+
+def transpose_csr(adj_t: Tensor) -> Tensor:
+    r"""The transpose of a :obj:`torch.sparse_csr` matrix, again in CSR
+    form, computed once per matrix object and cached on it.
+
+    The backward pass of a sparse-dense product multiplies with the
+    transpose; PyTorch converts it afresh (a sort over all entries) in every
+    layer, every step. Deep models on one mini-batch (APPNP's ten steps,
+    GCNII's 64 layers) share one adjacency, so one conversion serves them
+    all.
+    """
+    cached = getattr(adj_t, '_torch_autoscale_transpose', None)
+    if cached is None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', '.*Sparse CSR tensor support.*')
+            cached = adj_t.detach().t().to_sparse_csr()
+        adj_t._torch_autoscale_transpose = cached
+    return cached
+
+
+class _SpMM(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, adj_t: Tensor, x: Tensor) -> Tensor:
+        ctx.adj_t = adj_t
+        return torch.sparse.mm(adj_t, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return None, torch.sparse.mm(transpose_csr(ctx.adj_t), grad)
+
+
+def spmm(adj_t: Tensor, x: Tensor) -> Tensor:
+    r"""The product :obj:`adj_t @ x` of a sparse adjacency and dense
+    features (sum aggregation), whose backward pass reuses one cached
+    transpose of :obj:`adj_t` (see :func:`transpose_csr`). Gradients flow to
+    :obj:`x` only; other layouts fall back to
+    :func:`torch_geometric.utils.spmm`.
+
+    Args:
+        adj_t (torch.Tensor): A :obj:`torch.sparse_csr` matrix of shape
+            :obj:`[M, N]`.
+        x (torch.Tensor): Dense features of shape :obj:`[N, F]`.
+    """
+    if (not isinstance(adj_t, Tensor) or adj_t.layout != torch.sparse_csr
+            or adj_t.requires_grad or x.layout != torch.strided):
+        from torch_geometric.utils import spmm as pyg_spmm
+        return pyg_spmm(adj_t, x, reduce='sum')
+    if x.requires_grad and torch.is_grad_enabled():
+        return _SpMM.apply(adj_t, x)
+    return torch.sparse.mm(adj_t, x)

@@ -3,11 +3,11 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import Tensor
 from torch.nn import Linear, Module, ModuleList
-from torch_geometric.utils import spmm
 
 from torch_autoscale.loader import SubgraphBatch
 from torch_autoscale.nn.base import ScalableGNN
 from torch_autoscale.nn.functional import check_dropout, dropout
+from torch_autoscale.utils.sparse import spmm
 
 
 class APPNP(ScalableGNN):

@@ -1,7 +1,7 @@
 from torch import Tensor
 from torch.nn import Module
-from torch_geometric.nn import GCNConv
 
+from torch_autoscale.nn.conv import CachedGCNConv
 from torch_autoscale.nn.models.basic import BasicGNN
 
 
@@ -51,7 +51,7 @@ class GCN(BasicGNN):
 
     def init_conv(self, in_channels: int, out_channels: int,
                   layer: int) -> Module:
-        return GCNConv(in_channels, out_channels, normalize=False)
+        return CachedGCNConv(in_channels, out_channels, normalize=False)
 
     def conv(self, layer: int, x: Tensor, adj_t: Tensor) -> Tensor:
         # GCNConv has no root weight: it takes the sources only.

@@ -4,10 +4,10 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import Tensor
 from torch.nn import BatchNorm1d, Linear, Module, ModuleList
-from torch_geometric.nn import GCN2Conv
 
 from torch_autoscale.loader import SubgraphBatch
 from torch_autoscale.nn.base import ScalableGNN
+from torch_autoscale.nn.conv import CachedGCN2Conv
 from torch_autoscale.nn.functional import check_dropout, dropout
 
 
@@ -102,8 +102,9 @@ class GCNII(ScalableGNN):
             Linear(hidden_channels, out_channels),
         ])
         self.convs = ModuleList([
-            GCN2Conv(hidden_channels, alpha=alpha, theta=theta, layer=i + 1,
-                     shared_weights=shared_weights, normalize=False)
+            CachedGCN2Conv(hidden_channels, alpha=alpha, theta=theta,
+                           layer=i + 1, shared_weights=shared_weights,
+                           normalize=False)
             for i in range(num_layers)
         ])
         self.bns = ModuleList([
