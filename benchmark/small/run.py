@@ -140,6 +140,18 @@ def train(cfg, data, ptr, num_classes, seed: int, gas: bool,
     return best_val, test_acc, sec
 
 
+def git_commit() -> str:
+    r"""The commit of the code that produced a result (or :obj:`"unknown"`
+    outside a git checkout)."""
+    import subprocess
+    try:
+        return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'],
+                              cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return 'unknown'
+
+
 def use_sparse_features(x, mode: str) -> bool:
     r"""Whether to hand the models node features as a sparse CSR matrix:
     always, never, or (:obj:`"auto"`) when at most 10% of them are non-zero,
@@ -157,7 +169,7 @@ def run_config(cfg, root, seeds, epochs, progress, out: str, command: str,
     result = dict(config=cfg['name'], model=cfg['model'],
                   dataset=cfg['dataset'], epochs=epochs, seeds=[], gas=[],
                   full=[], command=command,
-                  threads=torch.get_num_threads())
+                  threads=torch.get_num_threads(), commit=git_commit())
     if osp.exists(out):
         with open(out) as f:
             previous = json.load(f)
