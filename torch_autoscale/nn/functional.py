@@ -6,6 +6,18 @@ from torch import Tensor
 from torch_autoscale.utils.sparse import sparse_csr
 
 
+def _dense_dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    if (training and 0.0 < p < 1.0 and x.device.type == 'cpu'
+            and x.is_floating_point()):
+        # PyTorch draws the CPU dropout mask with 'bernoulli_', about three
+        # times slower than uniform sampling; on wide input features it was
+        # more than half of a training step. Same distribution: keep with
+        # probability 1 - p, scale by 1 / (1 - p).
+        scale = torch.rand(x.shape, dtype=x.dtype).ge_(p)
+        return x * scale.mul_(1.0 / (1.0 - p))
+    return F.dropout(x, p=p, training=training)
+
+
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     r"""Dropout for dense and :obj:`torch.sparse_csr` inputs.
 
@@ -28,22 +40,14 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         raise ValueError(f"dropout probability 'p' must lie in [0, 1] (got "
                          f"{p})")
     if x.layout == torch.strided:
-        if (training and 0.0 < p < 1.0 and x.device.type == 'cpu'
-                and x.is_floating_point()):
-            # PyTorch draws the CPU dropout mask with 'bernoulli_', about
-            # three times slower than uniform sampling; on wide input
-            # features it was more than half of a training step. Same
-            # distribution: keep with probability 1 - p, scale by 1 / (1 - p).
-            scale = torch.rand(x.shape, dtype=x.dtype).ge_(p)
-            return x * scale.mul_(1.0 / (1.0 - p))
-        return F.dropout(x, p=p, training=training)
+        return _dense_dropout(x, p, training)
     if x.layout != torch.sparse_csr:
         raise ValueError(f"'x' must be a dense or torch.sparse_csr tensor "
                          f"(got layout {x.layout}); convert sparse features "
                          f"with '.to_sparse_csr()'")
     if not training or p == 0.0:
         return x
-    value = F.dropout(x.values(), p=p, training=True)
+    value = _dense_dropout(x.values(), p, training=True)
     return sparse_csr(x.crow_indices(), x.col_indices(), value, x.size())
 
 
