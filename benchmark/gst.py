@@ -37,7 +37,8 @@ def load_example():
 
 def memory_by_size(example, args, count: int = 5) -> Dict[str, Dict]:
     r"""The memory of one training step (batch of one graph) on the
-    :obj:`count` smallest and largest test graphs, for every variant."""
+    :obj:`count` smallest, median-sized and largest graphs, for every
+    variant."""
     from torch_autoscale.segment import (
         GSTModel,
         SegmentedDataset,
@@ -55,7 +56,11 @@ def memory_by_size(example, args, count: int = 5) -> Dict[str, Dict]:
     sizes = torch.tensor([segmented[i].num_nodes
                           for i in range(len(segmented))])
     order = sizes.argsort()
-    groups = dict(small=order[:count].tolist(), large=order[-count:].tolist())
+    mid = order.numel() // 2
+    groups = dict(small=order[:count].tolist(),
+                  median=order[mid - count // 2:mid - count // 2 +
+                               count].tolist(),
+                  large=order[-count:].tolist())
     num_classes = int(segmented.y.max()) + 1
     out: Dict[str, Dict] = {}
     for variant in VARIANTS:
@@ -115,18 +120,25 @@ def write_table(out_dir: str, path: str, command: List[str]) -> str:
         with open(mem_path) as f:
             mem = json.load(f)
         first = next(iter(mem.values()))
+
+        def span(key):
+            return f"{min(first[key])}-{max(first[key])}"
+
         lines += ['', 'Memory of one training step (MiB, one graph per '
-                  'step) on the five smallest '
-                  f"({min(first['small_nodes'])}-{max(first['small_nodes'])}"
-                  ' nodes) and the five largest '
-                  f"({min(first['large_nodes'])}-{max(first['large_nodes'])}"
-                  ' nodes) graphs:', '',
-                  '| variant | smallest graphs | largest graphs | ratio |',
-                  '|---|---|---|---|']
+                  'step, the largest over five graphs) on the smallest '
+                  f"({span('small_nodes')} nodes), median-sized "
+                  f"({span('median_nodes')} nodes) and largest "
+                  f"({span('large_nodes')} nodes) graphs. Segment variants "
+                  'are bounded by one segment of at most '
+                  '`--max-segment-size` nodes; full-graph training grows '
+                  'with the graph.', '',
+                  '| variant | smallest | median | largest | largest / '
+                  'median |', '|---|---|---|---|---|']
         for variant, row in mem.items():
             lines.append(f"| {variant} | {row['small'] / 2**20:.3f} | "
+                         f"{row['median'] / 2**20:.3f} | "
                          f"{row['large'] / 2**20:.3f} | "
-                         f"{row['large'] / max(row['small'], 1):.1f} |")
+                         f"{row['large'] / max(row['median'], 1):.1f} |")
     text = '\n'.join(lines) + '\n'
     with open(path, 'w') as f:
         f.write(text)
