@@ -250,6 +250,10 @@ def write_table(out_dir: str, table_path: str, root: str) -> str:
     if missing:
         lines += ['', 'Not available offline, skipped: ' +
                   ', '.join(missing) + '.']
+    notes = osp.join(HERE, 'NOTES.md')
+    if osp.exists(notes):
+        with open(notes) as f:
+            lines += ['', f.read().strip()]
     text = '\n'.join(lines) + '\n'
     with open(table_path, 'w') as f:
         f.write(text)
