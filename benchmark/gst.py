@@ -35,24 +35,39 @@ def load_example():
     return module
 
 
-def memory_by_size(example, args, count: int = 5) -> Dict[str, Dict]:
-    r"""The memory of one training step (batch of one graph) on the
-    :obj:`count` smallest, median-sized and largest graphs, for every
-    variant."""
-    from torch_autoscale.segment import (
-        GSTModel,
-        SegmentedDataset,
-        SegmentEncoder,
-        SegmentLoader,
-    )
-    from torch_autoscale.utils import StepMemory
+def segmented_dataset(example, args):
+    r"""The segmented dataset of the benchmark and its splits."""
+    from torch_autoscale.segment import SegmentedDataset
     dataset, splits = example.load(args.dataset, args.root, 0,
                                    args.max_graphs)
     used = sorted(set(sum(splits.values(), [])))
     subset = dataset if args.max_graphs is None else dataset[used]
+    if args.max_graphs is not None:
+        where = {g: i for i, g in enumerate(used)}
+        splits = {k: [where[g] for g in v] for k, v in splits.items()}
     segmented = SegmentedDataset(
         subset, args.max_segment_size,
         cache=None if args.max_graphs is None else False, progress=False)
+    return segmented, splits
+
+
+def make_model(segmented, args, variant: str):
+    from torch_autoscale.segment import GSTModel, SegmentEncoder
+    torch.manual_seed(0)
+    num_classes = int(segmented.y.max()) + 1
+    encoder = SegmentEncoder(segmented[0].x.size(-1), args.hidden,
+                             args.num_layers, conv=args.conv)
+    return GSTModel(encoder, torch.nn.Linear(args.hidden, num_classes),
+                    num_segments=segmented.num_segments, variant=variant,
+                    keep_prob=args.keep_prob)
+
+
+def memory_by_size(segmented, args, count: int = 5) -> Dict[str, Dict]:
+    r"""The memory of one training step (batch of one graph) on the
+    :obj:`count` smallest, median-sized and largest graphs, for every
+    variant."""
+    from torch_autoscale.segment import SegmentLoader
+    from torch_autoscale.utils import StepMemory
     sizes = torch.tensor([segmented[i].num_nodes
                           for i in range(len(segmented))])
     order = sizes.argsort()
@@ -61,15 +76,9 @@ def memory_by_size(example, args, count: int = 5) -> Dict[str, Dict]:
                   median=order[mid - count // 2:mid - count // 2 +
                                count].tolist(),
                   large=order[-count:].tolist())
-    num_classes = int(segmented.y.max()) + 1
     out: Dict[str, Dict] = {}
     for variant in VARIANTS:
-        torch.manual_seed(0)
-        encoder = SegmentEncoder(segmented[0].x.size(-1), args.hidden,
-                                 args.num_layers, conv=args.conv)
-        model = GSTModel(encoder, torch.nn.Linear(args.hidden, num_classes),
-                         num_segments=segmented.num_segments,
-                         variant=variant, keep_prob=args.keep_prob)
+        model = make_model(segmented, args, variant)
         model.train()
         row = {}
         for name, ids in groups.items():
@@ -86,12 +95,48 @@ def memory_by_size(example, args, count: int = 5) -> Dict[str, Dict]:
     return out
 
 
+def timing_side_by_side(segmented, splits, args,
+                        steps: int = 20) -> Dict[str, float]:
+    r"""Median milliseconds of a training step (forward, backward, Adam) of
+    every variant on the same :obj:`steps` batches of training graphs,
+    interleaved round-robin so that load on the machine hits all variants
+    alike."""
+    import time
+
+    from torch_autoscale.segment import SegmentLoader
+    gen = torch.Generator().manual_seed(0)
+    train = torch.tensor(splits['train'])
+    batches = [train[torch.randperm(train.numel(), generator=gen)
+                     [:args.batch_size]].tolist() for _ in range(steps + 2)]
+    models = {v: make_model(segmented, args, v) for v in VARIANTS}
+    optimizers = {v: torch.optim.Adam(m.parameters(), lr=args.lr)
+                  for v, m in models.items()}
+    times: Dict[str, List[float]] = {v: [] for v in VARIANTS}
+    for i, ids in enumerate(batches):
+        for variant, model in models.items():
+            torch.manual_seed(i)  # The same sampled segments for all.
+            loader = SegmentLoader(segmented, batch_size=len(ids),
+                                   indices=ids, **model.loader_options)
+            batch = next(iter(loader))
+            model.train()
+            start = time.perf_counter()
+            optimizers[variant].zero_grad()
+            F.cross_entropy(model(batch), batch.y).backward()
+            optimizers[variant].step()
+            if i >= 2:  # Two warm-up rounds.
+                times[variant].append(1000 * (time.perf_counter() - start))
+    return {v: statistics.median(t) for v, t in times.items()}
+
+
 def write_table(out_dir: str, path: str, command: List[str]) -> str:
     runs: Dict[str, List[Dict[str, Any]]] = {}
+    command = list(command)
     for file in sorted(glob.glob(osp.join(out_dir, '*_seed*.json'))):
         with open(file) as f:
             r = json.load(f)
         runs.setdefault(r['variant'], []).append(r)
+        if r.get('command') and r['command'] not in command:
+            command.insert(0, r['command'])
     lines = ['# Graph Segment Training on MalNet-Tiny', '',
              'Produced by (from the repository root, datasets unpacked '
              'into `data/`):', '', '```bash'] + command + ['```', '',
@@ -139,6 +184,17 @@ def write_table(out_dir: str, path: str, command: List[str]) -> str:
                          f"{row['median'] / 2**20:.3f} | "
                          f"{row['large'] / 2**20:.3f} | "
                          f"{row['large'] / max(row['median'], 1):.1f} |")
+    time_path = osp.join(out_dir, 'timing.json')
+    if osp.exists(time_path):
+        with open(time_path) as f:
+            ms = json.load(f)
+        lines += ['', 'Milliseconds per training step, side by side: every '
+                  'variant on the same batches of training graphs, '
+                  'interleaved round-robin (median over 20 steps):', '',
+                  '| variant | ms / step | / GST-One |', '|---|---|---|']
+        for variant, value in ms.items():
+            lines.append(f"| {variant} | {value:.1f} | "
+                         f"{value / ms['gst-one']:.2f} |")
     text = '\n'.join(lines) + '\n'
     with open(path, 'w') as f:
         f.write(text)
@@ -168,9 +224,15 @@ def main():
         a for a in sys.argv[1:] if a != '--quiet')]
     if not args.table_only:
         mem_path = osp.join(args.out_dir, 'memory_by_size.json')
-        if not (args.skip_done and osp.exists(mem_path)):
+        time_path = osp.join(args.out_dir, 'timing.json')
+        if not (args.skip_done and osp.exists(mem_path)
+                and osp.exists(time_path)):
+            segmented, splits = segmented_dataset(example, args)
             with open(mem_path, 'w') as f:
-                json.dump(memory_by_size(example, args), f, indent=1)
+                json.dump(memory_by_size(segmented, args), f, indent=1)
+            with open(time_path, 'w') as f:
+                json.dump(timing_side_by_side(segmented, splits, args), f,
+                          indent=1)
         for variant in args.variants:
             for seed in range(args.seeds):
                 path = osp.join(args.out_dir, f'{variant}_seed{seed}.json')

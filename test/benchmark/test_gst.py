@@ -28,6 +28,7 @@ def test_gst_benchmark_writes_its_table(tu_root, tmp_path, monkeypatch):
     assert 'python benchmark/gst.py --dataset PROTEINS' in text
     for variant in ('full', 'gst-one', 'gst-efd'):
         assert f'| {variant} | 1 |' in text
-    # Memory on small and large graphs, for every variant:
-    assert text.count('| gst-e |') == 1 and '| full |' in text
+    # Memory by graph size and side-by-side step times, for every variant:
+    assert text.count('| gst-e |') == 2 and '| ms / step |' in text
     assert (tmp_path / 'gst' / 'memory_by_size.json').exists()
+    assert (tmp_path / 'gst' / 'timing.json').exists()
