@@ -190,8 +190,9 @@ class GSTModel(torch.nn.Module):
 
     def embed(self, batch: SegmentBatch) -> Tensor:
         r"""The graph embeddings of a mini-batch (before the head), shape
-        :obj:`[batch_size, channels]`. In training mode with a table, the
-        sampled segments' fresh embeddings are pushed to it."""
+        :obj:`[batch_size, channels]`. With a table, the sampled segments'
+        fresh embeddings are pushed to it (in evaluation too, which
+        refreshes the rows of every segment evaluated)."""
         num_graphs = batch.batch_size
         if self.spec.mode == 'full':
             if batch.whole is None:
