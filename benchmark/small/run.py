@@ -152,14 +152,19 @@ def git_commit() -> str:
         return 'unknown'
 
 
-def use_sparse_features(x, mode: str) -> bool:
-    r"""Whether to hand the models node features as a sparse CSR matrix:
+def prepare_features(x, mode: str):
+    r"""The node features handed to the models: as a sparse CSR matrix
     always, never, or (:obj:`"auto"`) when at most 10% of them are non-zero,
     as for bag-of-words features. Dropout and the first linear layer then
     cost time in proportion to the non-zeros, in GAS and full-batch alike."""
     if mode == 'auto':
-        return sparsify_features(x).layout == torch.sparse_csr
-    return mode == 'always'
+        return sparsify_features(x)
+    return x.to_sparse_csr() if mode == 'always' else x
+
+
+def use_sparse_features(x, mode: str) -> bool:
+    r"""Whether :func:`prepare_features` makes :obj:`x` sparse."""
+    return prepare_features(x, mode).layout == torch.sparse_csr
 
 
 def run_config(cfg, root, seeds, epochs, progress, out: str, command: str,
@@ -188,8 +193,7 @@ def run_config(cfg, root, seeds, epochs, progress, out: str, command: str,
         perm, ptr = sort_by_cluster(cluster, cfg['num_parts'])
         del data.edge_index
         data = permute(data, perm)
-        if use_sparse_features(data.x, sparse_mode):
-            data.x = data.x.to_sparse_csr()
+        data.x = prepare_features(data.x, sparse_mode)
         result['features'] = ('sparse' if data.x.layout == torch.sparse_csr
                               else 'dense')
         # Side by side: GAS and full-batch of the same seed, one after the
