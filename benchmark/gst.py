@@ -233,8 +233,9 @@ def main():
             with open(time_path, 'w') as f:
                 json.dump(timing_side_by_side(segmented, splits, args), f,
                           indent=1)
-        for variant in args.variants:
-            for seed in range(args.seeds):
+        # Seeds outermost: every variant has a result before any has two.
+        for seed in range(args.seeds):
+            for variant in args.variants:
                 path = osp.join(args.out_dir, f'{variant}_seed{seed}.json')
                 if args.skip_done and osp.exists(path):
                     continue

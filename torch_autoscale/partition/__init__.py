@@ -1,9 +1,28 @@
 r"""Graph partitioning: from a graph to clusters of nodes."""
 from .metis import metis, sort_by_cluster
+from .lpmetis import lpmetis
+from .partition import PARTITION_METHODS, partition
+from .quality import (
+    PartitionReport,
+    balance,
+    edge_cut,
+    part_sizes,
+    partition_report,
+    size_std,
+)
 from .permute import permute
 
 __all__ = [
+    'partition',
+    'PARTITION_METHODS',
     'metis',
+    'lpmetis',
     'sort_by_cluster',
     'permute',
+    'partition_report',
+    'PartitionReport',
+    'edge_cut',
+    'balance',
+    'size_std',
+    'part_sizes',
 ]

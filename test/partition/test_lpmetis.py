@@ -1,0 +1,117 @@
+import math
+
+import pytest
+import torch
+from torch_geometric.utils import grid, remove_self_loops, to_undirected
+
+from torch_autoscale.partition import lpmetis, partition_report
+
+
+def cliques(num_cliques: int, size: int) -> torch.Tensor:
+    idx = torch.arange(size)
+    row, col = torch.meshgrid(idx, idx, indexing='ij')
+    mask = row != col
+    block = torch.stack([row[mask], col[mask]])
+    return torch.cat([block + i * size for i in range(num_cliques)], dim=1)
+
+
+def planted(num_blocks: int = 8, size: int = 100, p_in: float = 0.1,
+            p_out: float = 0.002, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    n = num_blocks * size
+    block = torch.arange(n) // size
+    row, col = torch.triu_indices(n, n, offset=1)
+    prob = torch.where(block[row] == block[col], p_in, p_out)
+    keep = torch.rand(row.numel(), generator=gen) < prob
+    return to_undirected(torch.stack([row[keep], col[keep]])), n
+
+
+def assert_partition(cluster, num_nodes, num_parts):
+    assert cluster.dtype == torch.long and cluster.size() == (num_nodes, )
+    assert int(cluster.min()) == 0 and int(cluster.max()) == num_parts - 1
+    # Exactly `num_parts` non-empty parts:
+    assert torch.bincount(cluster, minlength=num_parts).min() > 0
+
+
+@pytest.mark.parametrize('num_parts', [2, 5, 16])
+def test_valid_partition_and_balance(num_parts):
+    edge_index, num_nodes = planted()
+    cluster = lpmetis(edge_index, num_nodes, num_parts, seed=0)
+    assert_partition(cluster, num_nodes, num_parts)
+    # The documented bound: METIS' 3% tolerance plus one cluster.
+    cap = math.ceil(num_nodes / (32 * num_parts))
+    sizes = torch.bincount(cluster)
+    assert int(sizes.max()) <= 1.03 * num_nodes / num_parts + cap
+
+
+def test_disconnected_cliques_are_never_cut():
+    edge_index = cliques(16, 10)
+    for seed, cap in ((0, None), (1, None), (2, 10)):
+        cluster = lpmetis(edge_index, 160, num_parts=4, seed=seed,
+                          max_cluster_size=cap)
+        report = partition_report(edge_index, cluster, 4)
+        assert report.cut_edges == 0
+        assert report.sizes.tolist() == [40, 40, 40, 40]
+
+
+def test_planted_communities_found():
+    edge_index, num_nodes = planted(p_out=0.0005)
+    metis_cut = partition_report(
+        edge_index, lpmetis(edge_index, num_nodes, 8, rounds=0), 8).edge_cut
+    report = partition_report(edge_index,
+                              lpmetis(edge_index, num_nodes, 8, seed=1), 8)
+    random_cut = 1 - 1 / 8
+    assert report.edge_cut < 0.1 < random_cut
+    assert report.edge_cut <= 1.6 * metis_cut + 0.01
+
+
+def test_repeats_for_a_seed():
+    edge_index, _ = grid(30, 30)
+    edge_index, _ = remove_self_loops(edge_index)
+    a = lpmetis(edge_index, 900, 6, seed=3)
+    b = lpmetis(edge_index, 900, 6, seed=3)
+    assert torch.equal(a, b)
+    c = lpmetis(edge_index, 900, 6, seed=4)
+    assert c.size() == a.size()
+
+
+def test_coarsens_to_few_nodes(caplog):
+    edge_index, num_nodes = planted(num_blocks=4, size=250)
+    with caplog.at_level('INFO', logger='torch_autoscale.partition.lpmetis'):
+        lpmetis(edge_index, num_nodes, 4, seed=0)
+    rounds = [r.getMessage() for r in caplog.records if 'round' in r.message]
+    assert len(rounds) >= 1
+    coarse = int(rounds[-1].split(': ')[1].split(' nodes')[0])
+    assert coarse < num_nodes / 3
+
+
+def test_weights_and_directed_input():
+    # A path 0-1-2-3 given in one direction, with a light middle edge:
+    edge_index = torch.tensor([[0, 1, 2], [1, 2, 3]])
+    weight = torch.tensor([10.0, 0.1, 10.0])
+    cluster = lpmetis(edge_index, 4, 2, edge_weight=weight, seed=0)
+    assert cluster[0] == cluster[1] and cluster[2] == cluster[3]
+    assert cluster[1] != cluster[2]
+
+
+def test_edgeless_graph_and_single_part():
+    edge_index = torch.empty(2, 0, dtype=torch.long)
+    cluster = lpmetis(edge_index, 10, 3, seed=0)
+    assert_partition(cluster, 10, 3)
+    assert torch.bincount(cluster).max() <= 4
+    assert lpmetis(cliques(2, 3), 6, 1).tolist() == [0] * 6
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(num_parts=0), 'num_parts'),
+    (dict(num_parts=1000), 'num_parts'),
+    (dict(num_parts=2, p_ratio=1.5), 'p_ratio'),
+    (dict(num_parts=2, p_b=-0.1), 'p_b'),
+    (dict(num_parts=2, rounds=-1), 'rounds'),
+    (dict(num_parts=2, iterations=0), 'iterations'),
+    (dict(num_parts=2, max_cluster_size=0), 'max_cluster_size'),
+    (dict(num_parts=2, edge_weight=torch.ones(3)), 'edge_weight'),
+])
+def test_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        lpmetis(cliques(4, 5), 20, **kwargs)

@@ -1,0 +1,306 @@
+r"""LPMetis: multi-level label propagation, then METIS on the coarse graph.
+
+METIS is the quality reference for graph partitioning, but its memory and
+time make it impractical on graphs with billions of edges. LPMetis, from the
+`"LPS-GNN: Deploying Graph Neural Networks on Graphs with 100-Billion Edges"
+<https://arxiv.org/abs/2507.14570>`_ paper, shrinks the graph first:
+
+1. every node starts in its own cluster; edges whose relative weight
+   :math:`P_{ij} = e_{ij} / \sum_m e_{im}` falls under :obj:`p_ratio` are
+   pruned, unless a uniform draw falls under :obj:`p_b`;
+2. every node adopts the label :math:`c` that maximizes
+   :math:`\sum_{w \in \mathcal{N}(v), C_w = c} e_{vw} / s_w` over the kept
+   edges, where :math:`s_w` is the number of nodes already merged into
+   :math:`w`;
+3. the clusters are contracted into nodes (edge weights summed), and steps 1
+   and 2 repeat for :obj:`rounds` rounds;
+4. METIS splits the small coarse graph into :obj:`num_parts` parts balanced
+   in the number of original nodes, and every node takes its cluster's part.
+
+Everything is vectorized: one label update is a sort of the kept edges by
+(node, neighbour label), a segment sum and a per-node arg-max, so time and
+memory grow with the number of edges, with no Python loop over nodes or
+edges.
+"""
+import logging
+import math
+import operator
+import time
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .metis import _check_weight, _to_edge_index, metis
+
+log = logging.getLogger(__name__)
+
+
+def lpmetis(
+    edge_index: Tensor,
+    num_nodes: Optional[int],
+    num_parts: int,
+    edge_weight: Optional[Tensor] = None,
+    p_ratio: float = 0.5,
+    p_b: float = 0.1,
+    rounds: int = 2,
+    seed: Optional[int] = None,
+    iterations: int = 5,
+    max_cluster_size: Optional[int] = None,
+) -> Tensor:
+    r"""Partitions a graph into :obj:`num_parts` parts via LPMetis, from the
+    `"LPS-GNN: Deploying Graph Neural Networks on Graphs with 100-Billion
+    Edges" <https://arxiv.org/abs/2507.14570>`_ paper (see the module
+    documentation for the algorithm).
+
+    Label updates are synchronous, but in every iteration only a random half
+    of the nodes update (the other half keeps its label), which breaks the
+    two-colour oscillation of fully synchronous label propagation on
+    bipartite pieces; ties go to the node's current label, then to the
+    smallest label. A cluster grows only while it holds at most
+    :obj:`max_cluster_size` original nodes (moves into a full cluster are
+    refused, in node order). By default, that cap is about 3% of a part,
+    METIS' own default tolerance for part imbalance, so that METIS can always
+    balance the parts by moving a cluster.
+
+    As in :func:`~torch_autoscale.partition.metis`, the graph is symmetrized
+    first (an edge given in both directions gets the sum of both weights)
+    and self-loops are ignored.
+
+    Args:
+        edge_index (torch.Tensor): The graph connectivity of shape
+            :obj:`[2, num_edges]`, or a square sparse adjacency matrix whose
+            values are ignored.
+        num_nodes (int, optional): The number of nodes; inferred from
+            :obj:`edge_index` if :obj:`None`.
+        num_parts (int): The number of parts, in :obj:`[1, num_nodes]`.
+        edge_weight (torch.Tensor, optional): Non-negative edge weights of
+            shape :obj:`[num_edges]`. (default: :obj:`None`, all ones)
+        p_ratio (float, optional): Edges whose relative weight is at least
+            this are always kept by the pruning step. (default: :obj:`0.5`)
+        p_b (float, optional): The probability of keeping any other edge.
+            (default: :obj:`0.1`)
+        rounds (int, optional): The number of label-propagation and
+            coarsening rounds :math:`T`. :obj:`0` runs METIS on the input
+            graph. (default: :obj:`2`)
+        seed (int, optional): The seed of the pruning and update draws; the
+            result repeats for a seed. (default: :obj:`None`, drawn from
+            PyTorch's global generator)
+        iterations (int, optional): Label updates per round (fewer if no
+            label changes). (default: :obj:`5`)
+        max_cluster_size (int, optional): The largest number of original
+            nodes a cluster may hold. (default: :obj:`None`, i.e.,
+            :math:`\lceil \text{num_nodes} / (32 \cdot
+            \text{num_parts}) \rceil`)
+
+    Returns:
+        torch.Tensor: The part id of every node, an :obj:`int64` tensor of
+        shape :obj:`[num_nodes]` on the device of :obj:`edge_index`, in which
+        every id of :obj:`[0, num_parts)` occurs.
+
+    Raises:
+        ValueError: If an argument is out of range (the message names it).
+        ImportError: If no METIS backend is installed.
+
+    Example:
+        >>> from torch_geometric.utils import grid
+        >>> edge_index, _ = grid(32, 32)
+        >>> cluster = lpmetis(edge_index, 1024, num_parts=4, seed=0)
+        >>> cluster.bincount()
+        tensor([248, 263, 262, 251])
+    """
+    edge_index, num_nodes = _to_edge_index(edge_index, num_nodes)
+    device = edge_index.device
+    edge_weight = _check_weight(edge_weight, 'edge_weight',
+                                edge_index.size(1),
+                                'one entry per edge of `edge_index`')
+    num_parts = _check_int(num_parts, 'num_parts', 1)
+    if num_parts > num_nodes:
+        raise ValueError(f"'num_parts' ({num_parts}) must not exceed the "
+                         f"number of nodes ({num_nodes}); pass "
+                         f"'num_parts <= {num_nodes}'")
+    for name, value in (('p_ratio', p_ratio), ('p_b', p_b)):
+        if not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"'{name}' is a probability and must lie in "
+                             f"[0, 1] (got {value})")
+    rounds = _check_int(rounds, 'rounds', 0)
+    iterations = _check_int(iterations, 'iterations', 1)
+    if max_cluster_size is None:
+        max_cluster_size = math.ceil(num_nodes / (32 * num_parts))
+    max_cluster_size = _check_int(max_cluster_size, 'max_cluster_size', 1)
+    if num_parts == 1:
+        return torch.zeros(num_nodes, dtype=torch.long, device=device)
+
+    if seed is None:
+        seed = int(torch.randint(2**62, (1, )))
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seed))
+
+    t = time.perf_counter()
+    weight = (edge_weight.float() if edge_weight is not None else
+              torch.ones(edge_index.size(1), device=device))
+    row, col, weight = _symmetric(edge_index[0], edge_index[1], weight,
+                                  num_nodes)
+    del edge_index
+
+    n = num_nodes
+    mapping: Optional[Tensor] = None  # Original node -> current node.
+    merged = torch.ones(n, device=device)  # Previous-level nodes per node.
+    count = torch.ones(n, dtype=torch.long, device=device)  # Original ones.
+    for r in range(rounds):
+        label = _propagate(row, col, weight, n, merged, count,
+                           max_cluster_size, float(p_ratio), float(p_b),
+                           iterations, gen)
+        uniq, inv = torch.unique(label, return_inverse=True)
+        if uniq.numel() == n:  # Nothing merged: coarsening is done.
+            break
+        n = uniq.numel()
+        merged = torch.bincount(inv, minlength=n).to(merged.dtype)
+        count = count.new_zeros(n).scatter_add_(0, inv, count)
+        mapping = inv if mapping is None else inv[mapping]
+        row, col, weight = _coalesce(inv[row], inv[col], weight, n)
+        log.info("LPMetis round %d: %d nodes, %d edges (%.2fs)", r + 1, n,
+                 row.numel() // 2, time.perf_counter() - t)
+
+    if row.numel() == 0:  # No edges left: balance cluster sizes only.
+        coarse = _pack(count, num_parts)
+    else:
+        coarse = metis(torch.stack([row, col]), n, num_parts,
+                       node_weight=count, edge_weight=weight, verbose=False)
+    del row, col, weight
+    cluster = coarse if mapping is None else coarse[mapping]
+    cluster = _fill_empty_parts(cluster, num_parts)
+    log.info("LPMetis split %d nodes into %d parts in %.2fs (coarse graph: "
+             "%d nodes)", num_nodes, num_parts, time.perf_counter() - t, n)
+    return cluster
+
+
+def _check_int(value, name: str, minimum: int) -> int:
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise ValueError(f"'{name}' must be an integer (got "
+                         f"{value!r})") from None
+    if value < minimum:
+        raise ValueError(f"'{name}' must be at least {minimum} (got "
+                         f"{value})")
+    return value
+
+
+def _coalesce(row: Tensor, col: Tensor, weight: Tensor,
+              num_nodes: int) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""Drops self-loops and sums the weights of duplicate edges; the result
+    is sorted by (row, col)."""
+    mask = row != col
+    key = row[mask] * num_nodes + col[mask]
+    weight = weight[mask]
+    del row, col, mask
+    key, perm = torch.sort(key)
+    weight = weight[perm]
+    del perm
+    if key.numel() == 0:
+        return key, key.clone(), weight
+    start = torch.ones_like(key, dtype=torch.bool)
+    start[1:] = key[1:] != key[:-1]
+    group = torch.cumsum(start, 0) - 1
+    key = key[start]
+    weight = weight.new_zeros(key.numel()).scatter_add_(0, group, weight)
+    return key // num_nodes, key % num_nodes, weight
+
+
+def _symmetric(row: Tensor, col: Tensor, weight: Tensor,
+               num_nodes: int) -> Tuple[Tensor, Tensor, Tensor]:
+    return _coalesce(torch.cat([row, col]), torch.cat([col, row]),
+                     torch.cat([weight, weight]), num_nodes)
+
+
+def _propagate(row: Tensor, col: Tensor, weight: Tensor, n: int,
+               merged: Tensor, count: Tensor, cap: int, p_ratio: float,
+               p_b: float, iterations: int, gen: torch.Generator) -> Tensor:
+    r"""One round of weighted label propagation on the pruned graph; returns
+    the label of every node."""
+    device = row.device
+    # Edge pruning by relative weight (row-wise: P_ij depends on i's edges).
+    degree = weight.new_zeros(n).scatter_add_(0, row, weight)
+    rel = weight / degree[row]
+    keep = rel >= p_ratio
+    if p_b > 0:
+        keep |= torch.rand(row.numel(), generator=gen, device=device) < p_b
+    del rel
+    row, col = row[keep], col[keep]
+    score = weight[keep] / merged[col]  # e_vw / size_w.
+    del keep
+
+    label = torch.arange(n, device=device)
+    for _ in range(iterations):
+        active = torch.rand(n, generator=gen, device=device) < 0.5
+        mask = active[row]
+        r, c, s = row[mask], label[col[mask]], score[mask]
+        del mask
+        if r.numel() == 0:
+            continue
+        # Sum of scores per (node, neighbour label), via one sort:
+        key, perm = torch.sort(r * n + c)
+        s = s[perm]
+        del perm, r, c
+        start = torch.ones_like(key, dtype=torch.bool)
+        start[1:] = key[1:] != key[:-1]
+        group = torch.cumsum(start, 0) - 1
+        key = key[start]
+        total = s.new_zeros(key.numel()).scatter_add_(0, group, s)
+        del s, group, start
+        node, lab = key // n, key % n
+        del key
+
+        # Clusters that are full accept nobody:
+        size = count.new_zeros(n).scatter_add_(0, label, count)
+        stay = lab == label[node]
+        allowed = stay | (size[lab] + count[node] <= cap)
+        total = torch.where(allowed, total, total.new_full((), -1.0))
+        best = total.new_full((n, ), -1.0).scatter_reduce_(
+            0, node, total, 'amax')
+        is_best = allowed & (total == best[node])
+        keeps = torch.zeros(n, dtype=torch.bool, device=device)
+        keeps[node[is_best & stay]] = True
+        cand = is_best & ~keeps[node]
+        target = torch.full((n, ), n, dtype=torch.long, device=device)
+        target.scatter_reduce_(0, node[cand], lab[cand], 'amin')
+        movers = (target < n).nonzero().view(-1)
+        if movers.numel() == 0:
+            break
+        # Admit movers into each cluster in node order while it has room:
+        dest = target[movers]
+        dest, order = torch.sort(dest, stable=True)
+        movers = movers[order]
+        cum = torch.cumsum(count[movers], 0)
+        first = torch.ones_like(dest, dtype=torch.bool)
+        first[1:] = dest[1:] != dest[:-1]
+        offset = (cum - count[movers])[first]
+        within = cum - offset[torch.cumsum(first, 0) - 1]
+        admit = size[dest] + within <= cap
+        if not bool(admit.any()):
+            break
+        label[movers[admit]] = dest[admit]
+    return label
+
+
+def _pack(count: Tensor, num_parts: int) -> Tensor:
+    r"""Parts of balanced total :obj:`count` for nodes without edges, by
+    cutting the cumulative count into :obj:`num_parts` equal ranges."""
+    before = torch.cumsum(count, 0) - count
+    part = before * num_parts // int(count.sum())
+    return part.clamp_(max=num_parts - 1)
+
+
+def _fill_empty_parts(cluster: Tensor, num_parts: int) -> Tensor:
+    r"""Makes every part non-empty by halving the largest part for every
+    empty one (a loop over parts, never over nodes)."""
+    sizes = torch.bincount(cluster, minlength=num_parts)
+    for empty in (sizes == 0).nonzero().view(-1).tolist():
+        largest = int(sizes.argmax())
+        members = (cluster == largest).nonzero().view(-1)
+        moved = members[members.numel() // 2:]
+        cluster[moved] = empty
+        sizes[largest] -= moved.numel()
+        sizes[empty] = moved.numel()
+    return cluster

@@ -1,0 +1,114 @@
+r"""One entry point for every way of splitting a graph into parts."""
+import operator
+from typing import Optional, Union
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+
+from .lpmetis import lpmetis
+from .metis import _to_edge_index, metis
+
+PARTITION_METHODS = ('metis', 'lpmetis', 'random', 'contiguous')
+r"""The methods :func:`partition` knows."""
+
+
+def partition(
+    data: Union[Data, Tensor],
+    num_parts: int,
+    method: str = 'metis',
+    num_nodes: Optional[int] = None,
+    seed: Optional[int] = None,
+    **kwargs,
+) -> Tensor:
+    r"""Splits a graph into :obj:`num_parts` parts by one of the
+    :obj:`PARTITION_METHODS`:
+
+    * :obj:`"metis"`: :func:`~torch_autoscale.partition.metis`, the quality
+      reference (few edges between parts, balanced sizes);
+    * :obj:`"lpmetis"`: :func:`~torch_autoscale.partition.lpmetis`, label
+      propagation and METIS on the coarsened graph, for graphs too large for
+      METIS;
+    * :obj:`"random"`: parts of balanced sizes, nodes drawn uniformly at
+      random (a baseline that cuts about :math:`1 - 1/K` of the edges);
+    * :obj:`"contiguous"`: the node order cut into :obj:`num_parts` ranges
+      of balanced sizes (good when the nodes are already ordered by
+      locality).
+
+    Pass the result to :func:`~torch_autoscale.partition.sort_by_cluster`
+    and :func:`~torch_autoscale.partition.permute` to lay a graph out for
+    the loaders, or to
+    :func:`~torch_autoscale.partition.partition_report` to measure it.
+
+    Args:
+        data (torch_geometric.data.Data or torch.Tensor): A graph with an
+            :obj:`edge_index`, or the :obj:`edge_index` itself (shape
+            :obj:`[2, num_edges]`, or a sparse adjacency matrix).
+        num_parts (int): The number of parts, in :obj:`[1, num_nodes]`.
+        method (str, optional): The method, one of
+            :obj:`PARTITION_METHODS`. (default: :obj:`"metis"`)
+        num_nodes (int, optional): The number of nodes, when :obj:`data` is
+            an :obj:`edge_index`. (default: :obj:`None`, inferred)
+        seed (int, optional): The seed of :obj:`"lpmetis"` and
+            :obj:`"random"`; :obj:`"metis"` and :obj:`"contiguous"` are
+            deterministic and ignore it. (default: :obj:`None`)
+        **kwargs (optional): Further arguments of :func:`metis` or
+            :func:`lpmetis`, such as :obj:`edge_weight`.
+
+    Returns:
+        torch.Tensor: The part id of every node, an :obj:`int64` tensor of
+        shape :obj:`[num_nodes]` with values in :obj:`[0, num_parts)`.
+
+    Raises:
+        ValueError: If :obj:`method` is unknown, :obj:`num_parts` is not in
+            :obj:`[1, num_nodes]`, or the graph is invalid.
+
+    Example:
+        >>> from torch_geometric.utils import grid
+        >>> edge_index, _ = grid(16, 16)
+        >>> partition(edge_index, 4, method='contiguous').bincount()
+        tensor([64, 64, 64, 64])
+    """
+    if method not in PARTITION_METHODS:
+        raise ValueError(f"Unknown partition method {method!r}; pass one of "
+                         f"{', '.join(repr(m) for m in PARTITION_METHODS)}")
+    if isinstance(data, Data):
+        if 'edge_index' not in data and 'adj_t' not in data:
+            raise ValueError("'data' has no 'edge_index' (or 'adj_t'); "
+                             "pass a graph with connectivity")
+        if num_nodes is None:
+            num_nodes = data.num_nodes
+        edge_index = (data.edge_index if 'edge_index' in data else
+                      data.adj_t.t())
+    else:
+        edge_index = data
+    if method in ('random', 'contiguous') and kwargs:
+        raise ValueError(f"Method {method!r} takes no further arguments "
+                         f"(got {', '.join(sorted(kwargs))})")
+
+    try:
+        num_parts = operator.index(num_parts)
+    except TypeError:
+        raise ValueError(f"'num_parts' must be an integer (got "
+                         f"{num_parts!r})") from None
+    if method in ('random', 'contiguous'):
+        edge_index, num_nodes = _to_edge_index(edge_index, num_nodes)
+        if not 1 <= num_parts <= num_nodes:
+            raise ValueError(f"'num_parts' must lie in [1, {num_nodes}] "
+                             f"(the number of nodes); got {num_parts}")
+        # Part `i * K // N` for position `i`: sizes differ by at most one.
+        part = torch.arange(num_nodes) * num_parts // num_nodes
+        if method == 'random':
+            gen = torch.Generator()
+            if seed is not None:
+                gen.manual_seed(seed)
+            else:
+                gen.seed()
+            part = part[torch.randperm(num_nodes, generator=gen)]
+        return part.to(edge_index.device)
+
+    if num_parts < 1:
+        raise ValueError(f"'num_parts' must be at least 1 (got {num_parts})")
+    if method == 'metis':
+        return metis(edge_index, num_nodes, num_parts, **kwargs)
+    return lpmetis(edge_index, num_nodes, num_parts, seed=seed, **kwargs)

@@ -1,0 +1,205 @@
+r"""How good a partition is: edge cut, balance and part-size spread, the
+metrics of the `"LPS-GNN" <https://arxiv.org/abs/2507.14570>`_ paper."""
+import math
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from .metis import _check_weight, _to_edge_index
+
+
+@dataclass
+class PartitionReport:
+    r"""The quality of a partition (see :func:`partition_report`).
+
+    Attributes:
+        num_nodes (int): The number of nodes.
+        num_edges (int): The number of undirected edges (self-loops
+            excluded).
+        num_parts (int): The number of parts :math:`K`.
+        sizes (torch.Tensor): The number of nodes of every part.
+        cut_edges (float): The number (or total weight) of undirected edges
+            whose end nodes lie in different parts.
+        edge_cut (float): EC, the cut fraction of all edges (or of the total
+            weight).
+        balance (float): BAL, the largest number of edges of a part over
+            :math:`|E| / K` (a part's edges: those with an end node in it,
+            counted once per end node, so that they sum to :math:`2|E|`);
+            :obj:`1.0` is perfect balance.
+        size_std (float): STD, the standard deviation of the part sizes
+            around :math:`|V| / K`, with :math:`K - 1` degrees of freedom.
+    """
+    num_nodes: int
+    num_edges: int
+    num_parts: int
+    sizes: Tensor
+    cut_edges: float
+    edge_cut: float
+    balance: float
+    size_std: float
+
+    @property
+    def num_empty(self) -> int:
+        r"""The number of empty parts."""
+        return int((self.sizes == 0).sum())
+
+    @property
+    def size_ratio(self) -> float:
+        r"""The largest part size over the mean part size."""
+        return float(self.sizes.max()) * self.num_parts / self.num_nodes
+
+    def as_dict(self) -> dict:
+        r"""The report as plain Python values (for JSON)."""
+        return dict(num_nodes=self.num_nodes, num_edges=self.num_edges,
+                    num_parts=self.num_parts, cut_edges=self.cut_edges,
+                    edge_cut=self.edge_cut, balance=self.balance,
+                    size_std=self.size_std, size_ratio=self.size_ratio,
+                    num_empty=self.num_empty,
+                    min_size=int(self.sizes.min()),
+                    max_size=int(self.sizes.max()))
+
+    def __str__(self) -> str:
+        return (f"{self.num_parts} parts of {self.num_nodes} nodes and "
+                f"{self.num_edges} edges: edge cut {self.edge_cut:.4f}, "
+                f"balance {self.balance:.3f}, size std {self.size_std:.1f} "
+                f"(sizes {int(self.sizes.min())}-{int(self.sizes.max())}, "
+                f"{self.num_empty} empty)")
+
+
+def _prepare(edge_index: Tensor, cluster: Tensor,
+             num_parts: Optional[int]) -> Tuple[Tensor, Tensor, int]:
+    if not isinstance(cluster, Tensor) or cluster.dim() != 1:
+        raise ValueError("'cluster' must be a one-dimensional tensor holding "
+                         "the part id of every node")
+    if cluster.is_floating_point() or cluster.dtype == torch.bool:
+        raise ValueError(f"'cluster' must hold integer part ids (got dtype "
+                         f"{cluster.dtype})")
+    edge_index, _ = _to_edge_index(edge_index, cluster.numel())
+    cluster = cluster.long().to(edge_index.device)
+    if cluster.numel() > 0 and int(cluster.min()) < 0:
+        raise ValueError("'cluster' must hold non-negative part ids")
+    max_part = int(cluster.max()) + 1 if cluster.numel() > 0 else 0
+    if num_parts is None:
+        num_parts = max_part
+    elif num_parts < max_part:
+        raise ValueError(f"'cluster' holds part id {max_part - 1}, which "
+                         f"does not fit 'num_parts={num_parts}'")
+    return edge_index, cluster, num_parts
+
+
+def part_sizes(cluster: Tensor, num_parts: Optional[int] = None) -> Tensor:
+    r"""The number of nodes of every part."""
+    minlength = 0 if num_parts is None else num_parts
+    return torch.bincount(cluster.long().view(-1), minlength=minlength)
+
+
+def edge_cut(edge_index: Tensor, cluster: Tensor,
+             edge_weight: Optional[Tensor] = None) -> float:
+    r"""EC: the fraction of edges (or of the edge weight) running between
+    parts; self-loops are ignored.
+
+    Args:
+        edge_index (torch.Tensor): The graph connectivity of shape
+            :obj:`[2, num_edges]`. An undirected graph may hold each edge
+            once or in both directions: the fraction is the same.
+        cluster (torch.Tensor): The part id of every node.
+        edge_weight (torch.Tensor, optional): Edge weights of shape
+            :obj:`[num_edges]`. (default: :obj:`None`)
+    """
+    return partition_report(edge_index, cluster,
+                            edge_weight=edge_weight).edge_cut
+
+
+def balance(edge_index: Tensor, cluster: Tensor,
+            num_parts: Optional[int] = None) -> float:
+    r"""BAL: the largest number of edges of a part over the mean,
+    :math:`|E| / K` (see :class:`PartitionReport`)."""
+    return partition_report(edge_index, cluster, num_parts).balance
+
+
+def size_std(cluster: Tensor, num_parts: Optional[int] = None) -> float:
+    r"""STD: :math:`\sqrt{\sum_i (|V_i| - |V| / K)^2 / (K - 1)}`."""
+    sizes = part_sizes(cluster, num_parts).double()
+    k = sizes.numel()
+    if k <= 1:
+        return 0.0
+    mean = float(cluster.numel()) / k
+    return math.sqrt(float(((sizes - mean)**2).sum()) / (k - 1))
+
+
+def partition_report(edge_index: Tensor, cluster: Tensor,
+                     num_parts: Optional[int] = None,
+                     edge_weight: Optional[Tensor] = None) -> PartitionReport:
+    r"""Measures a partition: edge cut (EC), balance (BAL), the spread of
+    part sizes (STD) and the part sizes themselves.
+
+    Args:
+        edge_index (torch.Tensor): The graph connectivity of shape
+            :obj:`[2, num_edges]` or a sparse adjacency matrix; each
+            undirected edge once or in both directions.
+        cluster (torch.Tensor): The part id of every node, *e.g.*, from
+            :func:`~torch_autoscale.partition.partition`.
+        num_parts (int, optional): The number of parts :math:`K`.
+            (default: :obj:`None`, the largest id plus one)
+        edge_weight (torch.Tensor, optional): Edge weights of shape
+            :obj:`[num_edges]` for a weighted edge cut. (default:
+            :obj:`None`)
+
+    Returns:
+        PartitionReport: The metrics.
+
+    Raises:
+        ValueError: If :obj:`cluster` does not hold one non-negative integer
+            id per node, or an id does not fit :obj:`num_parts`.
+
+    Example:
+        >>> edge_index = torch.tensor([[0, 1, 2], [1, 2, 3]])
+        >>> report = partition_report(edge_index, torch.tensor([0, 0, 1, 1]))
+        >>> report.edge_cut
+        0.3333333333333333
+    """
+    edge_index, cluster, num_parts = _prepare(edge_index, cluster, num_parts)
+    edge_weight = _check_weight(edge_weight, 'edge_weight',
+                                edge_index.size(1),
+                                'one entry per edge of `edge_index`')
+    row, col = edge_index
+    loops = row == col
+    if bool(loops.any()):
+        row, col = row[~loops], col[~loops]
+        if edge_weight is not None:
+            edge_weight = edge_weight[~loops]
+    weight = (edge_weight.double() if edge_weight is not None else
+              torch.ones(row.numel(), dtype=torch.double, device=row.device))
+    cut = cluster[row] != cluster[col]
+    total = float(weight.sum())
+    cut_weight = float(weight[cut].sum())
+    # Both ends count, so that a graph stored once or in both directions
+    # gives the same balance:
+    part_edges = torch.zeros(num_parts, dtype=torch.double,
+                             device=row.device)
+    part_edges.scatter_add_(0, cluster[row], weight)
+    part_edges.scatter_add_(0, cluster[col], weight)
+    is_symmetric = _is_symmetric(row, col, cluster.numel())
+    num_edges = row.numel() // 2 if is_symmetric else row.numel()
+    scale = 0.5 if is_symmetric else 1.0
+    return PartitionReport(
+        num_nodes=cluster.numel(),
+        num_edges=num_edges,
+        num_parts=num_parts,
+        sizes=part_sizes(cluster, num_parts).cpu(),
+        cut_edges=scale * cut_weight,
+        edge_cut=cut_weight / total if total > 0 else 0.0,
+        balance=(float(part_edges.max()) * num_parts / (2 * total)
+                 if total > 0 else 1.0),
+        size_std=size_std(cluster, num_parts),
+    )
+
+
+def _is_symmetric(row: Tensor, col: Tensor, num_nodes: int) -> bool:
+    if row.numel() % 2 != 0:
+        return False
+    forward = torch.sort(row * num_nodes + col).values
+    backward = torch.sort(col * num_nodes + row).values
+    return bool(torch.equal(forward, backward))
