@@ -1,7 +1,8 @@
 r"""Graph partitioning: from a graph to clusters of nodes."""
-from .metis import metis, sort_by_cluster
 from .lpmetis import lpmetis
+from .metis import metis, sort_by_cluster
 from .partition import PARTITION_METHODS, partition
+from .permute import permute
 from .quality import (
     PartitionReport,
     balance,
@@ -10,7 +11,6 @@ from .quality import (
     partition_report,
     size_std,
 )
-from .permute import permute
 
 __all__ = [
     'partition',
