@@ -27,7 +27,12 @@ from tqdm import tqdm
 
 from torch_autoscale.loader import EvalSubgraphLoader, SubgraphLoader
 from torch_autoscale.nn.models import GCN
-from torch_autoscale.partition import metis, permute, sort_by_cluster
+from torch_autoscale.partition import (
+    PARTITION_METHODS,
+    partition,
+    permute,
+    sort_by_cluster,
+)
 from torch_autoscale.utils import (
     csr_adj_t,
     homophilous_sbm,
@@ -81,12 +86,13 @@ def random_split(data, seed: int):
                              num_val=num_val, num_test=num_test)(data)
 
 
-def prepare(data, num_parts: int):
-    r"""Normalizes the adjacency on the whole graph, clusters it with METIS
-    and permutes it so that every cluster is a contiguous range."""
+def prepare(data, num_parts: int, method: str = 'metis', seed: int = 0):
+    r"""Normalizes the adjacency on the whole graph, clusters it (METIS by
+    default) and permutes it so that every cluster is a contiguous range."""
     adj_t = csr_adj_t(data.edge_index, data.num_nodes)
     data.adj_t, _ = gcn_norm(adj_t, add_self_loops=True)
-    cluster = metis(data.edge_index, data.num_nodes, num_parts=num_parts)
+    cluster = partition(data.edge_index, num_parts, method=method,
+                        num_nodes=data.num_nodes, seed=seed)
     perm, ptr = sort_by_cluster(cluster, num_parts)
     del data.edge_index
     data = permute(data, perm)
@@ -104,7 +110,7 @@ def run(args, seed: int):
     torch.manual_seed(seed)
     data = load_dataset(args.dataset, args.root, seed)
     num_classes = int(data.y.max()) + 1
-    data, ptr = prepare(data, args.num_parts)
+    data, ptr = prepare(data, args.num_parts, args.partition)
     train_loader = SubgraphLoader(data, ptr, batch_size=args.batch_size,
                                   shuffle=True, num_workers=args.num_workers,
                                   persistent_workers=args.num_workers > 0)
@@ -166,7 +172,10 @@ def main():
                         choices=sorted(DEFAULTS))
     parser.add_argument('--root', default='data',
                         help='folder holding the PyG dataset roots')
-    parser.add_argument('--num-parts', type=int, help='METIS clusters')
+    parser.add_argument('--num-parts', type=int, help='clusters')
+    parser.add_argument('--partition', default='metis',
+                        choices=PARTITION_METHODS,
+                        help='how to cluster the graph (default: metis)')
     parser.add_argument('--batch-size', type=int,
                         help='clusters per mini-batch')
     parser.add_argument('--hidden', type=int)

@@ -1,3 +1,4 @@
+import importlib
 import logging
 import math
 import os
@@ -108,7 +109,9 @@ def test_metis_splits_oversized_parts(monkeypatch):
         cluster[:num_nodes // 2 + 5] = 0
         return cluster
 
-    monkeypatch.setattr(partition, 'metis', uneven_metis)
+    # The entry point `torch_autoscale.partition.partition` calls `metis`:
+    entry = importlib.import_module('torch_autoscale.partition.partition')
+    monkeypatch.setattr(entry, 'metis', uneven_metis)
     perm, ptr = segment_graph(torch.empty(2, 0, dtype=torch.long), 300, 100)
     check_segments(perm, ptr, 300, 100)
     assert ptr.diff().tolist() == [78, 77, 73, 72]
@@ -120,7 +123,8 @@ def test_segment_graph_errors():
     for size in [0, -3, 1.5, '8', None, True]:
         with pytest.raises(ValueError, match="'max_segment_size'"):
             segment_graph(edge_index, 100, size)
-    with pytest.raises(ValueError, match="'metis', 'contiguous', 'random'"):
+    with pytest.raises(ValueError,
+                       match="'metis', 'lpmetis', 'contiguous', 'random'"):
         segment_graph(edge_index, 100, 10, method='louvain')
     with pytest.raises(ValueError, match="'num_nodes' must be at least 1"):
         segment_graph(edge_index, 0, 10)
@@ -258,7 +262,8 @@ def test_segmented_dataset_errors():
     graphs = make_graphs()
     with pytest.raises(ValueError, match="'max_segment_size'"):
         SegmentedDataset(graphs, 0)
-    with pytest.raises(ValueError, match="'metis', 'contiguous', 'random'"):
+    with pytest.raises(ValueError,
+                       match="'metis', 'lpmetis', 'contiguous', 'random'"):
         SegmentedDataset(graphs, 16, method='spectral')
     with pytest.raises(ValueError, match="'cache'"):
         SegmentedDataset(graphs, 16, cache=True)

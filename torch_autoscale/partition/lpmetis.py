@@ -47,6 +47,7 @@ def lpmetis(
     seed: Optional[int] = None,
     iterations: int = 5,
     max_cluster_size: Optional[int] = None,
+    verbose: bool = True,
 ) -> Tensor:
     r"""Partitions a graph into :obj:`num_parts` parts via LPMetis, from the
     `"LPS-GNN: Deploying Graph Neural Networks on Graphs with 100-Billion
@@ -92,6 +93,9 @@ def lpmetis(
             nodes a cluster may hold. (default: :obj:`None`, i.e.,
             :math:`\lceil \text{num_nodes} / (32 \cdot
             \text{num_parts}) \rceil`)
+        verbose (bool, optional): Whether to log every round and the total
+            time; callers that partition many small graphs turn it off.
+            (default: :obj:`True`)
 
     Returns:
         torch.Tensor: The part id of every node, an :obj:`int64` tensor of
@@ -159,8 +163,9 @@ def lpmetis(
         count = count.new_zeros(n).scatter_add_(0, inv, count)
         mapping = inv if mapping is None else inv[mapping]
         row, col, weight = _coalesce(inv[row], inv[col], weight, n)
-        log.info("LPMetis round %d: %d nodes, %d edges (%.2fs)", r + 1, n,
-                 row.numel() // 2, time.perf_counter() - t)
+        if verbose:
+            log.info("LPMetis round %d: %d nodes, %d edges (%.2fs)", r + 1, n,
+                     row.numel() // 2, time.perf_counter() - t)
 
     if row.numel() == 0:  # No edges left: balance cluster sizes only.
         coarse = _pack(count, num_parts)
@@ -170,8 +175,10 @@ def lpmetis(
     del row, col, weight
     cluster = coarse if mapping is None else coarse[mapping]
     cluster = _fill_empty_parts(cluster, num_parts)
-    log.info("LPMetis split %d nodes into %d parts in %.2fs (coarse graph: "
-             "%d nodes)", num_nodes, num_parts, time.perf_counter() - t, n)
+    if verbose:
+        log.info("LPMetis split %d nodes into %d parts in %.2fs (coarse "
+                 "graph: %d nodes)", num_nodes, num_parts,
+                 time.perf_counter() - t, n)
     return cluster
 
 

@@ -18,11 +18,12 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
-from torch_autoscale.partition import metis, permute, sort_by_cluster
+from torch_autoscale.partition import partition, permute, sort_by_cluster
 
 log = logging.getLogger(__name__)
 
-SEGMENT_METHODS: Tuple[str, ...] = ('metis', 'contiguous', 'random')
+SEGMENT_METHODS: Tuple[str, ...] = ('metis', 'lpmetis', 'contiguous',
+                                     'random')
 r"""The ways :func:`segment_graph` can split a graph."""
 
 
@@ -51,16 +52,6 @@ def _check_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"'seed' must be an integer (got {seed!r})")
     return seed
-
-
-def _balanced_ptr(num_nodes: int, num_parts: int) -> Tensor:
-    r"""Boundaries of :obj:`num_parts` consecutive parts whose sizes differ by
-    at most one."""
-    size = torch.full((num_parts, ), num_nodes // num_parts, dtype=torch.long)
-    size[:num_nodes % num_parts] += 1
-    ptr = size.new_zeros(num_parts + 1)
-    torch.cumsum(size, dim=0, out=ptr[1:])
-    return ptr
 
 
 def _split_parts(ptr: Tensor, max_segment_size: int) -> Tensor:
@@ -106,6 +97,9 @@ def segment_graph(
       segment, without calling METIS.
     * :obj:`"contiguous"` keeps the node order and cuts it every
       :obj:`max_segment_size` nodes.
+    * :obj:`"lpmetis"` clusters it via
+      :func:`~torch_autoscale.partition.lpmetis` (for graphs too large for
+      METIS), with oversized and empty parts handled as for METIS.
     * :obj:`"random"` assigns the nodes to :math:`J` parts of balanced sizes
       uniformly at random (deterministically for a given :obj:`seed`).
 
@@ -118,8 +112,8 @@ def segment_graph(
         max_segment_size (int): The largest number of nodes of a segment.
         method (str, optional): How to split the graph, one of
             :obj:`SEGMENT_METHODS`. (default: :obj:`"metis"`)
-        seed (int, optional): The random seed of :obj:`"random"`.
-            (default: :obj:`0`)
+        seed (int, optional): The random seed of :obj:`"random"` and
+            :obj:`"lpmetis"`. (default: :obj:`0`)
 
     Returns:
         (torch.Tensor, torch.Tensor): The node permutation :obj:`perm` of
@@ -160,22 +154,13 @@ def segment_graph(
         ptr[-1] = num_nodes
         return torch.arange(num_nodes), ptr
 
-    if method == 'random':
-        gen = torch.Generator()
-        gen.manual_seed(seed)
-        part = torch.repeat_interleave(
-            torch.arange(num_parts),
-            _balanced_ptr(num_nodes, num_parts).diff())
-        cluster = torch.empty_like(part)
-        cluster[torch.randperm(num_nodes, generator=gen)] = part
-        return sort_by_cluster(cluster, num_parts)
-
     if num_parts == 1:
         return torch.arange(num_nodes), torch.tensor([0, num_nodes])
-    # Empty parts are dropped below; one log line per graph of a
-    # dataset would drown everything else.
-    cluster = metis(edge_index, num_nodes, num_parts=num_parts,
-                    verbose=False).cpu()
+    kwargs = dict(verbose=False) if 'metis' in method else {}
+    # Through the project's one entry point; empty parts are dropped below,
+    # and one log line per graph of a dataset would drown everything else.
+    cluster = partition(edge_index, num_parts, method=method,
+                        num_nodes=num_nodes, seed=seed, **kwargs).cpu()
     perm, ptr = sort_by_cluster(cluster, num_parts)
     return perm, _split_parts(ptr, max_segment_size)
 
