@@ -115,3 +115,17 @@ def test_edgeless_graph_and_single_part():
 def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         lpmetis(cliques(4, 5), 20, **kwargs)
+
+
+def test_refinement_lowers_the_cut_and_keeps_balance():
+    edge_index, num_nodes = planted(num_blocks=16, size=60, p_in=0.08,
+                                    p_out=0.004)
+    cuts = []
+    for refine in (0, 4):
+        cluster = lpmetis(edge_index, num_nodes, 8, seed=0, refine=refine)
+        assert_partition(cluster, num_nodes, 8)
+        report = partition_report(edge_index, cluster, 8)
+        assert report.size_ratio <= 1.03 + 8 / num_nodes * math.ceil(
+            num_nodes / (32 * 8))
+        cuts.append(report.edge_cut)
+    assert cuts[1] < cuts[0]

@@ -35,6 +35,10 @@ from .metis import _check_weight, _to_edge_index, metis
 
 log = logging.getLogger(__name__)
 
+IMBALANCE: float = 1.03
+r"""The largest part size over the mean that the refinement allows (METIS'
+default tolerance)."""
+
 
 def lpmetis(
     edge_index: Tensor,
@@ -47,6 +51,7 @@ def lpmetis(
     seed: Optional[int] = None,
     iterations: int = 5,
     max_cluster_size: Optional[int] = None,
+    refine: int = 4,
     verbose: bool = True,
 ) -> Tensor:
     r"""Partitions a graph into :obj:`num_parts` parts via LPMetis, from the
@@ -93,6 +98,12 @@ def lpmetis(
             nodes a cluster may hold. (default: :obj:`None`, i.e.,
             :math:`\lceil \text{num_nodes} / (32 \cdot
             \text{num_parts}) \rceil`)
+        refine (int, optional): Label updates on the original graph after
+            METIS, with parts as labels and part sizes capped at METIS'
+            tolerance: they move boundary nodes to the part most of their
+            edges lead to (METIS refines every level of its hierarchy;
+            this refines the levels label propagation skipped). :obj:`0`
+            disables it. (default: :obj:`4`)
         verbose (bool, optional): Whether to log every round and the total
             time; callers that partition many small graphs turn it off.
             (default: :obj:`True`)
@@ -141,12 +152,13 @@ def lpmetis(
     gen.manual_seed(int(seed))
 
     t = time.perf_counter()
-    weight = (edge_weight.float() if edge_weight is not None else
-              torch.ones(edge_index.size(1), device=device))
-    row, col, weight = _symmetric(edge_index[0], edge_index[1], weight,
-                                  num_nodes)
+    # Every undirected edge once, as (u, v) with u < v: half the memory of a
+    # symmetric list, and both directions are read off it where needed.
+    row, col, weight = _undirected(edge_index[0], edge_index[1], edge_weight,
+                                   num_nodes)
     del edge_index
 
+    original = (row, col, weight)  # Kept for the refinement.
     n = num_nodes
     mapping: Optional[Tensor] = None  # Original node -> current node.
     merged = torch.ones(n, device=device)  # Previous-level nodes per node.
@@ -162,18 +174,24 @@ def lpmetis(
         merged = torch.bincount(inv, minlength=n).to(merged.dtype)
         count = count.new_zeros(n).scatter_add_(0, inv, count)
         mapping = inv if mapping is None else inv[mapping]
-        row, col, weight = _coalesce(inv[row], inv[col], weight, n)
+        row, col, weight = _undirected(inv[row], inv[col], weight, n)
         if verbose:
             log.info("LPMetis round %d: %d nodes, %d edges (%.2fs)", r + 1, n,
-                     row.numel() // 2, time.perf_counter() - t)
+                     row.numel(), time.perf_counter() - t)
 
     if row.numel() == 0:  # No edges left: balance cluster sizes only.
         coarse = _pack(count, num_parts)
     else:
+        # `metis` symmetrizes (u, v) into both directions itself.
         coarse = metis(torch.stack([row, col]), n, num_parts,
                        node_weight=count, edge_weight=weight, verbose=False)
     del row, col, weight
     cluster = coarse if mapping is None else coarse[mapping]
+    if refine > 0 and mapping is not None:
+        cap = IMBALANCE * num_nodes / num_parts
+        cap = max(cap, float(torch.bincount(cluster).max()))
+        cluster = _refine(*original, cluster, num_parts, cap, refine, gen)
+    del original
     cluster = _fill_empty_parts(cluster, num_parts)
     if verbose:
         log.info("LPMetis split %d nodes into %d parts in %.2fs (coarse "
@@ -194,31 +212,32 @@ def _check_int(value, name: str, minimum: int) -> int:
     return value
 
 
-def _coalesce(row: Tensor, col: Tensor, weight: Tensor,
-              num_nodes: int) -> Tuple[Tensor, Tensor, Tensor]:
-    r"""Drops self-loops and sums the weights of duplicate edges; the result
-    is sorted by (row, col)."""
+def _undirected(row: Tensor, col: Tensor, weight: Optional[Tensor],
+                num_nodes: int) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""Every undirected edge once as :obj:`(u, v)` with :obj:`u < v`, sorted,
+    self-loops dropped and the weights of all its copies (in either
+    direction) summed; unit weights when :obj:`weight` is :obj:`None`."""
+    key = torch.minimum(row, col) * num_nodes
+    key += torch.maximum(row, col)
     mask = row != col
-    key = row[mask] * num_nodes + col[mask]
-    weight = weight[mask]
-    del row, col, mask
-    key, perm = torch.sort(key)
-    weight = weight[perm]
-    del perm
-    if key.numel() == 0:
-        return key, key.clone(), weight
-    start = torch.ones_like(key, dtype=torch.bool)
-    start[1:] = key[1:] != key[:-1]
-    group = torch.cumsum(start, 0) - 1
-    key = key[start]
-    weight = weight.new_zeros(key.numel()).scatter_add_(0, group, weight)
-    return key // num_nodes, key % num_nodes, weight
-
-
-def _symmetric(row: Tensor, col: Tensor, weight: Tensor,
-               num_nodes: int) -> Tuple[Tensor, Tensor, Tensor]:
-    return _coalesce(torch.cat([row, col]), torch.cat([col, row]),
-                     torch.cat([weight, weight]), num_nodes)
+    if not bool(mask.all()):
+        key = key[mask]
+        weight = weight[mask] if weight is not None else None
+    del mask
+    if weight is None:  # Unweighted: the weight is the number of copies.
+        key, total = torch.unique(key, sorted=True, return_counts=True)
+        total = total.float()
+    else:
+        key, perm = torch.sort(key)
+        weight = weight.float()[perm]
+        del perm
+        start = torch.ones_like(key, dtype=torch.bool)
+        start[1:] = key[1:] != key[:-1]
+        group = torch.cumsum(start, 0) - 1
+        key = key[start]
+        del start
+        total = weight.new_zeros(key.numel()).scatter_add_(0, group, weight)
+    return key // num_nodes, key % num_nodes, total
 
 
 def _propagate(row: Tensor, col: Tensor, weight: Tensor, n: int,
@@ -227,68 +246,111 @@ def _propagate(row: Tensor, col: Tensor, weight: Tensor, n: int,
     r"""One round of weighted label propagation on the pruned graph; returns
     the label of every node."""
     device = row.device
-    # Edge pruning by relative weight (row-wise: P_ij depends on i's edges).
+    # Edge pruning by relative weight P_ij = e_ij / sum_m e_im, for both
+    # directions of every undirected edge (u, v): u -> v and v -> u.
     degree = weight.new_zeros(n).scatter_add_(0, row, weight)
-    rel = weight / degree[row]
-    keep = rel >= p_ratio
-    if p_b > 0:
-        keep |= torch.rand(row.numel(), generator=gen, device=device) < p_b
-    del rel
-    row, col = row[keep], col[keep]
-    score = weight[keep] / merged[col]  # e_vw / size_w.
-    del keep
+    degree.scatter_add_(0, col, weight)
+    directions = [(a, b, torch.rand(row.numel(), generator=gen,
+                                    device=device))
+                  for a, b in ((row, col), (col, row))]
+    # Beyond the paper: every node also keeps one of its strongest edges
+    # (the one with the smallest draw among ties), so that no node is cut
+    # off from merging; with unit weights, the draws alone would isolate
+    # most nodes of degree 3 to 20.
+    strongest = weight.new_zeros(n)
+    for a, _, _ in directions:
+        strongest.scatter_reduce_(0, a, weight / degree[a], 'amax')
+    first = weight.new_full((n, ), 2.0)
+    for a, _, draw in directions:
+        tie = weight / degree[a] == strongest[a]
+        first.scatter_reduce_(0, a[tie], draw[tie], 'amin')
+    src, dst, score = [], [], []
+    for a, b, draw in directions:
+        rel = weight / degree[a]
+        keep = (rel >= p_ratio) | (draw < p_b)
+        keep |= (rel == strongest[a]) & (draw == first[a])
+        src.append(a[keep])
+        dst.append(b[keep])
+        score.append(weight[keep])
+    del directions, strongest, first, rel, keep
+    row, col = torch.cat(src), torch.cat(dst)
+    score = torch.cat(score) / merged[col]  # e_vw / size_w.
+    del src, dst
 
     label = torch.arange(n, device=device)
     for _ in range(iterations):
-        active = torch.rand(n, generator=gen, device=device) < 0.5
-        mask = active[row]
-        r, c, s = row[mask], label[col[mask]], score[mask]
-        del mask
-        if r.numel() == 0:
-            continue
-        # Sum of scores per (node, neighbour label), via one sort:
-        key, perm = torch.sort(r * n + c)
-        s = s[perm]
-        del perm, r, c
-        start = torch.ones_like(key, dtype=torch.bool)
-        start[1:] = key[1:] != key[:-1]
-        group = torch.cumsum(start, 0) - 1
-        key = key[start]
-        total = s.new_zeros(key.numel()).scatter_add_(0, group, s)
-        del s, group, start
-        node, lab = key // n, key % n
-        del key
-
-        # Clusters that are full accept nobody:
-        size = count.new_zeros(n).scatter_add_(0, label, count)
-        stay = lab == label[node]
-        allowed = stay | (size[lab] + count[node] <= cap)
-        total = torch.where(allowed, total, total.new_full((), -1.0))
-        best = total.new_full((n, ), -1.0).scatter_reduce_(
-            0, node, total, 'amax')
-        is_best = allowed & (total == best[node])
-        keeps = torch.zeros(n, dtype=torch.bool, device=device)
-        keeps[node[is_best & stay]] = True
-        cand = is_best & ~keeps[node]
-        target = torch.full((n, ), n, dtype=torch.long, device=device)
-        target.scatter_reduce_(0, node[cand], lab[cand], 'amin')
-        movers = (target < n).nonzero().view(-1)
-        if movers.numel() == 0:
-            break
-        # Admit movers into each cluster in node order while it has room:
-        dest = target[movers]
-        dest, order = torch.sort(dest, stable=True)
-        movers = movers[order]
-        cum = torch.cumsum(count[movers], 0)
-        first = torch.ones_like(dest, dtype=torch.bool)
-        first[1:] = dest[1:] != dest[:-1]
-        offset = (cum - count[movers])[first]
-        within = cum - offset[torch.cumsum(first, 0) - 1]
-        admit = size[dest] + within <= cap
-        if not bool(admit.any()):
-            break
-        label[movers[admit]] = dest[admit]
+        _update(row, col, score, label, count, cap, n, gen)
     return label
+
+
+def _update(row: Tensor, col: Tensor, score: Tensor, label: Tensor,
+            count: Tensor, cap: float, num_labels: int,
+            gen: torch.Generator) -> int:
+    r"""One label update, in place: a random half of the nodes take the
+    label of largest total :obj:`score` over their edges :obj:`row -> col`
+    (staying on ties), into labels that stay within :obj:`cap` total
+    :obj:`count`. Returns the number of nodes that moved."""
+    n, device = label.numel(), label.device
+    active = torch.rand(n, generator=gen, device=device) < 0.5
+    mask = active[row]
+    r, c, s = row[mask], label[col[mask]], score[mask]
+    del mask, active
+    if r.numel() == 0:
+        return 0
+    # Sum of scores per (node, neighbour label), via one sort:
+    key, perm = torch.sort(r * num_labels + c)
+    s = s[perm]
+    del perm, r, c
+    start = torch.ones_like(key, dtype=torch.bool)
+    start[1:] = key[1:] != key[:-1]
+    group = torch.cumsum(start, 0) - 1
+    key = key[start]
+    total = s.new_zeros(key.numel()).scatter_add_(0, group, s)
+    del s, group, start
+    node, lab = key // num_labels, key % num_labels
+    del key
+
+    # Labels that are full accept nobody:
+    size = count.new_zeros(num_labels).scatter_add_(0, label, count)
+    stay = lab == label[node]
+    allowed = stay | (size[lab] + count[node] <= cap)
+    total = torch.where(allowed, total, total.new_full((), -1.0))
+    best = total.new_full((n, ), -1.0).scatter_reduce_(0, node, total, 'amax')
+    is_best = allowed & (total == best[node])
+    keeps = torch.zeros(n, dtype=torch.bool, device=device)
+    keeps[node[is_best & stay]] = True
+    cand = is_best & ~keeps[node]
+    target = torch.full((n, ), num_labels, dtype=torch.long, device=device)
+    target.scatter_reduce_(0, node[cand], lab[cand], 'amin')
+    movers = (target < num_labels).nonzero().view(-1)
+    if movers.numel() == 0:
+        return 0
+    # Admit movers into each label in node order while it has room:
+    dest, order = torch.sort(target[movers], stable=True)
+    movers = movers[order]
+    cum = torch.cumsum(count[movers], 0)
+    first = torch.ones_like(dest, dtype=torch.bool)
+    first[1:] = dest[1:] != dest[:-1]
+    offset = (cum - count[movers])[first]
+    within = cum - offset[torch.cumsum(first, 0) - 1]
+    admit = size[dest] + within <= cap
+    label[movers[admit]] = dest[admit]
+    return int(admit.sum())
+
+
+def _refine(row: Tensor, col: Tensor, weight: Tensor, cluster: Tensor,
+            num_parts: int, cap: float, iterations: int,
+            gen: torch.Generator) -> Tensor:
+    r"""Moves nodes of the original graph to the part most of their edge
+    weight leads to, while parts stay within :obj:`cap` nodes (label
+    propagation with parts as labels): the boundary refinement METIS does
+    on every level of its own hierarchy, for the levels LPMetis skipped."""
+    src, dst = torch.cat([row, col]), torch.cat([col, row])
+    score = torch.cat([weight, weight])
+    count = torch.ones_like(cluster)
+    for _ in range(iterations):
+        _update(src, dst, score, cluster, count, cap, num_parts, gen)
+    return cluster
 
 
 def _pack(count: Tensor, num_parts: int) -> Tensor:
