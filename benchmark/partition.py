@@ -40,6 +40,7 @@ import platform
 import resource
 import shlex
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -644,7 +645,8 @@ def write_table(out_dir: str, path: str, command: Sequence[str]) -> str:
                 f"{_fmt(r.get('size_std') if ok else None, '.1f')} | "
                 f"{_short_status(r)} |")
         lines.append('')
-    lines += scaling_tables(runs) + quality_table(runs)
+    lines += scaling_tables(runs) + quality_table(runs) + accuracy_table(
+        osp.join(osp.dirname(out_dir), 'partition_gas'))
     text = '\n'.join(lines).rstrip('\n') + '\n'
     with open(path, 'w') as f:
         f.write(text)
@@ -728,6 +730,54 @@ def scaling_tables(runs) -> List[str]:
 
 def _ec(r: Dict[str, Any]) -> str:
     return f"{r['edge_cut']:.4f}" if r['status'] == 'ok' else r['status']
+
+
+ACCURACY_BAR = 0.7  # Points of test accuracy, LPMetis against METIS.
+
+
+def accuracy_table(gas_dir: str) -> List[str]:
+    r"""GAS test accuracy with METIS against LPMetis partitions, from the
+    small benchmark's JSON files under :obj:`gas_dir`/{metis,lpmetis}/ (see
+    ``benchmark/README.md`` for the commands)."""
+    results: Dict[str, Dict[str, Dict[str, Any]]] = {}
+    for method in ('metis', 'lpmetis'):
+        for file in sorted(glob.glob(osp.join(gas_dir, method, '*.json'))):
+            with open(file) as f:
+                r = json.load(f)
+            if r.get('gas'):
+                results.setdefault(r['config'], {})[method] = r
+    rows = []
+    for config, by_method in sorted(results.items()):
+        if len(by_method) < 2:
+            continue
+        m, lp = by_method['metis'], by_method['lpmetis']
+        seeds = sorted({g['seed'] for g in m['gas']}
+                       & {g['seed'] for g in lp['gas']})
+        if not seeds:
+            continue
+        acc = {
+            key: [100 * g['test'] for g in r['gas'] if g['seed'] in seeds]
+            for key, r in (('metis', m), ('lpmetis', lp))
+        }
+        mean = {k: statistics.mean(v) for k, v in acc.items()}
+        std = {k: statistics.stdev(v) if len(v) > 1 else 0.0
+               for k, v in acc.items()}
+        diff = mean['lpmetis'] - mean['metis']
+        bar = 'pass' if abs(diff) <= ACCURACY_BAR else 'FAIL'
+        rows.append(f"| {m['model']} | {m['dataset']} | {len(seeds)} | "
+                    f"{mean['metis']:.2f} ± {std['metis']:.2f} | "
+                    f"{mean['lpmetis']:.2f} ± {std['lpmetis']:.2f} | "
+                    f"{diff:+.2f} | {bar} |")
+    if not rows:
+        return []
+    return [
+        '## GAS accuracy with METIS and LPMetis partitions', '',
+        'GCN with GAS, the reference hyperparameters and number of parts of '
+        '`benchmark/small/configs/`, the same seeds for both partitions '
+        '(LPMetis seeded with the run seed); test accuracy (%) at the best '
+        f'validation epoch. The bar: within {ACCURACY_BAR} points.', '',
+        '| model | dataset | seeds | METIS | LPMetis | LPMetis − METIS | '
+        'bar |', '|---|---|---|---|---|---|---|'] + rows + ['']
 
 
 def quality_table(runs) -> List[str]:
