@@ -177,7 +177,8 @@ def run_config(cfg, root, seeds, epochs, progress, out: str, command: str,
                   dataset=cfg['dataset'], epochs=epochs, seeds=[], gas=[],
                   full=[], command=command,
                   threads=torch.get_num_threads(), commit=git_commit(),
-                  partition=method)
+                  partition=method,
+                  history_dtype=cfg.get('history_dtype', 'float32'))
     if osp.exists(out):
         with open(out) as f:
             previous = json.load(f)
@@ -310,6 +311,9 @@ def main():
     parser.add_argument('--modes', nargs='+', default=['gas', 'full'],
                         choices=['gas', 'full'],
                         help='which of GAS and full-batch to train')
+    parser.add_argument('--history-dtype', default='float32',
+                        choices=['float32', 'float16', 'bfloat16'],
+                        help='storage dtype of the GAS histories')
     parser.add_argument('--quiet', action='store_true')
     parser.add_argument('--table-only', action='store_true',
                         help='rebuild the table from the JSON results only')
@@ -344,6 +348,11 @@ def main():
         if not args.skip_done and osp.exists(out):
             os.remove(out)  # Start over; --skip-done resumes instead.
         epochs = args.epochs or cfg['epochs']
+        if args.history_dtype != 'float32':
+            cfg = dict(cfg, history_dtype=args.history_dtype,
+                       model_kwargs=dict(
+                           cfg['model_kwargs'],
+                           history_dtype=getattr(torch, args.history_dtype)))
         run_config(cfg, args.root, list(range(args.seeds)), epochs,
                    not args.quiet, out, command, args.sparse_features,
                    args.partition, tuple(args.modes))
