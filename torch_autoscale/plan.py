@@ -31,6 +31,23 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+__all__ = [
+    'plan',
+    'Plan',
+    'BudgetError',
+    'estimate',
+    'Estimate',
+    'GraphStats',
+    'ModelSpec',
+    'HaloStats',
+    'halo_stats',
+    'Placement',
+    'Hardware',
+    'parse_bytes',
+    'format_bytes',
+    'TIERS',
+]
+
 TIERS = ('device', 'host', 'disk')
 r"""Where a history can live."""
 
