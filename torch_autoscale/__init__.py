@@ -15,6 +15,7 @@ from torch_autoscale import (
     segment,
     utils,
 )
+from torch_autoscale.checkpoint import load_checkpoint, save_checkpoint
 
 __version__ = '0.1.0'
 
@@ -26,5 +27,7 @@ __all__ = [
     'segment',
     'utils',
     'ops',
+    'save_checkpoint',
+    'load_checkpoint',
     '__version__',
 ]

@@ -1,9 +1,16 @@
-from typing import Optional, Union
+import copy
+import os
+import tempfile
+import weakref
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
 DeviceLike = Union[str, torch.device, None]
+
+#: The places a :class:`History` table can live.
+STORAGES = ('device', 'host', 'disk')
 
 
 def _check_index(name: str, index: Optional[Tensor]) -> None:
@@ -17,6 +24,78 @@ def _check_index(name: str, index: Optional[Tensor]) -> None:
                          f"{tuple(index.size())})")
 
 
+def check_storage(storage: Optional[str], name: str = 'storage') -> None:
+    r"""Raises a :class:`ValueError` naming :obj:`name` unless
+    :obj:`storage` is :obj:`None` or one of :obj:`STORAGES`."""
+    if storage is not None and storage not in STORAGES:
+        raise ValueError(f"'{name}' must be one of 'device', 'host' or "
+                         f"'disk' (got {storage!r})")
+
+
+def resolve_storage(storage: Optional[str],
+                    device: DeviceLike = None) -> Tuple[str, torch.device]:
+    r"""Returns the storage tier and the table's device for the
+    :class:`History` arguments :obj:`storage` and :obj:`device`, raising a
+    :class:`ValueError` if they contradict each other."""
+    check_storage(storage)
+    dev = torch.device('cpu') if device is None else torch.device(device)
+    if storage is None:
+        storage = 'device' if device is not None and dev.type != 'cpu' \
+            else 'host'
+    if storage == 'device' and device is None:
+        raise ValueError("storage='device' places the table on 'device', "
+                         "which is missing; pass, e.g., device='cuda'")
+    if storage in ('host', 'disk') and dev.type != 'cpu':
+        raise ValueError(
+            f"storage={storage!r} keeps the table in CPU memory but 'device' "
+            f"is {dev}; leave 'device' out, or pass storage='device' to "
+            f"place the table on {dev}")
+    return storage, dev
+
+
+def _remove_file(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _check_directory(directory: Optional[str]) -> str:
+    directory = tempfile.gettempdir() if directory is None else directory
+    if not isinstance(directory, (str, os.PathLike)):
+        raise ValueError(f"'directory' must be a path (got "
+                         f"{type(directory).__name__!r})")
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise ValueError(f"'directory' {directory!r} does not exist or is "
+                         f"not a folder; create it first or pass an "
+                         f"existing folder")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ValueError(f"'directory' {directory!r} is not writable; pass "
+                         f"a folder you can write to")
+    return directory
+
+
+def _map_file(directory: str, num_nodes: int, channels: int,
+              dtype: torch.dtype) -> Tuple[Tensor, str]:
+    try:
+        fd, path = tempfile.mkstemp(prefix='history_', suffix='.bin',
+                                    dir=directory)
+    except OSError as e:
+        raise ValueError(f"'directory' {directory!r} is not writable "
+                         f"({e.strerror}); pass a folder you can write to")
+    os.close(fd)
+    try:
+        # A shared mapping: writes go through to the file, which the call
+        # extends to its full size (zero-filled, sparse where supported).
+        emb = torch.from_file(path, shared=True, size=num_nodes * channels,
+                              dtype=dtype)
+    except BaseException:
+        _remove_file(path)
+        raise
+    return emb.view(num_nodes, channels), path
+
+
 class History(torch.nn.Module):
     r"""A table of historical embeddings, one row per node, for one layer
     (`GNNAutoScale <https://arxiv.org/abs/2106.05609>`_).
@@ -25,22 +104,44 @@ class History(torch.nn.Module):
     inside the current mini-batch and pulls the (stale) embeddings of the
     mini-batch's out-of-batch neighbours (its halo).
 
-    By default the table lives in host memory (pinned when CUDA is available,
-    so it can be copied asynchronously) and stays there when the owning model
-    is moved with :meth:`torch.nn.Module.to`: :meth:`pull` returns rows on the
-    model's device, and :meth:`push` accepts rows from it. Pass
-    :obj:`device` to place the table on an accelerator on purpose.
+    The table lives in one of three storage tiers, and stays there when the
+    owning model is moved with :meth:`torch.nn.Module.to`: :meth:`pull`
+    returns rows on the model's device, and :meth:`push` accepts rows from
+    it.
+
+    * :obj:`"host"`: CPU memory, pinned when CUDA is available, so that it
+      can be copied asynchronously (the default).
+    * :obj:`"device"`: on :obj:`device`, *e.g.*, an accelerator with memory
+      to spare.
+    * :obj:`"disk"`: a memory-mapped file in :obj:`directory`, for tables
+      larger than host memory. Pulls gather from the mapping and pushes write
+      through it; the operating system's page cache keeps the hot rows in
+      memory. The file (:attr:`path`) is removed by :meth:`close` or when the
+      history is garbage-collected, unless :obj:`keep_file` is set.
+
+    Histories are deliberately not part of :meth:`state_dict`; save and
+    restore their contents with
+    :func:`~torch_autoscale.checkpoint.save_checkpoint` and
+    :func:`~torch_autoscale.checkpoint.load_checkpoint`.
 
     Args:
         num_nodes (int): The number of rows (nodes).
         channels (int): The embedding width of this layer.
-        device (torch.device or str, optional): Where the table is stored.
-            (default: :obj:`None`, host memory)
+        device (torch.device or str, optional): The device of a
+            :obj:`"device"` table. (default: :obj:`None`)
         dtype (torch.dtype, optional): The storage dtype, *e.g.*,
             :obj:`torch.float16` to halve history memory. Pushed embeddings
             are cast to it and pulled ones back to
             :obj:`torch.get_default_dtype()`. (default: :obj:`None`, the
             default dtype)
+        storage (str, optional): The storage tier, :obj:`"device"`,
+            :obj:`"host"` or :obj:`"disk"`. (default: :obj:`None`,
+            :obj:`"device"` if :obj:`device` is given and not the CPU,
+            :obj:`"host"` otherwise)
+        directory (str, optional): The folder of a :obj:`"disk"` table's file.
+            (default: :obj:`None`, :func:`tempfile.gettempdir`)
+        keep_file (bool, optional): Whether a :obj:`"disk"` table's file
+            outlives the history. (default: :obj:`False`)
 
     Shapes:
         - **pull**: node indices :math:`(B,)` or none → :math:`(B, C)` or
@@ -51,7 +152,9 @@ class History(torch.nn.Module):
     """
     def __init__(self, num_nodes: int, channels: int,
                  device: DeviceLike = None,
-                 dtype: Optional[torch.dtype] = None):
+                 dtype: Optional[torch.dtype] = None,
+                 storage: Optional[str] = None,
+                 directory: Optional[str] = None, keep_file: bool = False):
         super().__init__()
         if not isinstance(num_nodes, int) or num_nodes < 0:
             raise ValueError(f"'num_nodes' must be a non-negative integer "
@@ -60,20 +163,51 @@ class History(torch.nn.Module):
             raise ValueError(f"'channels' must be a positive integer (got "
                              f"{channels!r})")
         dtype = dtype or torch.get_default_dtype()
-        if not dtype.is_floating_point:
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise ValueError(f"'dtype' must be a floating point dtype such as "
                              f"torch.float32 or torch.float16 (got {dtype})")
+        storage, device = resolve_storage(storage, device)
+        if storage != 'disk' and directory is not None:
+            raise ValueError(f"'directory' is used by storage='disk' only "
+                             f"(got storage={storage!r}); pass "
+                             f"storage='disk' or leave 'directory' out")
+        if storage != 'disk' and keep_file:
+            raise ValueError(f"'keep_file' is used by storage='disk' only "
+                             f"(got storage={storage!r}); pass "
+                             f"storage='disk' or leave 'keep_file' out")
 
         self.num_nodes = num_nodes
         self.channels = channels
-        self.placed = device is not None
-        device = torch.device(device or 'cpu')
-        pin = device.type == 'cpu' and torch.cuda.is_available()
-        self.emb = torch.empty(num_nodes, channels, device=device, dtype=dtype,
-                               pin_memory=pin)
+        self.placed = storage == 'device'
+        self.keep_file = bool(keep_file)
+        self._storage = storage
+        self._closed = False
+        #: The file of a :obj:`"disk"` table (:obj:`None` otherwise).
+        self.path: Optional[str] = None
+        self._finalizer: Optional[weakref.finalize] = None
+        self._allocate(dtype, device, directory)
         # The device of the owning model: pulls return there.
         self._device = torch.device('cpu')
         self.reset_parameters()
+
+    def _allocate(self, dtype: torch.dtype, device: torch.device,
+                  directory: Optional[str]) -> None:
+        if self._storage == 'disk':
+            directory = _check_directory(directory)
+            self.emb, self.path = _map_file(directory, self.num_nodes,
+                                            self.channels, dtype)
+            if not self.keep_file:
+                self._finalizer = weakref.finalize(self, _remove_file,
+                                                   self.path)
+            # A new file reads as zeros: skip the first reset, which would
+            # write (and un-sparsify) the whole file.
+            self._zeroed = True
+        else:
+            pin = (self._storage == 'host' and torch.cuda.is_available())
+            self.emb = torch.empty(self.num_nodes, self.channels,
+                                   device=device, dtype=dtype,
+                                   pin_memory=pin)
+            self._zeroed = False
 
     @property
     def dtype(self) -> torch.dtype:
@@ -85,9 +219,39 @@ class History(torch.nn.Module):
         of the owning model)."""
         return self._device
 
+    @property
+    def storage(self) -> str:
+        r"""The storage tier of the table: :obj:`"device"`, :obj:`"host"` or
+        :obj:`"disk"`."""
+        return self._storage
+
+    @property
+    def nbytes(self) -> int:
+        r"""The size of the table in bytes."""
+        return self.emb.numel() * self.emb.element_size()
+
     def reset_parameters(self):
         r"""Fills the table with zeros."""
-        self.emb.fill_(0)
+        self._check_open()
+        if not self._zeroed:
+            self.emb.fill_(0)
+        self._zeroed = False
+
+    def close(self) -> None:
+        r"""Releases the table and, for a :obj:`"disk"` table, removes its
+        file unless :obj:`keep_file` is set. The history cannot be used
+        afterwards; closing twice is a no-op."""
+        if self._closed:
+            return
+        self._closed = True
+        self.emb = self.emb.new_empty(0, self.channels, device='cpu')
+        if self._finalizer is not None:
+            self._finalizer()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"this {self.__class__.__name__} was closed; "
+                               f"create a new one")
 
     def _out_dtype(self) -> torch.dtype:
         return torch.get_default_dtype()
@@ -101,6 +265,7 @@ class History(torch.nn.Module):
             n_id (torch.Tensor, optional): The node indices to read.
                 (default: :obj:`None`)
         """
+        self._check_open()
         _check_index('n_id', n_id)
         out = self.emb
         if n_id is not None:
@@ -132,6 +297,7 @@ class History(torch.nn.Module):
             count (torch.Tensor, optional): Length of each contiguous run.
                 (default: :obj:`None`)
         """
+        self._check_open()
         if not isinstance(x, Tensor) or x.dim() != 2:
             raise ValueError(f"'x' must be a two-dimensional tensor of shape "
                              f"[num_rows, {self.channels}] (got "
@@ -197,9 +363,64 @@ class History(torch.nn.Module):
         self._device = fn(torch.zeros(1, device=self._device)).device
         return self
 
+    def _where(self) -> str:
+        out = f'storage={self._storage!r}'
+        if self._storage == 'device':
+            out += f', device={self.emb.device}'
+        elif self._storage == 'disk':
+            out += f', path={self.path!r}'
+        return out
+
     def extra_repr(self) -> str:
         return (f'{self.num_nodes}, {self.channels}, dtype={self.dtype}, '
-                f'storage={self.emb.device}')
+                f'{self._where()}')
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}({self.extra_repr()})'
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> 'History':
+        # A copy of a "disk" table gets a file of its own (in the same
+        # folder), rather than an in-memory table that claims to be on disk.
+        cls = self.__class__
+        out = cls.__new__(cls)
+        memo[id(self)] = out
+        for key, value in self.__dict__.items():
+            if key not in ('emb', 'path', '_finalizer'):
+                out.__dict__[key] = copy.deepcopy(value, memo)
+        out.path, out._finalizer = None, None
+        if self._storage == 'disk' and not self._closed:
+            out._allocate(self.dtype, torch.device('cpu'),
+                          os.path.dirname(self.path))
+            out._zeroed = False
+            copy_rows(out.emb, self.emb)
+        else:
+            out.emb = copy.deepcopy(self.emb, memo)
+        return out
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # Pickling stores the contents: a "disk" table comes back as a
+        # "host" one (its file belongs to this process).
+        state = self.__dict__.copy()
+        if self._storage == 'disk':
+            state.update(_storage='host', path=None, _finalizer=None,
+                         keep_file=False)
+        return state
+
+
+def copy_rows(dst: Tensor, src: Tensor, chunk_rows: int = 1 << 20) -> None:
+    r"""Copies :obj:`src` into :obj:`dst` (casting to its dtype and device)
+    :obj:`chunk_rows` rows at a time, so that a memory-mapped operand is
+    never materialized as a whole.
+
+    Args:
+        dst (torch.Tensor): The destination, of the shape of :obj:`src`.
+        src (torch.Tensor): The source.
+        chunk_rows (int, optional): The rows per copy.
+            (default: :obj:`1048576`)
+    """
+    if dst.size() != src.size():
+        raise ValueError(f"'dst' has shape {tuple(dst.size())} but 'src' "
+                         f"has {tuple(src.size())}")
+    for start in range(0, src.size(0), chunk_rows):
+        end = min(start + chunk_rows, src.size(0))
+        dst[start:end].copy_(src[start:end])

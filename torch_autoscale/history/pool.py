@@ -1,5 +1,5 @@
 from collections import deque
-from typing import Deque, List, Optional, Tuple
+from typing import Any, Deque, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -16,6 +16,16 @@ class AsyncIOPool(torch.nn.Module):
     them to the GPU on a side stream; a push copies contiguous runs of
     in-batch embeddings back to the host table on another side stream. The
     compute stream waits on CUDA events, never on the whole device.
+
+    Host tables need not be pinned: pulls always go through the pool's own
+    pinned buffers, and a push into an unpinned table (*e.g.*, a
+    memory-mapped :obj:`"disk"` history) is copied to a pinned staging
+    tensor on the side stream and written into the table by
+    :meth:`synchronize_push`.
+
+    Histories of different dtypes share the pool: the buffers are raw bytes,
+    viewed as each history's dtype, so :obj:`dtype` must be (at least as wide
+    as) the widest of them.
 
     Pulls are served first-in first-out: :meth:`synchronize_pull` returns the
     rows of the oldest outstanding :meth:`async_pull`.
@@ -51,6 +61,10 @@ class AsyncIOPool(torch.nn.Module):
         self._device = torch.device('cpu')
         self._pull_queue: Deque[Tuple[int, int, int, torch.dtype]] = deque()
         self._push_cache: List[Tensor] = []
+        # Pushes into unpinned tables, oldest first: (rows on the GPU, their
+        # pinned copy, offset, count, table, event of the copy).
+        self._push_staged: Deque[Tuple[Tensor, Tensor, Tensor, Tensor,
+                                       Tensor, Any]] = deque()
         self._pull_index = -1
         self._push_index = -1
         self._allocated_for: Optional[torch.device] = None
@@ -108,7 +122,8 @@ class AsyncIOPool(torch.nn.Module):
                 f"AsyncIOPool was built for rows of {self.channels} "
                 f"{self.dtype} values but a history holds {channels} "
                 f"{dtype} values; create the pool with "
-                f"channels >= {channels}")
+                f"channels >= {channels} and a dtype at least as wide as "
+                f"{dtype}")
         if rows > self.buffer_size:
             raise ValueError(
                 f"AsyncIOPool buffers hold {self.buffer_size} rows but this "
@@ -165,20 +180,43 @@ class AsyncIOPool(torch.nn.Module):
         r"""Starts writing the rows of :obj:`src` (on the GPU) into the runs
         :obj:`dst[offset[i]:offset[i]+count[i]]` of a pinned host table.
 
+        An unpinned :obj:`dst` (*e.g.*, a memory-mapped table) receives the
+        rows from a pinned staging copy on the host, at the latest in
+        :meth:`synchronize_push`; at most :obj:`pool_size` such copies are
+        kept at a time.
+
         Args:
             src (torch.Tensor): Embeddings on the GPU.
             offset (torch.Tensor): Starts of contiguous runs.
             count (torch.Tensor): Lengths of contiguous runs.
-            dst (torch.Tensor): A pinned host table.
+            dst (torch.Tensor): A host table.
         """
         self._allocate()
         i = self._push_index = (self._push_index + 1) % self.pool_size
         src = src.detach().to(dst.dtype).contiguous()
         stream = self._push_streams[i]
         stream.wait_stream(torch.cuda.current_stream(self._device))
+        if dst.is_pinned():
+            with torch.cuda.stream(stream):
+                ops.write_async(src, offset, count, dst)
+            self._push_cache.append(src)  # Keep alive until synchronized.
+            return
+        # cudaMemcpyAsync needs pinned host memory: stage the rows and
+        # scatter them into the table once the copy has landed.
+        stage = torch.empty(src.size(), dtype=src.dtype, pin_memory=True)
+        event = torch.cuda.Event()
         with torch.cuda.stream(stream):
-            ops.write_async(src, offset, count, dst)
-        self._push_cache.append(src)  # Keep alive until synchronized.
+            stage.copy_(src, non_blocking=True)
+            event.record(stream)
+        self._push_staged.append(
+            (src, stage, offset.cpu(), count.cpu(), dst, event))
+        while len(self._push_staged) > self.pool_size:
+            self._land_staged_push()
+
+    def _land_staged_push(self) -> None:
+        _, stage, offset, count, dst, event = self._push_staged.popleft()
+        event.synchronize()
+        ops.write_async(stage, offset, count, dst)  # On the host, in order.
 
     def synchronize_push(self) -> None:
         r"""Waits (on the host) until every outstanding push has landed in
@@ -188,6 +226,8 @@ class AsyncIOPool(torch.nn.Module):
         ops.synchronize()
         for stream in self._push_streams:
             stream.synchronize()
+        while len(self._push_staged) > 0:
+            self._land_staged_push()
         self._push_cache.clear()
 
     def synchronize(self) -> None:

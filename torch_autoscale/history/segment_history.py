@@ -64,13 +64,22 @@ class SegmentHistory(History):
         num_segments (torch.Tensor or Sequence[int]): The number of segments
             :math:`J(g) \geq 1` of every graph, of shape :obj:`[num_graphs]`.
         channels (int): The embedding width of a segment.
-        device (torch.device or str, optional): Where the table is stored.
-            (default: :obj:`None`, host memory)
+        device (torch.device or str, optional): The device of a
+            :obj:`"device"` table. (default: :obj:`None`)
         dtype (torch.dtype, optional): The storage dtype, *e.g.*,
             :obj:`torch.float16` to halve history memory. Pushed embeddings
             are cast to it and pulled ones back to
             :obj:`torch.get_default_dtype()`. (default: :obj:`None`, the
             default dtype)
+        storage (str, optional): The storage tier, :obj:`"device"`,
+            :obj:`"host"` or :obj:`"disk"` (see
+            :class:`~torch_autoscale.history.History`).
+            (default: :obj:`None`, :obj:`"device"` if :obj:`device` is given
+            and not the CPU, :obj:`"host"` otherwise)
+        directory (str, optional): The folder of a :obj:`"disk"` table's file.
+            (default: :obj:`None`, :func:`tempfile.gettempdir`)
+        keep_file (bool, optional): Whether a :obj:`"disk"` table's file
+            outlives the history. (default: :obj:`False`)
 
     Shapes:
         - **pull**: graph and segment indices :math:`(B,)` each, or none →
@@ -94,10 +103,13 @@ class SegmentHistory(History):
     """
     def __init__(self, num_segments: Union[Tensor, Sequence[int]],
                  channels: int, device: DeviceLike = None,
-                 dtype: Optional[torch.dtype] = None):
+                 dtype: Optional[torch.dtype] = None,
+                 storage: Optional[str] = None,
+                 directory: Optional[str] = None, keep_file: bool = False):
         num_segments = _to_num_segments(num_segments)
         super().__init__(int(num_segments.sum()), channels, device=device,
-                         dtype=dtype)
+                         dtype=dtype, storage=storage, directory=directory,
+                         keep_file=keep_file)
         self.num_graphs = num_segments.numel()
         self.num_segments = num_segments
         # Plain CPU attributes (no buffers): like the table, they stay where
@@ -222,5 +234,4 @@ class SegmentHistory(History):
 
     def extra_repr(self) -> str:
         return (f'num_graphs={self.num_graphs}, num_rows={self.num_nodes}, '
-                f'{self.channels}, dtype={self.dtype}, '
-                f'storage={self.emb.device}')
+                f'{self.channels}, dtype={self.dtype}, {self._where()}')

@@ -7,6 +7,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from torch_autoscale.history import AsyncIOPool, History
+from torch_autoscale.history.history import check_storage
 from torch_autoscale.loader import SubgraphBatch
 from torch_autoscale.nn.lipschitz import lipschitz_penalty
 
@@ -18,6 +19,26 @@ def _find_batch(args: tuple, kwargs: dict) -> Optional[SubgraphBatch]:
         if isinstance(value, SubgraphBatch):
             return value
     return None
+
+
+def _per_history(name: str, value: Any, kind: type,
+                 num_layers: int) -> List[Any]:
+    num = num_layers - 1
+    if value is None or isinstance(value, kind):
+        return [value] * num
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ValueError(f"'{name}' must be a {kind.__name__}, a list of "
+                         f"{num} of them, or None (got {value!r})")
+    values = list(value)
+    if len(values) != num:
+        raise ValueError(
+            f"'{name}' lists {len(values)} entries but a {num_layers}-layer "
+            f"model owns {num} histories; give one per history")
+    for v in values:
+        if v is not None and not isinstance(v, kind):
+            raise ValueError(f"'{name}' must hold {kind.__name__} entries or "
+                             f"None (got {v!r})")
+    return values
 
 
 class ScalableGNN(torch.nn.Module):
@@ -78,10 +99,22 @@ class ScalableGNN(torch.nn.Module):
         buffer_size (int, optional): The largest number of history rows one
             transfer reads (the largest halo). Required with
             :obj:`pool_size`. (default: :obj:`None`)
-        history_device (torch.device or str, optional): Where histories are
-            stored. (default: :obj:`None`, host memory)
-        history_dtype (torch.dtype, optional): The storage dtype of the
-            histories. (default: :obj:`None`, the default dtype)
+        history_device (torch.device or str, optional): The device of the
+            histories stored on a device (see :obj:`history_storage`).
+            (default: :obj:`None`)
+        history_dtype (torch.dtype or list of torch.dtype, optional): The
+            storage dtype of the histories, either one for all or a list of
+            :obj:`num_layers - 1` dtypes. (default: :obj:`None`, the default
+            dtype)
+        history_storage (str or list of str, optional): Where the histories
+            live, :obj:`"device"`, :obj:`"host"` or :obj:`"disk"` (see
+            :class:`~torch_autoscale.history.History`), either one for all or
+            a list of :obj:`num_layers - 1` tiers. (default: :obj:`None`,
+            on :obj:`history_device` if it is given and not the CPU, in host
+            memory otherwise)
+        history_dir (str, optional): The folder of the files of
+            :obj:`"disk"` histories. (default: :obj:`None`,
+            :func:`tempfile.gettempdir`)
         reg_weight (float, optional): The weight of the Lipschitz
             regularizer (see :func:`~torch_autoscale.nn.lipschitz_penalty`)
             collected by :meth:`lipschitz` in training mode and exposed as
@@ -98,8 +131,12 @@ class ScalableGNN(torch.nn.Module):
                  pool_size: Optional[int] = None,
                  buffer_size: Optional[int] = None,
                  history_device: Optional[Union[str, torch.device]] = None,
-                 history_dtype: Optional[torch.dtype] = None,
-                 reg_weight: float = 0.0, reg_std: float = 0.1):
+                 history_dtype: Optional[Union[
+                     torch.dtype, Sequence[Optional[torch.dtype]]]] = None,
+                 reg_weight: float = 0.0, reg_std: float = 0.1,
+                 history_storage: Optional[Union[
+                     str, Sequence[Optional[str]]]] = None,
+                 history_dir: Optional[str] = None):
         super().__init__()
         if reg_weight < 0 or reg_std < 0:
             raise ValueError(f"'reg_weight' and 'reg_std' must be "
@@ -120,16 +157,41 @@ class ScalableGNN(torch.nn.Module):
             raise ValueError("'pool_size' and 'buffer_size' must be given "
                              "together")
 
+        dtypes = _per_history('history_dtype', history_dtype,
+                              torch.dtype, num_layers)
+        storages = _per_history('history_storage', history_storage, str,
+                                num_layers)
+        for storage in storages:
+            check_storage(storage, 'history_storage')
+        on_device = [s in (None, 'device') for s in storages]
+        if 'device' in storages and history_device is None:
+            raise ValueError("'history_storage' places histories on a device "
+                             "but 'history_device' is missing; pass, e.g., "
+                             "history_device='cuda'")
+        if (history_device is not None
+                and torch.device(history_device).type != 'cpu'
+                and not any(on_device)):
+            raise ValueError(
+                f"'history_device' is {history_device} but 'history_storage' "
+                f"keeps every history off it ({history_storage!r}); leave "
+                f"'history_device' out or use 'device' storage")
+
         self.num_nodes = num_nodes
         self.num_layers = num_layers
         self.history_channels: List[int] = widths
         self.histories = torch.nn.ModuleList([
-            History(num_nodes, c, device=history_device, dtype=history_dtype)
-            for c in widths
+            History(num_nodes, c, device=history_device if dev else None,
+                    dtype=dtype, storage=storage,
+                    directory=history_dir if storage == 'disk' else None)
+            for c, dtype, storage, dev in zip(widths, dtypes, storages,
+                                              on_device)
         ])
         self.pool: Optional[AsyncIOPool] = None
         if pool_size is not None and len(widths) > 0:
-            dtype = history_dtype or torch.get_default_dtype()
+            # The buffers are raw bytes viewed as each history's dtype: size
+            # them by the widest one (pulls and pushes cast in and out).
+            dtype = max((h.dtype for h in self.histories),
+                        key=lambda d: d.itemsize)
             self.pool = AsyncIOPool(pool_size, buffer_size, max(widths),
                                     dtype=dtype)
         self._async = False
@@ -147,6 +209,11 @@ class ScalableGNN(torch.nn.Module):
             return self.histories[0].device
         param = next(self.parameters(), None)
         return param.device if param is not None else torch.device('cpu')
+
+    def history_bytes(self) -> int:
+        r"""The total size of all history tables in bytes, whatever their
+        storage tier."""
+        return sum(history.nbytes for history in self.histories)
 
     def reset_parameters(self):
         r"""Resets all histories (subclasses also reset their layers)."""
