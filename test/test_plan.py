@@ -163,10 +163,26 @@ def test_plan_half_precision_only_when_needed(graph, spec):
     assert all(isinstance(d, torch.dtype) for d in kwargs['history_dtype'])
 
 
-def test_plan_apply_and_bad_arguments(graph, spec):
+def test_plan_apply_and_bad_arguments(graph, spec, tmp_path):
     p = plan(graph, spec, num_parts=6, device='cpu')
     data, ptr = p.apply(graph)
     assert ptr.numel() == 7 and data.num_nodes == graph.num_nodes
+
+    # A model and a loader built from a plan with every fate train:
+    from torch_autoscale.nn.models import GCN
+    p.placement = Placement(('disk', 'host'), ('float16', 'float32'),
+                            (True, False, False))
+    p.disk_dir = str(tmp_path)
+    data.adj_t = csr_adj_t(data.edge_index, data.num_nodes)
+    model = GCN(data.num_nodes, spec.in_channels, 64, spec.out_channels, 3,
+                **p.model_kwargs())
+    assert [h.storage for h in model.histories] == ['disk', 'host']
+    assert model.histories[0].dtype == torch.float16
+    assert model.recompute == [True, False, False]
+    loader = SubgraphLoader(data, ptr, **p.loader_kwargs())
+    for batch in loader:
+        out = model(batch.data.x, batch.data.adj_t, batch)
+        out.sum().backward()
     with pytest.raises(ValueError, match='num_parts'):
         plan(graph, spec, num_parts=[0])
     with pytest.raises(ValueError, match='precision'):

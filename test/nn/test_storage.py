@@ -187,3 +187,4 @@ def test_async_pool_with_disk_and_mixed_histories(tmp_path):
         assert torch.equal(outs[0], outs[1])
         for a, b in zip(sync.histories, pool.histories):
             assert torch.equal(a.emb, b.emb)
+

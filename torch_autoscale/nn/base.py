@@ -121,10 +121,20 @@ class ScalableGNN(torch.nn.Module):
             :attr:`reg_loss`. (default: :obj:`0.0`)
         reg_std (float, optional): The noise standard deviation of the
             Lipschitz regularizer. (default: :obj:`0.1`)
+        recompute (list of bool, optional): For every layer, whether its
+            activations are recomputed in the backward pass instead of kept
+            (activation checkpointing through :meth:`run_layer`; models
+            with :attr:`supports_recompute`). Trades an extra forward pass
+            of the layer for its activation memory, as planned by
+            :func:`torch_autoscale.plan.plan`. (default: :obj:`None`, keep
+            all)
     """
     #: Whether the model accepts node features as a :obj:`torch.sparse_csr`
     #: matrix (its first operation on them is a linear layer).
     supports_sparse_input: bool = False
+    #: Whether the model runs its layers through :meth:`run_layer`, so that
+    #: :obj:`recompute` applies.
+    supports_recompute: bool = False
 
     def __init__(self, num_nodes: int,
                  hidden_channels: Union[int, Sequence[int]], num_layers: int,
@@ -136,7 +146,8 @@ class ScalableGNN(torch.nn.Module):
                  reg_weight: float = 0.0, reg_std: float = 0.1,
                  history_storage: Optional[Union[
                      str, Sequence[Optional[str]]]] = None,
-                 history_dir: Optional[str] = None):
+                 history_dir: Optional[str] = None,
+                 recompute: Optional[Sequence[bool]] = None):
         super().__init__()
         if reg_weight < 0 or reg_std < 0:
             raise ValueError(f"'reg_weight' and 'reg_std' must be "
@@ -197,6 +208,18 @@ class ScalableGNN(torch.nn.Module):
         self._async = False
         self.reg_weight = reg_weight
         self.reg_std = reg_std
+        if recompute is None:
+            recompute = [False] * num_layers
+        recompute = [bool(r) for r in recompute]
+        if len(recompute) != num_layers:
+            raise ValueError(f"'recompute' lists {len(recompute)} flags but "
+                             f"the model has {num_layers} layers; give one "
+                             f"flag per layer")
+        if any(recompute) and not self.supports_recompute:
+            raise ValueError(f"'{self.__class__.__name__}' cannot recompute "
+                             f"layers (it does not run them through "
+                             f"'run_layer'); pass 'recompute=None'")
+        self.recompute: List[bool] = recompute
         self._reg_terms: List[Tensor] = []
         self._reg_warned = False
         self.register_forward_pre_hook(self._gas_pre_hook, with_kwargs=True)
@@ -360,6 +383,20 @@ class ScalableGNN(torch.nn.Module):
                          batch.count)
             halo = history.pull(batch.n_id[batch_size:])
         return torch.cat([h, halo], dim=0)
+
+    def run_layer(self, layer: int, fn: Any, *args: Any) -> Any:
+        r"""Returns :obj:`fn(*args)`, the computation of layer
+        :obj:`layer`; in training with :obj:`recompute[layer]` set, through
+        :func:`torch.utils.checkpoint.checkpoint`, so that only its inputs
+        are kept for the backward pass and the rest is recomputed (random
+        draws such as dropout masks repeat exactly; batch-norm running
+        statistics, as with any checkpointed module, are updated again by
+        the recomputation)."""
+        if (self.recompute[layer] and self.training
+                and torch.is_grad_enabled()):
+            return torch.utils.checkpoint.checkpoint(fn, *args,
+                                                     use_reentrant=False)
+        return fn(*args)
 
     def forward_layer(self, layer: int, x: Tensor, adj_t: Tensor,
                       state: Dict[str, Any]) -> Tensor:

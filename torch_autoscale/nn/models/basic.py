@@ -85,6 +85,7 @@ class BasicGNN(ScalableGNN):
     #: Whether :meth:`conv` accepts :obj:`torch.sparse_csr` node features
     #: (true when its first operation is a linear layer).
     sparse_conv_input: bool = False
+    supports_recompute = True
 
     @property
     def supports_sparse_input(self) -> bool:
@@ -146,10 +147,19 @@ class BasicGNN(ScalableGNN):
                 batch: Optional[SubgraphBatch] = None) -> Tensor:
         x = self._embed(x)
         for layer, history in enumerate(self.histories):
-            h = self._hidden(layer, self.conv(layer, x, adj_t), x)
+            h = self.run_layer(layer, self._layer, layer, x, adj_t)
             x = self.push_and_pull(history, h, batch)
+        return self.run_layer(self.num_layers - 1, self._layer,
+                              self.num_layers - 1, x, adj_t)
+
+    def _layer(self, layer: int, x: Tensor, adj_t: Tensor) -> Tensor:
+        # Layer `layer` from its input: dropout (hidden layers; the input's
+        # is in `_embed`), convolution, then activation or readout.
+        if layer > 0:
             x = dropout(x, p=self.dropout, training=self.training)
-        h = self.conv(self.num_layers - 1, x, adj_t)
+        h = self.conv(layer, x, adj_t)
+        if layer < self.num_layers - 1:
+            return self._hidden(layer, h, x)
         return self._readout(h, x)
 
     @torch.no_grad()
@@ -157,12 +167,7 @@ class BasicGNN(ScalableGNN):
                       state: Dict[str, Any]) -> Tensor:
         if layer == 0:
             x = self._embed(x)
-        else:
-            x = dropout(x, p=self.dropout, training=self.training)
-        h = self.conv(layer, x, adj_t)
-        if layer < self.num_layers - 1:
-            return self._hidden(layer, h, x)
-        return self._readout(h, x)
+        return self._layer(layer, x, adj_t)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.in_channels}, '
