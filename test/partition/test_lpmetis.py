@@ -129,3 +129,18 @@ def test_refinement_lowers_the_cut_and_keeps_balance():
             num_nodes / (32 * 8))
         cuts.append(report.edge_cut)
     assert cuts[1] < cuts[0]
+
+
+def test_dense_and_sparse_label_sums_agree(monkeypatch):
+    import importlib
+    module = importlib.import_module('torch_autoscale.partition.lpmetis')
+    monkeypatch.setattr(module, '_DENSE_BLOCK', 64)  # Many blocks.
+    gen = torch.Generator().manual_seed(0)
+    row = torch.randint(100, (2000, ), generator=gen).sort().values
+    col = torch.randint(7, (2000, ), generator=gen)
+    score = torch.rand(2000, generator=gen)
+    dense = module._dense_scores(row, col, score, 100, 7)
+    sparse = module._sparse_scores(row, col, score, 7)
+    assert torch.equal(dense[0], sparse[0]) and torch.equal(dense[1],
+                                                            sparse[1])
+    assert torch.allclose(dense[2], sparse[2], atol=1e-5)

@@ -283,13 +283,61 @@ def _propagate(row: Tensor, col: Tensor, weight: Tensor, n: int,
     return label
 
 
+def _sparse_scores(r: Tensor, c: Tensor, s: Tensor,
+                   num_labels: int) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""Sums :obj:`s` per (node :obj:`r`, label :obj:`c`) via one sort;
+    returns the groups' nodes, labels and sums, sorted by node."""
+    key, perm = torch.sort(r * num_labels + c)
+    s = s[perm]
+    del perm
+    start = torch.ones_like(key, dtype=torch.bool)
+    start[1:] = key[1:] != key[:-1]
+    group = torch.cumsum(start, 0) - 1
+    key = key[start]
+    total = s.new_zeros(key.numel()).scatter_add_(0, group, s)
+    return key // num_labels, key % num_labels, total
+
+
+_DENSE_BLOCK = 1 << 24  # Entries of one dense block of sums.
+
+
+def _dense_scores(r: Tensor, c: Tensor, s: Tensor, n: int,
+                  num_labels: int) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""As :func:`_sparse_scores`, for rows :obj:`r` sorted in ascending
+    order and few labels: the sums of a block of nodes go into a dense
+    [nodes x labels] buffer, with no sort (a loop over blocks, never over
+    nodes)."""
+    block = max(1, _DENSE_BLOCK // num_labels)
+    bounds = torch.arange(0, n + block, block, device=r.device)
+    ends = torch.searchsorted(r, bounds).tolist()
+    nodes, labs, totals = [], [], []
+    for i in range(len(ends) - 1):
+        lo, hi = ends[i], ends[i + 1]
+        if lo == hi:
+            continue
+        first = i * block
+        key = (r[lo:hi] - first) * num_labels + c[lo:hi]
+        dense = s.new_zeros(min(block, n - first) * num_labels)
+        dense.index_add_(0, key, s[lo:hi])
+        where = dense.nonzero().view(-1)
+        nodes.append(where // num_labels + first)
+        labs.append(where % num_labels)
+        totals.append(dense[where])
+    if not nodes:
+        empty = r.new_zeros(0)
+        return empty, empty, s.new_zeros(0)
+    return torch.cat(nodes), torch.cat(labs), torch.cat(totals)
+
+
 def _update(row: Tensor, col: Tensor, score: Tensor, label: Tensor,
             count: Tensor, cap: float, num_labels: int,
-            gen: torch.Generator) -> int:
+            gen: torch.Generator, sorted_rows: bool = False) -> int:
     r"""One label update, in place: a random half of the nodes take the
     label of largest total :obj:`score` over their edges :obj:`row -> col`
     (staying on ties), into labels that stay within :obj:`cap` total
-    :obj:`count`. Returns the number of nodes that moved."""
+    :obj:`count`. Returns the number of nodes that moved. With
+    :obj:`sorted_rows` (:obj:`row` ascending, few labels), the sums per
+    (node, label) are dense instead of sorted."""
     n, device = label.numel(), label.device
     active = torch.rand(n, generator=gen, device=device) < 0.5
     mask = active[row]
@@ -297,18 +345,11 @@ def _update(row: Tensor, col: Tensor, score: Tensor, label: Tensor,
     del mask, active
     if r.numel() == 0:
         return 0
-    # Sum of scores per (node, neighbour label), via one sort:
-    key, perm = torch.sort(r * num_labels + c)
-    s = s[perm]
-    del perm, r, c
-    start = torch.ones_like(key, dtype=torch.bool)
-    start[1:] = key[1:] != key[:-1]
-    group = torch.cumsum(start, 0) - 1
-    key = key[start]
-    total = s.new_zeros(key.numel()).scatter_add_(0, group, s)
-    del s, group, start
-    node, lab = key // num_labels, key % num_labels
-    del key
+    if sorted_rows:  # Few labels: dense sums per block of nodes.
+        node, lab, total = _dense_scores(r, c, s, n, num_labels)
+    else:  # Sum of scores per (node, neighbour label), via one sort:
+        node, lab, total = _sparse_scores(r, c, s, num_labels)
+    del r, c, s
 
     # Labels that are full accept nobody:
     size = count.new_zeros(num_labels).scatter_add_(0, label, count)
@@ -345,11 +386,15 @@ def _refine(row: Tensor, col: Tensor, weight: Tensor, cluster: Tensor,
     weight leads to, while parts stay within :obj:`cap` nodes (label
     propagation with parts as labels): the boundary refinement METIS does
     on every level of its own hierarchy, for the levels LPMetis skipped."""
-    src, dst = torch.cat([row, col]), torch.cat([col, row])
-    score = torch.cat([weight, weight])
+    # Both directions, sorted by source once for all updates:
+    src, perm = torch.sort(torch.cat([row, col]), stable=True)
+    dst = torch.cat([col, row])[perm]
+    score = torch.cat([weight, weight])[perm]
+    del perm
     count = torch.ones_like(cluster)
     for _ in range(iterations):
-        _update(src, dst, score, cluster, count, cap, num_parts, gen)
+        _update(src, dst, score, cluster, count, cap, num_parts, gen,
+                sorted_rows=True)
     return cluster
 
 
