@@ -24,7 +24,7 @@ dynamic program over the fates.
 """
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -158,11 +158,13 @@ class ModelSpec:
         out_channels (int): The output width.
         num_parameters (int, optional): The number of parameters (default:
             one :obj:`in x out` weight and bias per layer).
-        saved_per_element (float, optional): The bytes autograd keeps for
-            the backward pass per input element (row times width) of a
-            layer, summed over the operations of the layer. Measure it with
-            :meth:`calibrate`. (default: :obj:`12.0`, *e.g.*, a float32
-            input, a dropout mask and the layer output)
+        saved_per_input (float, optional): The bytes autograd keeps per
+            input element (row times width) of a layer: :obj:`4` for the
+            float32 input a linear transform keeps; add :obj:`4` for a
+            dropout mask. (default: :obj:`4.0`)
+        saved_per_output (float, optional): The bytes kept per output
+            element: :obj:`4` for the output an activation such as ReLU
+            keeps. (default: :obj:`4.0`)
         optimizer_states (int, optional): Tensors the optimizer keeps per
             parameter (:obj:`2` for Adam). (default: :obj:`2`)
     """
@@ -171,7 +173,8 @@ class ModelSpec:
     hidden_channels: int
     out_channels: int
     num_parameters: Optional[int] = None
-    saved_per_element: float = 12.0
+    saved_per_input: float = 4.0
+    saved_per_output: float = 4.0
     optimizer_states: int = 2
 
     def __post_init__(self):
@@ -214,21 +217,6 @@ class ModelSpec:
         args['num_parameters'] = sum(p.numel() for p in model.parameters())
         args.update(kwargs)
         return cls(**args)
-
-    def calibrate(self, model: torch.nn.Module, step) -> 'ModelSpec':
-        r"""Measures :obj:`saved_per_element` by running :obj:`step` (a
-        callable that runs one forward and backward pass of :obj:`model` on
-        some batch and returns the number of input rows of every layer,
-        summed over layers and weighted by each layer's input width, *i.e.*,
-        :math:`\sum_\ell \text{rows}_\ell \cdot \text{width}_\ell`) under
-        :class:`~torch_autoscale.utils.StepMemory`; returns a new spec."""
-        from torch_autoscale.utils import StepMemory
-        with StepMemory('cpu') as mem:
-            elements = step()
-        if not elements:
-            raise ValueError("'step' must return the number of input "
-                             "elements it processed (> 0)")
-        return replace(self, saved_per_element=mem.peak_bytes / elements)
 
 
 @dataclass(frozen=True)
@@ -396,10 +384,20 @@ def _terms(stats: GraphStats, spec: ModelSpec, halo: HaloStats,
         'batch': int(rows * feature_row + 12 * halo.max_edges +
                      8 * (halo.max_nodes + 1)),
     }
-    # Activations of every layer: input rows (in-batch + halo) times the
-    # input width, times the calibrated bytes per element. Recomputing a
-    # layer keeps only its input.
-    act = [rows * w * spec.saved_per_element for w in widths[:-1]]
+    # Activations of every layer: its input rows (in-batch + halo) times
+    # the input width, and its output rows (in-batch) times the output
+    # width, times the bytes kept per element. Full-batch (one batch, no
+    # halo), a hidden layer's input is the previous layer's output, kept
+    # once; with histories, it is a new tensor (fresh rows and pulled
+    # halo). Recomputing a layer keeps only its input.
+    full_batch = halo.num_batches == 1 and halo.max_halo == 0
+    act = []
+    for layer, (i, o) in enumerate(zip(widths[:-1], widths[1:])):
+        per_input = spec.saved_per_input
+        if full_batch and layer > 0:
+            per_input = max(per_input - spec.saved_per_output, 0.0)
+        act.append(rows * i * per_input +
+                   halo.max_nodes * o * spec.saved_per_output)
     act_recompute = [rows * w * 4 for w in widths[:-1]]
     flops_layer = [
         2 * (halo.mean_nodes + halo.mean_halo) * i * o +
