@@ -79,8 +79,9 @@ def community_graph(num_nodes: int, avg_degree: float = 10.0,
     r"""A graph of communities of :obj:`BLOCK` consecutive nodes: every
     undirected edge starts at a uniform node and ends, with probability
     :obj:`p_in`, at a uniform node of its community, else anywhere. A node's
-    class is its community's index modulo 8; features are a class centroid
-    (scale 0.25) plus unit Gaussian noise."""
+    class is its community's index modulo 8 (for two thirds of the nodes; a
+    random class for the rest); features are a class centroid (scale 0.25)
+    plus unit Gaussian noise."""
     gen = torch.Generator().manual_seed(seed)
     num_edges = int(num_nodes * avg_degree / 2)
     src = torch.randint(num_nodes, (num_edges, ), generator=gen)
@@ -93,6 +94,11 @@ def community_graph(num_nodes: int, avg_degree: float = 10.0,
         torch.randint(num_nodes, (num_edges, ), generator=gen))
     edge_index = torch.stack([torch.cat([src, dst]), torch.cat([dst, src])])
     y = (torch.arange(num_nodes) // BLOCK) % CLASSES
+    # A third of the nodes get a random class, so that accuracy is not
+    # trivially perfect (at most about 71%).
+    noisy = torch.rand(num_nodes, generator=gen) < 1 / 3
+    y = torch.where(noisy, torch.randint(CLASSES, (num_nodes, ),
+                                         generator=gen), y)
     centroids = torch.randn(CLASSES, FEATURES, generator=gen)
     x = 0.25 * centroids[y] + torch.randn(num_nodes, FEATURES, generator=gen)
     split = torch.rand(num_nodes, generator=gen)
@@ -206,6 +212,9 @@ def worker(spec: Dict[str, Any]):
     kwargs = {}
     if mode == 'gas-disk':
         kwargs = dict(history_storage='disk', history_dir=spec['disk_dir'])
+    if spec.get('history_storage'):  # A plan's placement.
+        kwargs = dict(history_storage=spec['history_storage'],
+                      history_dir=spec['disk_dir'])
     model = GCN(data.num_nodes, FEATURES, HIDDEN, CLASSES, LAYERS,
                 **kwargs)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
@@ -291,6 +300,35 @@ def predict(runs: List[Dict[str, Any]]) -> None:
                                           e.disk_bytes))
 
 
+def budget_experiment(args, command: str) -> Dict[str, Any]:
+    r"""GAS with host histories, and with the placement
+    :func:`~torch_autoscale.plan.plan` picks for a host budget that the
+    histories exceed (disk tier), same seed and epochs: their accuracy."""
+    from torch_autoscale.plan import plan
+    n = args.budget_nodes
+    data, _ = prepare(n)
+    spec = ModelSpec(LAYERS, FEATURES, HIDDEN, CLASSES)
+    fixed = dict(num_parts=[(n + BLOCK - 1) // BLOCK],
+                 batch_sizes=[args.batch_size], method='contiguous',
+                 precision='float32-only', recompute=False, device='cpu')
+    roomy = plan(data, spec, **fixed)
+    tables = (LAYERS - 1) * n * HIDDEN * 4
+    budget = roomy.estimate.host_bytes - tables // 2
+    with tempfile.TemporaryDirectory(prefix='memory-budget-') as tmp:
+        tight = plan(data, spec, host_budget=budget, disk_dir=tmp, **fixed)
+        out = dict(num_nodes=n, host_budget_bytes=budget,
+                   history_bytes=tables, plan=str(tight),
+                   tiers=list(tight.placement.tiers), command=command)
+        for name, storage in (('host', ['host'] * (LAYERS - 1)),
+                              ('planned', list(tight.placement.tiers))):
+            spec_ = dict(num_nodes=n, mode='gas-host', epochs=args.epochs_acc,
+                         batch_size=args.batch_size, threads=args.threads,
+                         command=command, accuracy=True,
+                         history_storage=storage, disk_dir=tmp)
+            out[name] = run(spec_, args.timeout)
+    return out
+
+
 def _with_loops(edge_index, num_nodes):
     loops = torch.arange(num_nodes).repeat(2, 1)
     return torch.cat([edge_index, loops], dim=1)
@@ -341,6 +379,29 @@ def write_table(runs: List[Dict[str, Any]], path: str, command: str) -> str:
     return text
 
 
+def budget_table(b: Dict[str, Any]) -> str:
+    lines = [
+        '', '## Histories beyond a host budget', '',
+        f"GAS on {b['num_nodes']:,} nodes, {b['history_bytes'] / 2**20:.1f} "
+        f"MiB of histories, host budget "
+        f"{b['host_budget_bytes'] / 2**20:.1f} MiB (what the host-tier "
+        'plan needs minus half the histories). The plan for that budget:',
+        '', '```', b['plan'], '```', '',
+        '| run | tiers | val | test | peak anon (GiB) | s / epoch | status |',
+        '|---|---|---|---|---|---|---|']
+    for name in ('host', 'planned'):
+        r = b[name]
+        if r['status'] != 'ok':
+            lines.append(f"| {name} | | | | | | {r['status']} |")
+            continue
+        lines.append(
+            f"| {name} | {', '.join(r['history_storage'])} | "
+            f"{100 * r['val']:.2f} | {100 * r['test']:.2f} | "
+            f"{r['peak_anon_bytes'] / GiB:.3f} | "
+            f"{r['seconds_per_epoch']:.2f} | ok |")
+    return '\n'.join(lines) + '\n'
+
+
 def main(argv: Optional[List[str]] = None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--worker', default=None, help=argparse.SUPPRESS)
@@ -359,6 +420,10 @@ def main(argv: Optional[List[str]] = None):
                                                     'results', 'memory.md'))
     parser.add_argument('--skip-done', action='store_true')
     parser.add_argument('--table-only', action='store_true')
+    parser.add_argument('--budget-nodes', type=int, default=200_000,
+                        help='graph size of the host-budget experiment')
+    parser.add_argument('--epochs-acc', type=int, default=20,
+                        help='epochs of the host-budget experiment')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     if args.worker is not None:
@@ -382,14 +447,27 @@ def main(argv: Optional[List[str]] = None):
                 })
                 with open(path, 'w') as f:
                     json.dump(r, f, indent=1)
+        path = osp.join(args.out_dir, 'budget.json')
+        if args.budget_nodes > 0 and not (args.skip_done
+                                          and osp.exists(path)):
+            result = budget_experiment(args, command)
+            with open(path, 'w') as f:
+                json.dump(result, f, indent=1)
     runs = []
     for name in sorted(os.listdir(args.out_dir)):
-        if name.endswith('.json'):
+        if name.endswith('.json') and name != 'budget.json':
             with open(osp.join(args.out_dir, name)) as f:
                 runs.append(json.load(f))
     predict(runs)
-    print(write_table(runs, args.table, runs[0]['command'] if runs else
-                      command))
+    text = write_table(runs, args.table, runs[0]['command'] if runs else
+                       command)
+    path = osp.join(args.out_dir, 'budget.json')
+    if osp.exists(path):
+        with open(path) as f:
+            text += budget_table(json.load(f))
+        with open(args.table, 'w') as f:
+            f.write(text)
+    print(text)
 
 
 if __name__ == '__main__':

@@ -612,6 +612,8 @@ def _fates(stats: GraphStats, spec: ModelSpec, halo: HaloStats,
                 continue  # The same memory as 'host' on a CPU.
             dev = o['table'] if tier == 'device' else 0
             host = o['table'] if tier == 'host' else 0
+            if cpu:  # One memory: count everything in the first budget.
+                dev, host = dev + host, 0
             options.append((dev, host, o['seconds'], ('h', tier, dtype)))
         items.append(options)
     for layer in range(spec.num_layers):
@@ -737,13 +739,12 @@ def plan(data: Data, spec: ModelSpec,
                                         recompute)
             dev_left = device_left - fixed
             h_left = host_left - stats.graph_bytes
-            if cpu:  # One memory for everything.
-                dev_left = h_left = min(dev_left, h_left - fixed)
+            if cpu:  # One memory for everything, in the first budget.
+                dev_left, h_left = min(dev_left, h_left - fixed), math.inf
             if dev_left < 0 or h_left < 0:
                 continue
-            found = _search(items, dev_left,
-                            h_left if not cpu else math.inf)
-            if found is None or (cpu and found[0] + found[1] > h_left):
+            found = _search(items, dev_left, h_left)
+            if found is None:
                 continue
             seconds = base + found[2]
             if best is None or seconds < best[0]:
