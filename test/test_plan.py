@@ -183,6 +183,20 @@ def test_plan_apply_and_bad_arguments(graph, spec, tmp_path):
     for batch in loader:
         out = model(batch.data.x, batch.data.adj_t, batch)
         out.sum().backward()
+    # The same through 'plan=':
+    model = GCN(data.num_nodes, spec.in_channels, 64, spec.out_channels, 3,
+                plan=p)
+    assert [h.storage for h in model.histories] == ['disk', 'host']
+    assert model.recompute == [True, False, False]
+    loader = SubgraphLoader(data, ptr, plan=p)
+    assert loader.batch_size == p.batch_size
+    with pytest.raises(ValueError, match="either 'plan' or"):
+        GCN(data.num_nodes, spec.in_channels, 64, spec.out_channels, 3,
+            plan=p, history_storage='host')
+    with pytest.raises(ValueError, match="differs from the plan"):
+        SubgraphLoader(data, ptr, plan=p, batch_size=p.batch_size + 1)
+    with pytest.raises(ValueError, match="plan.apply"):
+        SubgraphLoader(data, ptr[:-1], plan=p)
     with pytest.raises(ValueError, match='num_parts'):
         plan(graph, spec, num_parts=[0])
     with pytest.raises(ValueError, match='precision'):

@@ -19,8 +19,9 @@ dynamic program over the fates.
     p = plan(data, spec, device_budget='8GB', host_budget='64GB',
              disk_dir='/scratch')
     print(p)  # A readable report.
-    model = GCN(data.num_nodes, 128, 256, 40, 3, **p.model_kwargs())
-    loader = SubgraphLoader(data, ptr, **p.loader_kwargs())
+    data, ptr = p.apply(data)
+    model = GCN(data.num_nodes, 128, 256, 40, 3, plan=p)
+    loader = SubgraphLoader(data, ptr, shuffle=True, plan=p)
 """
 import math
 import re

@@ -160,12 +160,28 @@ class SubgraphLoader(DataLoader):
             (default: :obj:`False`)
         bipartite (bool, optional): Whether :obj:`adj_t` holds rows for the
             in-batch nodes only. (default: :obj:`True`)
+        plan (torch_autoscale.plan.Plan, optional): A plan that sets
+            :obj:`batch_size`; :obj:`data` and :obj:`ptr` must come from
+            :meth:`~torch_autoscale.plan.Plan.apply`. (default: :obj:`None`)
         **kwargs (optional): Further arguments of
             :class:`torch.utils.data.DataLoader`, such as :obj:`num_workers`.
     """
-    def __init__(self, data: Data, ptr: Tensor, batch_size: int = 1,
-                 shuffle: bool = False, bipartite: bool = True,
-                 precompute: Optional[bool] = None, **kwargs):
+    def __init__(self, data: Data, ptr: Tensor,
+                 batch_size: Optional[int] = None, shuffle: bool = False,
+                 bipartite: bool = True, precompute: Optional[bool] = None,
+                 plan: Optional[Any] = None, **kwargs):
+        if plan is not None:  # A torch_autoscale.plan.Plan.
+            if batch_size is not None and batch_size != plan.batch_size:
+                raise ValueError(f"'batch_size' ({batch_size}) differs from "
+                                 f"the plan's ({plan.batch_size}); pass "
+                                 f"one of them")
+            if ptr.numel() != plan.ptr.numel():
+                raise ValueError(f"'ptr' holds {ptr.numel() - 1} clusters "
+                                 f"but the plan {plan.num_parts}; lay the "
+                                 f"graph out with 'plan.apply(data)'")
+            batch_size = plan.batch_size
+        if batch_size is None:
+            batch_size = 1
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"'batch_size' (clusters per batch) must be a "
                              f"positive integer (got {batch_size!r})")
@@ -233,8 +249,9 @@ class EvalSubgraphLoader(SubgraphLoader):
         **kwargs (optional): Further arguments of
             :class:`torch.utils.data.DataLoader`.
     """
-    def __init__(self, data: Data, ptr: Tensor, batch_size: int = 1,
-                 bipartite: bool = True, **kwargs):
+    def __init__(self, data: Data, ptr: Tensor,
+                 batch_size: Optional[int] = None, bipartite: bool = True,
+                 **kwargs):
         kwargs.pop('shuffle', None)
         super().__init__(data, ptr, batch_size=batch_size, shuffle=False,
                          bipartite=bipartite, precompute=True, **kwargs)

@@ -128,6 +128,10 @@ class ScalableGNN(torch.nn.Module):
             of the layer for its activation memory, as planned by
             :func:`torch_autoscale.plan.plan`. (default: :obj:`None`, keep
             all)
+        plan (torch_autoscale.plan.Plan, optional): A plan whose placement
+            sets :obj:`history_storage`, :obj:`history_dtype`,
+            :obj:`history_dir` and :obj:`recompute` (which must then be
+            left unset). (default: :obj:`None`)
     """
     #: Whether the model accepts node features as a :obj:`torch.sparse_csr`
     #: matrix (its first operation on them is a linear layer).
@@ -147,8 +151,22 @@ class ScalableGNN(torch.nn.Module):
                  history_storage: Optional[Union[
                      str, Sequence[Optional[str]]]] = None,
                  history_dir: Optional[str] = None,
-                 recompute: Optional[Sequence[bool]] = None):
+                 recompute: Optional[Sequence[bool]] = None,
+                 plan: Optional[Any] = None):
         super().__init__()
+        if plan is not None:  # A torch_autoscale.plan.Plan's placement.
+            given = dict(history_storage=history_storage,
+                         history_dtype=history_dtype,
+                         history_dir=history_dir, recompute=recompute)
+            clash = [k for k, v in given.items() if v is not None]
+            if clash:
+                raise ValueError(f"pass either 'plan' or {clash[0]!r}: the "
+                                 f"plan sets where histories live")
+            planned = plan.model_kwargs()
+            history_storage = planned['history_storage']
+            history_dtype = planned['history_dtype']
+            history_dir = planned['history_dir']
+            recompute = planned['recompute']
         if reg_weight < 0 or reg_std < 0:
             raise ValueError(f"'reg_weight' and 'reg_std' must be "
                              f"non-negative (got {reg_weight}, {reg_std})")
