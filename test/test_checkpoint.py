@@ -1,13 +1,12 @@
 import pytest
 import torch
-import torch.nn.functional as F
 
 import torch_autoscale.checkpoint
 from torch_autoscale import load_checkpoint, save_checkpoint
 from torch_autoscale.history import History, SegmentHistory
 from torch_autoscale.loader import EvalSubgraphLoader, SubgraphLoader
 from torch_autoscale.nn.models import GCN
-from torch_autoscale.testing import clustered_graph
+from torch_autoscale.testing import clustered_graph, train_gas_epoch
 
 
 @pytest.fixture(scope='module')
@@ -23,16 +22,9 @@ def build(data, **kwargs):
 
 
 def train_epoch(model, optimizer, data, ptr):
-    model.train()
-    losses = []
-    for batch in SubgraphLoader(data, ptr, batch_size=2, shuffle=True):
-        optimizer.zero_grad()
-        out = model(batch.data.x, batch.data.adj_t, batch)
-        loss = F.cross_entropy(out, batch.data.y[:batch.batch_size])
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    return losses
+    return train_gas_epoch(model, optimizer,
+                           SubgraphLoader(data, ptr, batch_size=2,
+                                          shuffle=True))
 
 
 def record(model, optimizer, data, ptr):

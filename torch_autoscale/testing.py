@@ -365,3 +365,36 @@ def assert_sparse_input_exact(model: ScalableGNN, data: Data, ptr: Tensor,
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert len(grads) > 0 and all(bool(g.isfinite().all()) for g in grads)
     model.eval()
+
+
+def load_script(path: str, name: str) -> Any:
+    r"""Imports a script (an example or a benchmark outside the package)
+    as a module named :obj:`name`, with its folder on :obj:`sys.path` for
+    the duration of the import (for its sibling modules)."""
+    import importlib.util
+    import sys
+    folder = os.path.dirname(os.path.abspath(path))
+    sys.path.insert(0, folder)
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(folder)
+    return module
+
+
+def train_gas_epoch(model: ScalableGNN, optimizer: torch.optim.Optimizer,
+                    loader: Iterable) -> List[float]:
+    r"""One GAS training epoch with cross-entropy on the in-batch nodes;
+    returns the loss of every step."""
+    model.train()
+    losses = []
+    for batch in loader:
+        optimizer.zero_grad()
+        out = model(batch.data.x, batch.data.adj_t, batch)
+        loss = F.cross_entropy(out, batch.data.y[:batch.batch_size])
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    return losses

@@ -1,16 +1,13 @@
-import importlib.util
 import os.path as osp
 import sys
+
+from torch_autoscale.testing import load_script
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def load_benchmark():
-    path = osp.join(ROOT, 'benchmark', 'gst.py')
-    spec = importlib.util.spec_from_file_location('bench_gst', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(osp.join(ROOT, 'benchmark', 'gst.py'), 'bench_gst')
 
 
 def test_gst_benchmark_writes_its_table(tu_root, tmp_path, monkeypatch):

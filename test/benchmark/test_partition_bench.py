@@ -1,18 +1,16 @@
-import importlib.util
 import json
 import os.path as osp
 
 import torch
 
+from torch_autoscale.testing import load_script
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def load_benchmark():
-    path = osp.join(ROOT, 'benchmark', 'partition.py')
-    spec = importlib.util.spec_from_file_location('bench_partition', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(osp.join(ROOT, 'benchmark', 'partition.py'),
+                       'bench_partition')
 
 
 def test_rmat_is_a_simple_undirected_graph_of_the_requested_size():

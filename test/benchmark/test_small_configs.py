@@ -2,15 +2,14 @@ r"""Every small-benchmark config builds its model and trains one epoch, GAS
 and full-batch, on a synthetic stand-in for its dataset (the real datasets
 are checked by running the benchmark itself)."""
 import glob
-import importlib.util
 import json
 import os.path as osp
-import sys
 
 import pytest
 import torch
 
 from torch_autoscale.partition import metis, permute, sort_by_cluster
+from torch_autoscale.testing import load_script
 from torch_autoscale.utils import homophilous_sbm
 
 HERE = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
@@ -19,15 +18,7 @@ CONFIGS = sorted(glob.glob(osp.join(HERE, 'configs', '*.json')))
 
 
 def load_runner():
-    sys.path.insert(0, HERE)
-    try:
-        spec = importlib.util.spec_from_file_location(
-            'small_run', osp.join(HERE, 'run.py'))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(HERE)
-    return module
+    return load_script(osp.join(HERE, 'run.py'), 'small_run')
 
 
 def test_every_dataset_has_the_four_reference_models():

@@ -1,24 +1,21 @@
 import argparse
-import importlib.util
 import os.path as osp
 
 import pytest
+
+from torch_autoscale.testing import load_script
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def load_example():
-    path = osp.join(ROOT, 'examples', 'train_gcn.py')
-    spec = importlib.util.spec_from_file_location('train_gcn', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(osp.join(ROOT, 'examples', 'train_gcn.py'), 'train_gcn')
 
 
 def make_args(module, dataset, root='data', **kwargs):
     args = argparse.Namespace(dataset=dataset, root=root, num_layers=2,
                               runs=1, num_workers=0, device='cpu',
-                              quiet=True)
+                              quiet=True, partition='metis')
     for key, value in module.DEFAULTS[dataset].items():
         setattr(args, key, value)
     for key, value in kwargs.items():
@@ -26,9 +23,10 @@ def make_args(module, dataset, root='data', **kwargs):
     return args
 
 
-def test_synthetic_demo_far_above_chance():
+@pytest.mark.parametrize('partition', ['metis', 'lpmetis'])
+def test_synthetic_demo_far_above_chance(partition):
     module = load_example()
-    args = make_args(module, 'synthetic', epochs=15)
+    args = make_args(module, 'synthetic', epochs=15, partition=partition)
     train_acc, val_acc, test_acc, sec = module.run(args, seed=0)
     assert test_acc > 0.6  # eight classes: chance is 0.125
     assert sec > 0

@@ -1,17 +1,14 @@
-import importlib.util
 import os.path as osp
 
 import pytest
+
+from torch_autoscale.testing import load_script
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def load_example():
-    path = osp.join(ROOT, 'examples', 'train_gst.py')
-    spec = importlib.util.spec_from_file_location('train_gst', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(osp.join(ROOT, 'examples', 'train_gst.py'), 'train_gst')
 
 
 @pytest.mark.parametrize('variant', ['full', 'gst', 'gst-one', 'gst-efd'])

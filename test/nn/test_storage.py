@@ -3,7 +3,6 @@ import os
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from torch_autoscale.loader import EvalSubgraphLoader, SubgraphLoader
 from torch_autoscale.nn import ScalableGNN
@@ -17,21 +16,18 @@ from torch_autoscale.nn.models import (
     PNA_JK,
     GraphSAGE,
 )
-from torch_autoscale.testing import clustered_graph, onlyCUDA
+from torch_autoscale.testing import (
+    clustered_graph,
+    onlyCUDA,
+    train_gas_epoch,
+)
 
 
 def train_steps(model, data, ptr, epochs, optimizer):
     loader = SubgraphLoader(data, ptr, batch_size=2, shuffle=True)
     losses = []
     for _ in range(epochs):
-        model.train()
-        for batch in loader:
-            optimizer.zero_grad()
-            out = model(batch.data.x, batch.data.adj_t, batch)
-            loss = F.cross_entropy(out, batch.data.y[:batch.batch_size])
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
+        losses += train_gas_epoch(model, optimizer, loader)
     return losses
 
 
