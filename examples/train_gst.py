@@ -180,7 +180,8 @@ def parser() -> argparse.ArgumentParser:
                    choices=SEGMENT_METHODS)
     p.add_argument('--keep-prob', type=float, default=0.5)
     p.add_argument('--epochs', type=int, default=100)
-    p.add_argument('--finetune-epochs', type=int, default=20)
+    p.add_argument('--finetune-epochs', type=int, default=100,
+                   help='head finetuning epochs of +F (the paper: 100)')
     p.add_argument('--batch-size', type=int, default=16)
     p.add_argument('--eval-batch-size', type=int, default=64)
     p.add_argument('--eval-every', type=int, default=1)
