@@ -135,14 +135,16 @@ class SubgraphLoader(DataLoader):
     (`GNNAutoScale <https://arxiv.org/abs/2106.05609>`_).
 
     The graph must be permuted so that every cluster is a contiguous range of
-    nodes (see :func:`torch_autoscale.partition.metis`,
+    nodes (see :func:`torch_autoscale.partition.partition`, which clusters
+    with METIS, LPMetis, or at random,
     :func:`~torch_autoscale.partition.sort_by_cluster` and
-    :func:`~torch_autoscale.partition.permute`). Each batch is a
+    :func:`~torch_autoscale.partition.permute`), or laid out by a
+    :class:`~torch_autoscale.plan.Plan`. Each batch is a
     :class:`SubgraphBatch`; empty clusters are skipped.
 
     .. code-block:: python
 
-        cluster = metis(data.edge_index, data.num_nodes, num_parts=40)
+        cluster = partition(data, num_parts=40, method='metis')
         perm, ptr = sort_by_cluster(cluster, num_parts=40)
         data = permute(data, perm)
         loader = SubgraphLoader(data, ptr, batch_size=10, shuffle=True)

@@ -18,14 +18,14 @@ def permute(data: Data, perm: Tensor) -> Data:
     r"""Reorders the nodes of a graph: new node :obj:`i` is old node
     :obj:`perm[i]`.
 
-    Together with :func:`~torch_autoscale.partition.metis` and
+    Together with :func:`~torch_autoscale.partition.partition` and
     :func:`~torch_autoscale.partition.sort_by_cluster`, this makes every
     cluster a contiguous range of nodes, which is what lets GNNAutoScale
     read and write histories with a few large copies:
 
     .. code-block:: python
 
-        cluster = metis(data.edge_index, data.num_nodes, num_parts=40)
+        cluster = partition(data, num_parts=40)  # METIS by default.
         perm, ptr = sort_by_cluster(cluster, num_parts=40)
         data = permute(data, perm)  # Part k is nodes ptr[k]:ptr[k + 1].
 
