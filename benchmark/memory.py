@@ -349,12 +349,14 @@ def write_table(runs: List[Dict[str, Any]], path: str, command: str) -> str:
         '(features, adjacency) + the bytes autograd keeps for the backward '
         'pass; *predicted*: `torch_autoscale.plan.estimate` from the graph '
         'and batch sizes alone (nothing calibrated). *Peak RSS*: the process '
-        'peak above its RSS after building the '
-        'graph; *anon*: peak anonymous memory (file-backed pages of the disk '
-        'tier excluded), whole process.', '',
+        'peak above its RSS once the graph, the model and its histories '
+        'exist (the file pages of disk histories count in RSS as they are '
+        'touched); *anon*: the peak anonymous memory of the whole process '
+        '(heap and tensors; file-backed pages of the disk tier excluded): '
+        'the host memory GAS really holds.', '',
         '| nodes | mode | step (MiB) | predicted (MiB) | predicted / '
-        'measured | histories (MiB) | peak RSS over graph (GiB) | peak anon '
-        '(GiB) | s / epoch | status |',
+        'measured | histories (MiB) | peak RSS over baseline (GiB) | '
+        'peak anon (GiB) | s / epoch | status |',
         '|---|---|---|---|---|---|---|---|---|---|']
     for r in sorted(runs, key=lambda r: (r['num_nodes'],
                                          MODES.index(r['mode']))):
