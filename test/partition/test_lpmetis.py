@@ -136,11 +136,19 @@ def test_dense_and_sparse_label_sums_agree(monkeypatch):
     module = importlib.import_module('torch_autoscale.partition.lpmetis')
     monkeypatch.setattr(module, '_DENSE_BLOCK', 64)  # Many blocks.
     gen = torch.Generator().manual_seed(0)
-    row = torch.randint(100, (2000, ), generator=gen).sort().values
-    col = torch.randint(7, (2000, ), generator=gen)
+    label = torch.randint(7, (100, ), generator=gen)
+    row = torch.randint(100, (2000, ), generator=gen)
+    col = torch.randint(100, (2000, ), generator=gen)
     score = torch.rand(2000, generator=gen)
-    dense = module._dense_scores(row, col, score, 100, 7)
-    sparse = module._sparse_scores(row, col, score, 7)
+    active = torch.rand(100, generator=gen) < 0.5
+    # Two lists, each sorted by source, as the refinement builds them:
+    order = row.argsort(stable=True)
+    lists = [(row[order][:1000], col[order][:1000], score[order][:1000]),
+             (row[order][1000:], col[order][1000:], score[order][1000:])]
+    dense = module._dense_scores(lists, label, active, 7)
+    mask = active[row]
+    sparse = module._sparse_scores(row[mask], label[col[mask]], score[mask],
+                                   7)
     assert torch.equal(dense[0], sparse[0]) and torch.equal(dense[1],
                                                             sparse[1])
     assert torch.allclose(dense[2], sparse[2], atol=1e-5)

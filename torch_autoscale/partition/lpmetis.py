@@ -26,14 +26,23 @@ import logging
 import math
 import operator
 import time
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
+from torch_geometric.index import index2ptr
 
-from .metis import _check_weight, _to_edge_index, metis
+from .metis import (
+    _backends,
+    _check_cluster,
+    _check_weight,
+    _to_edge_index,
+    _to_metis_weight,
+)
 
 log = logging.getLogger(__name__)
+
+EdgeLists = List[Tuple[Tensor, Tensor, Tensor]]
 
 IMBALANCE: float = 1.03
 r"""The largest part size over the mean that the refinement allows (METIS'
@@ -182,9 +191,7 @@ def lpmetis(
     if row.numel() == 0:  # No edges left: balance cluster sizes only.
         coarse = _pack(count, num_parts)
     else:
-        # `metis` symmetrizes (u, v) into both directions itself.
-        coarse = metis(torch.stack([row, col]), n, num_parts,
-                       node_weight=count, edge_weight=weight, verbose=False)
+        coarse = _metis_coarse(row, col, weight, count, num_parts)
     del row, col, weight
     cluster = coarse if mapping is None else coarse[mapping]
     if refine > 0 and mapping is not None:
@@ -301,55 +308,70 @@ def _sparse_scores(r: Tensor, c: Tensor, s: Tensor,
 _DENSE_BLOCK = 1 << 24  # Entries of one dense block of sums.
 
 
-def _dense_scores(r: Tensor, c: Tensor, s: Tensor, n: int,
+def _dense_scores(lists: EdgeLists, label: Tensor, active: Tensor,
                   num_labels: int) -> Tuple[Tensor, Tensor, Tensor]:
-    r"""As :func:`_sparse_scores`, for rows :obj:`r` sorted in ascending
-    order and few labels: the sums of a block of nodes go into a dense
-    [nodes x labels] buffer, with no sort (a loop over blocks, never over
-    nodes)."""
+    r"""As :func:`_sparse_scores`, for the :obj:`active` nodes, with few
+    labels and edge lists :obj:`(src, dst, score)` each sorted by
+    :obj:`src`: the sums of a block of nodes go into a dense
+    [nodes x labels] buffer, with no sort and no copy of the edge lists (a
+    loop over blocks, never over nodes)."""
+    n = label.numel()
     block = max(1, _DENSE_BLOCK // num_labels)
-    bounds = torch.arange(0, n + block, block, device=r.device)
-    ends = torch.searchsorted(r, bounds).tolist()
+    bounds = torch.arange(0, n + block, block, device=label.device)
+    ends = [torch.searchsorted(src, bounds).tolist() for src, _, _ in lists]
     nodes, labs, totals = [], [], []
-    for i in range(len(ends) - 1):
-        lo, hi = ends[i], ends[i + 1]
-        if lo == hi:
-            continue
+    for i in range(bounds.numel() - 1):
         first = i * block
-        key = (r[lo:hi] - first) * num_labels + c[lo:hi]
-        dense = s.new_zeros(min(block, n - first) * num_labels)
-        dense.index_add_(0, key, s[lo:hi])
+        dense = None
+        for (src, dst, score), end in zip(lists, ends):
+            lo, hi = end[i], end[i + 1]
+            if lo == hi:
+                continue
+            if dense is None:
+                dense = score.new_zeros(min(block, n - first) * num_labels)
+            key = (src[lo:hi] - first) * num_labels + label[dst[lo:hi]]
+            dense.index_add_(0, key, score[lo:hi])
+        if dense is None:
+            continue
         where = dense.nonzero().view(-1)
-        nodes.append(where // num_labels + first)
+        node = where // num_labels + first
+        keep = active[node]
+        where, node = where[keep], node[keep]
+        nodes.append(node)
         labs.append(where % num_labels)
         totals.append(dense[where])
     if not nodes:
-        empty = r.new_zeros(0)
-        return empty, empty, s.new_zeros(0)
+        empty = label.new_zeros(0)
+        return empty, empty, lists[0][2].new_zeros(0)
     return torch.cat(nodes), torch.cat(labs), torch.cat(totals)
 
 
-def _update(row: Tensor, col: Tensor, score: Tensor, label: Tensor,
-            count: Tensor, cap: float, num_labels: int,
-            gen: torch.Generator, sorted_rows: bool = False) -> int:
+def _update(row: Optional[Tensor], col: Optional[Tensor],
+            score: Optional[Tensor], label: Tensor, count: Tensor, cap: float,
+            num_labels: int, gen: torch.Generator,
+            lists: Optional[EdgeLists] = None) -> int:
     r"""One label update, in place: a random half of the nodes take the
     label of largest total :obj:`score` over their edges :obj:`row -> col`
     (staying on ties), into labels that stay within :obj:`cap` total
     :obj:`count`. Returns the number of nodes that moved. With
-    :obj:`sorted_rows` (:obj:`row` ascending, few labels), the sums per
-    (node, label) are dense instead of sorted."""
+    :obj:`lists` (edge lists sorted by source; few labels) in place of
+    :obj:`row`, :obj:`col` and :obj:`score`, the sums per (node, label) are
+    dense instead of sorted."""
     n, device = label.numel(), label.device
     active = torch.rand(n, generator=gen, device=device) < 0.5
-    mask = active[row]
-    r, c, s = row[mask], label[col[mask]], score[mask]
-    del mask, active
-    if r.numel() == 0:
-        return 0
-    if sorted_rows:  # Few labels: dense sums per block of nodes.
-        node, lab, total = _dense_scores(r, c, s, n, num_labels)
+    if lists is not None:  # Few labels: dense sums per block of nodes.
+        node, lab, total = _dense_scores(lists, label, active, num_labels)
     else:  # Sum of scores per (node, neighbour label), via one sort:
+        mask = active[row]
+        r, c, s = row[mask], label[col[mask]], score[mask]
+        del mask
+        if r.numel() == 0:
+            return 0
         node, lab, total = _sparse_scores(r, c, s, num_labels)
-    del r, c, s
+        del r, c, s
+    del active
+    if node.numel() == 0:
+        return 0
 
     # Labels that are full accept nobody:
     size = count.new_zeros(num_labels).scatter_add_(0, label, count)
@@ -386,16 +408,52 @@ def _refine(row: Tensor, col: Tensor, weight: Tensor, cluster: Tensor,
     weight leads to, while parts stay within :obj:`cap` nodes (label
     propagation with parts as labels): the boundary refinement METIS does
     on every level of its own hierarchy, for the levels LPMetis skipped."""
-    # Both directions, sorted by source once for all updates:
-    src, perm = torch.sort(torch.cat([row, col]), stable=True)
-    dst = torch.cat([col, row])[perm]
-    score = torch.cat([weight, weight])[perm]
+    # Both directions, each sorted by its source (u -> v is already), with
+    # no concatenated copy:
+    col_sorted, perm = torch.sort(col, stable=True)
+    lists = [(row, col, weight), (col_sorted, row[perm], weight[perm])]
     del perm
     count = torch.ones_like(cluster)
     for _ in range(iterations):
-        _update(src, dst, score, cluster, count, cap, num_parts, gen,
-                sorted_rows=True)
+        _update(None, None, None, cluster, count, cap, num_parts, gen,
+                lists=lists)
     return cluster
+
+
+def _metis_coarse(row: Tensor, col: Tensor, weight: Tensor, count: Tensor,
+                  num_parts: int) -> Tensor:
+    r"""METIS on the coarse graph, handed over as CSR built straight from
+    the sorted undirected edge list (:func:`metis` would symmetrize and
+    coalesce it again, at several times the memory of the list)."""
+    n = count.numel()
+    # Both directions, in row order: u -> v is sorted by u already, so one
+    # stable sort of the rows of the concatenation puts v -> u in place.
+    rows = torch.cat([row, col])
+    rows, perm = torch.sort(rows, stable=True)
+    rowptr = index2ptr(rows, size=n)
+    del rows
+    cols = torch.cat([col, row])[perm]
+    weights = _to_metis_weight(torch.cat([weight, weight])[perm])
+    del perm
+    node_weight = _to_metis_weight(count)
+    out = None
+    for name, backend in _backends():
+        try:
+            out = _check_cluster(
+                backend(rowptr.cpu(), cols.cpu(), num_parts,
+                        node_weight.cpu(), weights.cpu(), False), n,
+                num_parts, name)
+            break
+        except Exception as e:
+            if name == 'pymetis':
+                raise
+            log.warning("METIS backend '%s' failed (%s); falling back to "
+                        "the next backend", name, e)
+    if out is None:
+        raise ImportError("'lpmetis' requires 'pymetis' (or a working "
+                          "'torch-sparse' or 'pyg-lib' with METIS); install "
+                          "it via 'pip install pymetis'")
+    return out.to(row.device)
 
 
 def _pack(count: Tensor, num_parts: int) -> Tensor:
