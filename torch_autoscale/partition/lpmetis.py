@@ -33,9 +33,8 @@ from torch import Tensor
 from torch_geometric.index import index2ptr
 
 from .metis import (
-    _backends,
-    _check_cluster,
     _check_weight,
+    _partition_csr,
     _to_edge_index,
     _to_metis_weight,
 )
@@ -449,23 +448,8 @@ def _metis_coarse(row: Tensor, col: Tensor, weight: Tensor, count: Tensor,
     weights = _to_metis_weight(torch.cat([weight, weight])[perm])
     del perm
     node_weight = _to_metis_weight(count)
-    out = None
-    for name, backend in _backends():
-        try:
-            out = _check_cluster(
-                backend(rowptr.cpu(), cols.cpu(), num_parts,
-                        node_weight.cpu(), weights.cpu(), False), n,
-                num_parts, name)
-            break
-        except Exception as e:
-            if name == 'pymetis':
-                raise
-            log.warning("METIS backend '%s' failed (%s); falling back to "
-                        "the next backend", name, e)
-    if out is None:
-        raise ImportError("'lpmetis' requires 'pymetis' (or a working "
-                          "'torch-sparse' or 'pyg-lib' with METIS); install "
-                          "it via 'pip install pymetis'")
+    out, _ = _partition_csr(rowptr.cpu(), cols.cpu(), num_parts,
+                            node_weight.cpu(), weights.cpu(), False, n)
     return out.to(row.device)
 
 

@@ -163,23 +163,8 @@ def metis(
     node_weight = node_weight.cpu() if node_weight is not None else None
     edge_weight = edge_weight.cpu() if edge_weight is not None else None
 
-    cluster: Optional[Tensor] = None
-    name = ''
-    for name, backend in _backends():
-        try:
-            out = backend(rowptr, col, num_parts, node_weight, edge_weight,
-                          recursive)
-            cluster = _check_cluster(out, num_nodes, num_parts, name)
-            break
-        except Exception as e:
-            if name == 'pymetis':
-                raise
-            log.warning("METIS backend '%s' failed (%s); falling back to "
-                        "the next backend", name, e)
-    if cluster is None:
-        raise ImportError("'metis' requires 'pymetis' (or a working "
-                          "'torch-sparse' or 'pyg-lib' with METIS); install "
-                          "it via 'pip install pymetis'")
+    cluster, name = _partition_csr(rowptr, col, num_parts, node_weight,
+                                   edge_weight, recursive, num_nodes)
 
     sizes = torch.bincount(cluster, minlength=num_parts)
     num_empty = int((sizes == 0).sum())
@@ -394,6 +379,28 @@ def _to_metis_weight(weight: Tensor) -> Tensor:
     scale = min(WEIGHT_RESOLUTION / max_value, _MAX_TOTAL_WEIGHT / total)
     out = (weight * scale).round().long()
     return torch.where((weight > 0) & (out == 0), torch.ones_like(out), out)
+
+
+def _partition_csr(rowptr: Tensor, col: Tensor, num_parts: int,
+                   node_weight: Optional[Tensor],
+                   edge_weight: Optional[Tensor], recursive: bool,
+                   num_nodes: int) -> Tuple[Tensor, str]:
+    r"""Runs the first METIS backend that works on a symmetric CSR graph
+    on the CPU (integer weights); returns the part ids and the backend's
+    name."""
+    for name, backend in _backends():
+        try:
+            out = backend(rowptr, col, num_parts, node_weight, edge_weight,
+                          recursive)
+            return _check_cluster(out, num_nodes, num_parts, name), name
+        except Exception as e:
+            if name == 'pymetis':
+                raise
+            log.warning("METIS backend '%s' failed (%s); falling back to "
+                        "the next backend", name, e)
+    raise ImportError("METIS requires 'pymetis' (or a working "
+                      "'torch-sparse' or 'pyg-lib' with METIS); install it "
+                      "via 'pip install pymetis'")
 
 
 def _check_cluster(cluster: Tensor, num_nodes: int, num_parts: int,
