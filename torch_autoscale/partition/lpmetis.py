@@ -168,8 +168,9 @@ def lpmetis(
                                    num_nodes)
     del edge_index
     # Node ids by decreasing degree: most edge ends then fall on a few hot
-    # nodes, whose labels stay in cache during the random gathers (38%
-    # faster on a 50M-edge R-MAT graph), and label ties go to hubs.
+    # nodes, whose labels stay in cache during the random gathers, and label
+    # ties go to hubs (on the 50M-edge R-MAT graph of the partition
+    # benchmark: 147 s instead of 169 s, edge cut 0.893 instead of 0.918).
     degree = torch.bincount(row, minlength=num_nodes)
     degree += torch.bincount(col, minlength=num_nodes)
     rank = torch.empty_like(degree)
