@@ -203,3 +203,14 @@ def test_plan_apply_and_bad_arguments(graph, spec, tmp_path):
         plan(graph, spec, num_parts=6, precision='half')
     with pytest.raises(ValueError, match='num_layers'):
         ModelSpec(0, 3, 4, 5)
+
+
+def test_plan_from_a_csr_adjacency(graph, spec):
+    from torch_geometric.data import Data
+    data = Data(x=graph.x, adj_t=csr_adj_t(graph.edge_index, graph.num_nodes),
+                num_nodes=graph.num_nodes)
+    a = plan(data, spec, num_parts=6, batch_sizes=[2], device='cpu')
+    b = plan(graph, spec, num_parts=6, batch_sizes=[2], device='cpu')
+    assert a.halo == b.halo
+    with pytest.raises(ValueError, match='edge_index'):
+        plan(Data(x=graph.x, num_nodes=graph.num_nodes), spec, num_parts=6)

@@ -714,7 +714,7 @@ def plan(data: Data, spec: ModelSpec,
     elif precision == 'float32':
         rounds.append(tuple(DTYPES))
 
-    edge_index = data.edge_index
+    edge_index = _edge_index(data)
     candidates = []
     for k in num_parts:
         cluster = partition(data, k, method=method, seed=seed)
@@ -769,6 +769,20 @@ def plan(data: Data, spec: ModelSpec,
                              parse_bytes(device_budget),
                              host=None if host_budget is None else
                              parse_bytes(host_budget)))
+
+
+def _edge_index(data: Data) -> Tensor:
+    r"""The graph's edges as :obj:`[2, num_edges]` (sources, targets), from
+    :obj:`edge_index` or from a CSR :obj:`adj_t` (rows are targets)."""
+    if 'edge_index' in data:
+        return data.edge_index
+    if 'adj_t' in data and data.adj_t.layout == torch.sparse_csr:
+        from torch_geometric.index import ptr2index
+        col = data.adj_t.col_indices().long()
+        row = ptr2index(data.adj_t.crow_indices().long(), col.numel())
+        return torch.stack([col, row])
+    raise ValueError("'data' needs an 'edge_index' or a torch.sparse_csr "
+                     "'adj_t' for planning")
 
 
 class BudgetError(ValueError):
