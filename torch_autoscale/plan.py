@@ -354,14 +354,16 @@ class Estimate:
         disk_bytes (int): Disk-tier histories.
         transfer_bytes (int): History bytes moved per epoch (pulls and
             pushes of host- and disk-tier histories).
-        seconds (float): The modelled time of an epoch (for ranking).
+        cost (float): The modelled cost of an epoch: operation and byte
+            counts over the :class:`Hardware` throughputs. It only ranks
+            plans against each other; it is not a measured time.
         breakdown (dict): Every term, in bytes.
     """
     device_bytes: int
     host_bytes: int
     disk_bytes: int
     transfer_bytes: int
-    seconds: float
+    cost: float
     breakdown: Dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
@@ -416,15 +418,15 @@ def _terms(stats: GraphStats, spec: ModelSpec, halo: HaloStats,
             moved = moved * w * size
             for tier in TIERS:
                 if tier == 'device':
-                    seconds = 0.0
+                    cost = 0.0
                 elif tier == 'host':
-                    seconds = 0.0 if cpu else (
+                    cost = 0.0 if cpu else (
                         moved / hardware.host_bandwidth *
                         (1 - hardware.overlap))
                 else:
-                    seconds = moved / hardware.disk_bandwidth
+                    cost = moved / hardware.disk_bandwidth
                 options[(tier, dtype)] = dict(table=table, moved=moved,
-                                              seconds=seconds)
+                                              cost=cost)
         hist.append(options)
     return dict(fixed=fixed, act=act, act_recompute=act_recompute,
                 flops_layer=flops_layer, epoch_flops=epoch_flops, hist=hist)
@@ -460,15 +462,15 @@ def estimate(stats: GraphStats, spec: ModelSpec, halo: HaloStats,
     act = sum(t['act_recompute'][i] if r else t['act'][i]
               for i, r in enumerate(placement.recompute))
     breakdown['activations'] = int(act)
-    seconds = t['epoch_flops'] / hardware.flops
-    seconds += sum(
+    cost = t['epoch_flops'] / hardware.flops
+    cost += sum(
         t['flops_layer'][i] * halo.num_batches / hardware.flops
         for i, r in enumerate(placement.recompute) if r)
     device_hist = host_hist = disk_hist = moved = 0
     for layer, (tier, dtype) in enumerate(zip(placement.tiers,
                                               placement.dtypes)):
         option = t['hist'][layer][(tier, dtype)]
-        seconds += option['seconds']
+        cost += option['cost']
         if tier == 'device':
             device_hist += option['table']
         elif tier == 'host':
@@ -486,7 +488,7 @@ def estimate(stats: GraphStats, spec: ModelSpec, halo: HaloStats,
         host_bytes += device_bytes
     return Estimate(device_bytes=int(device_bytes), host_bytes=int(host_bytes),
                     disk_bytes=int(disk_hist), transfer_bytes=int(moved),
-                    seconds=seconds, breakdown=breakdown)
+                    cost=cost, breakdown=breakdown)
 
 
 # Planning ####################################################################
@@ -571,7 +573,7 @@ def _budget(value: Optional[int]) -> str:
 
 def _pareto(states: List[Tuple[float, float, float, tuple]]
             ) -> List[Tuple[float, float, float, tuple]]:
-    r"""Drops every (device, host, seconds, choices) state that another
+    r"""Drops every (device, host, cost, choices) state that another
     state beats in all three."""
     states.sort(key=lambda s: (s[2], s[0], s[1]))
     kept: List[Tuple[float, float, float, tuple]] = []
@@ -585,7 +587,7 @@ def _search(items: List[List[Tuple[float, float, float, Any]]],
             device_left: float, host_left: float
             ) -> Optional[Tuple[float, float, float, tuple]]:
     r"""The dynamic program over fates: items are lists of options
-    (device bytes, host bytes, seconds, label); returns the fastest
+    (device bytes, host bytes, cost, label); returns the fastest
     combination within both budgets (a Pareto front per prefix of items)."""
     states = [(0.0, 0.0, 0.0, ())]
     for options in items:
@@ -615,7 +617,7 @@ def _fates(stats: GraphStats, spec: ModelSpec, halo: HaloStats,
             host = o['table'] if tier == 'host' else 0
             if cpu:  # One memory: count everything in the first budget.
                 dev, host = dev + host, 0
-            options.append((dev, host, o['seconds'], ('h', tier, dtype)))
+            options.append((dev, host, o['cost'], ('h', tier, dtype)))
         items.append(options)
     for layer in range(spec.num_layers):
         options = [(t['act'][layer], 0, 0.0, ('r', False))]
@@ -625,8 +627,8 @@ def _fates(stats: GraphStats, spec: ModelSpec, halo: HaloStats,
                             hardware.flops, ('r', True)))
         items.append(options)
     fixed_device = sum(t['fixed'].values())
-    base_seconds = t['epoch_flops'] / hardware.flops
-    return items, fixed_device, base_seconds
+    base_cost = t['epoch_flops'] / hardware.flops
+    return items, fixed_device, base_cost
 
 
 def plan(data: Data, spec: ModelSpec,
@@ -747,9 +749,9 @@ def plan(data: Data, spec: ModelSpec,
             found = _search(items, dev_left, h_left)
             if found is None:
                 continue
-            seconds = base + found[2]
-            if best is None or seconds < best[0]:
-                best = (seconds, k, b, perm, ptr, halo, found[3])
+            cost = base + found[2]
+            if best is None or cost < best[0]:
+                best = (cost, k, b, perm, ptr, halo, found[3])
         if best is not None:
             break
 
