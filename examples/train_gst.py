@@ -122,10 +122,16 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                                  **model.loader_options)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr,
                                  weight_decay=args.weight_decay)
+    # Cosine annealing over the epochs, the default schedule of the paper's
+    # GraphGym-based code: late epochs change the encoder little, so the
+    # table's rows go stale slowly as training ends.
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=args.epochs) if args.scheduler == 'cosine' else None)
     if model.table is not None:  # Fill the table before the first step.
         model.refresh_table(all_segments('train'), progress=not args.quiet)
 
     best_val, best_state, step_ms, step_mem = -1.0, None, [], 0
+    val_curve: List[Tuple[int, float]] = []
     for epoch in tqdm(range(args.epochs), desc=args.variant,
                       disable=args.quiet):
         model.train()
@@ -141,20 +147,25 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 torch.cuda.synchronize(device)
             step_ms.append(1000 * (time.perf_counter() - start))
             step_mem = max(step_mem, mem.peak_bytes)
+        if scheduler is not None:
+            scheduler.step()
         if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
             val = accuracy(model, all_segments('val'), y)
+            val_curve.append((epoch + 1, val))
             if val > best_val:
                 best_val, best_state = val, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
     if model.table is not None:  # The table is not part of the state.
         model.refresh_table(all_segments('train'), progress=False)
     result = dict(variant=args.variant, dataset=args.dataset,
-                  seed=args.seed, val=best_val,
+                  seed=args.seed, epochs=args.epochs,
+                  scheduler=args.scheduler, val_curve=val_curve, val=best_val,
                   test=accuracy(model, all_segments('test'), y))
     if model.spec.finetune:
         model.finetune(all_segments('train'), epochs=args.finetune_epochs,
                        lr=args.lr, weight_decay=args.weight_decay,
-                       batch_size=args.batch_size, progress=not args.quiet)
+                       batch_size=args.batch_size, scheduler=args.scheduler,
+                       progress=not args.quiet)
         result.update(val_before_finetune=result['val'],
                       test_before_finetune=result['test'],
                       val=accuracy(model, all_segments('val'), y),
@@ -187,6 +198,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--eval-every', type=int, default=1)
     p.add_argument('--lr', type=float, default=0.01)
     p.add_argument('--weight-decay', type=float, default=1e-4)
+    p.add_argument('--scheduler', default='cosine',
+                   choices=['cosine', 'constant'],
+                   help='learning rate over the epochs of training and of '
+                   'finetuning (the paper\'s code: cosine)')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--max-graphs', type=int, default=None,
                    help='use only this many graphs (smoke runs)')

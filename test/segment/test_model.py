@@ -1,4 +1,5 @@
 import copy
+import math
 
 import pytest
 import torch
@@ -190,6 +191,28 @@ def test_finetune_trains_the_head_only(dataset):
                           atol=1e-5)
     with pytest.raises(ValueError, match="'epochs'"):
         model.finetune(loader, epochs=-1)
+    with pytest.raises(ValueError, match="'scheduler'"):
+        model.finetune(loader, epochs=1, scheduler='step')
+
+
+def test_finetune_cosine_schedule_anneals_to_zero(dataset, monkeypatch):
+    model = make(dataset, 'gst-efd')
+    lrs = []
+    step = torch.optim.Adam.step
+
+    def record(self, *args, **kwargs):
+        lrs.append(self.param_groups[0]['lr'])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, 'step', record)
+    model.finetune(all_segments(dataset), epochs=4, lr=0.1, batch_size=6,
+                   progress=False)
+    assert lrs[0] == pytest.approx(0.1) and lrs == sorted(lrs, reverse=True)
+    assert lrs[-1] == pytest.approx(0.1 * (1 + math.cos(math.pi * 3 / 4)) / 2)
+    lrs.clear()
+    model.finetune(all_segments(dataset), epochs=3, lr=0.1, batch_size=6,
+                   scheduler='constant', progress=False)
+    assert lrs == [pytest.approx(0.1)] * 3
 
 
 @pytest.mark.parametrize('variant', VARIANTS)

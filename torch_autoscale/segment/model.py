@@ -287,6 +287,7 @@ class GSTModel(torch.nn.Module):
     def finetune(self, loader, epochs: int, lr: float = 0.01,
                  weight_decay: float = 0.0, batch_size: int = 64,
                  loss_fn: Optional[Callable[[Tensor, Tensor], Tensor]] = None,
+                 scheduler: str = 'cosine',
                  progress: bool = True) -> List[float]:
         r"""Prediction-head finetuning (+F): refreshes the table rows of the
         loader's graphs with the final encoder, then trains only the head on
@@ -303,6 +304,10 @@ class GSTModel(torch.nn.Module):
                 (default: :obj:`64`)
             loss_fn (callable, optional): The loss of predictions and labels.
                 (default: :obj:`None`, cross-entropy)
+            scheduler (str, optional): The learning rate over the epochs:
+                :obj:`"cosine"` (cosine annealing to zero, the default
+                schedule of the paper's GraphGym-based code) or
+                :obj:`"constant"`. (default: :obj:`"cosine"`)
             progress (bool, optional): Whether to show progress bars.
                 (default: :obj:`True`)
 
@@ -313,6 +318,9 @@ class GSTModel(torch.nn.Module):
         if not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"'epochs' must be a non-negative integer (got "
                              f"{epochs!r})")
+        if scheduler not in ('cosine', 'constant'):
+            raise ValueError(f"'scheduler' must be 'cosine' or 'constant' "
+                             f"(got {scheduler!r})")
         loss_fn = loss_fn or F.cross_entropy
         self.refresh_table(loader, progress=progress)
         ids, ys = [], []
@@ -322,6 +330,9 @@ class GSTModel(torch.nn.Module):
         graph_id, y = torch.cat(ids), torch.cat(ys).to(table.device)
         optimizer = torch.optim.Adam(self.head.parameters(), lr=lr,
                                      weight_decay=weight_decay)
+        schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(epochs, 1))
+                    if scheduler == 'cosine' else None)
         self.eval()
         self.head.train()
         losses = []
@@ -337,6 +348,8 @@ class GSTModel(torch.nn.Module):
                 optimizer.step()
                 total += float(loss.detach()) * chunk.numel()
             losses.append(total / max(graph_id.numel(), 1))
+            if schedule is not None:
+                schedule.step()
         return losses
 
     @torch.no_grad()
