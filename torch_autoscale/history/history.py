@@ -150,6 +150,10 @@ class History(torch.nn.Module):
           or contiguous runs :obj:`offset`, :obj:`count` with
           :math:`\sum \text{count} = B`
     """
+    #: Whether :class:`~torch_autoscale.history.AsyncIOPool` may read and
+    #: write :attr:`emb` directly (one row per node of the graph).
+    supports_pool: bool = True
+
     def __init__(self, num_nodes: int, channels: int,
                  device: DeviceLike = None,
                  dtype: Optional[torch.dtype] = None,
@@ -247,6 +251,15 @@ class History(torch.nn.Module):
         self.emb = self.emb.new_empty(0, self.channels, device='cpu')
         if self._finalizer is not None:
             self._finalizer()
+
+    def sync(self) -> None:
+        r"""Returns once every push made so far, by any process that shares
+        this table, is visible to :meth:`pull`. A no-op for a table that one
+        process owns; tables shared by several processes (see
+        :mod:`torch_autoscale.distributed`) wait for the others here.
+        :meth:`~torch_autoscale.nn.ScalableGNN.mini_inference` calls it
+        after every layer."""
+        self._check_open()
 
     def _check_open(self) -> None:
         if self._closed:

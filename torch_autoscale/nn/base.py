@@ -1,6 +1,6 @@
 import logging
 import warnings
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -132,6 +132,15 @@ class ScalableGNN(torch.nn.Module):
             sets :obj:`history_storage`, :obj:`history_dtype`,
             :obj:`history_dir` and :obj:`recompute` (which must then be
             left unset). (default: :obj:`None`)
+        history_factory (callable, optional): Builds the history of every
+            layer instead of :class:`~torch_autoscale.history.History`:
+            called as :obj:`history_factory(layer, num_nodes, channels,
+            dtype)`, it returns a :class:`~torch_autoscale.history.History`
+            (or a subclass), *e.g.*, the tables shared across processes of
+            :func:`torch_autoscale.distributed.history_factory`. The factory
+            decides where tables live, so :obj:`history_device`,
+            :obj:`history_storage` and :obj:`history_dir` must be left
+            unset. (default: :obj:`None`)
     """
     #: Whether the model accepts node features as a :obj:`torch.sparse_csr`
     #: matrix (its first operation on them is a linear layer).
@@ -152,8 +161,22 @@ class ScalableGNN(torch.nn.Module):
                      str, Sequence[Optional[str]]]] = None,
                  history_dir: Optional[str] = None,
                  recompute: Optional[Sequence[bool]] = None,
-                 plan: Optional[Any] = None):
+                 plan: Optional[Any] = None,
+                 history_factory: Optional[Callable[..., History]] = None):
         super().__init__()
+        if history_factory is not None:
+            given = dict(history_device=history_device,
+                         history_storage=history_storage,
+                         history_dir=history_dir)
+            clash = [k for k, v in given.items() if v is not None]
+            if clash or plan is not None:
+                raise ValueError(
+                    f"pass either 'history_factory' or "
+                    f"{(clash or ['plan'])[0]!r}: the factory decides where "
+                    f"histories live")
+            if not callable(history_factory):
+                raise ValueError(f"'history_factory' must be callable (got "
+                                 f"{type(history_factory).__name__})")
         if plan is not None:  # A torch_autoscale.plan.Plan's placement.
             given = dict(history_storage=history_storage,
                          history_dtype=history_dtype,
@@ -208,13 +231,25 @@ class ScalableGNN(torch.nn.Module):
         self.num_nodes = num_nodes
         self.num_layers = num_layers
         self.history_channels: List[int] = widths
-        self.histories = torch.nn.ModuleList([
-            History(num_nodes, c, device=history_device if dev else None,
-                    dtype=dtype, storage=storage,
-                    directory=history_dir if storage == 'disk' else None)
-            for c, dtype, storage, dev in zip(widths, dtypes, storages,
-                                              on_device)
-        ])
+        if history_factory is not None:
+            histories = []
+            for layer, (c, dtype) in enumerate(zip(widths, dtypes)):
+                history = history_factory(layer, num_nodes, c, dtype)
+                if not isinstance(history, History):
+                    raise TypeError(
+                        f"'history_factory' must return a History (got "
+                        f"{type(history).__name__} for layer {layer})")
+                histories.append(history)
+        else:
+            histories = [
+                History(num_nodes, c,
+                        device=history_device if dev else None, dtype=dtype,
+                        storage=storage,
+                        directory=history_dir if storage == 'disk' else None)
+                for c, dtype, storage, dev in zip(widths, dtypes, storages,
+                                                  on_device)
+            ]
+        self.histories = torch.nn.ModuleList(histories)
         self.pool: Optional[AsyncIOPool] = None
         if pool_size is not None and len(widths) > 0:
             # The buffers are raw bytes viewed as each history's dtype: size
@@ -302,7 +337,8 @@ class ScalableGNN(torch.nn.Module):
 
     def _use_pool(self) -> bool:
         return self.pool is not None and self.pool.active and all(
-            h.emb.device.type == 'cpu' for h in self.histories)
+            h.supports_pool and h.emb.device.type == 'cpu'
+            for h in self.histories)
 
     def _check_input(self, x: Any) -> None:
         if (isinstance(x, Tensor) and x.layout == torch.sparse_csr
@@ -501,6 +537,8 @@ class ScalableGNN(torch.nn.Module):
                 pbar.update(1)
             if use_pool:
                 self.pool.synchronize_push()
+            if dst is not None:  # Other processes' pushes, if shared.
+                dst.sync()
         pbar.close()
         self.train(was_training)
         return out

@@ -77,10 +77,12 @@ class BasicGNN(ScalableGNN):
                 out_dim = out_channels
             self.convs.append(self.init_conv(in_dim, out_dim, layer))
 
+        # Only with batch_norm: parameters that no forward pass uses would
+        # stall DistributedDataParallel (and gather weight decay for nothing).
         self.bns = ModuleList([
             BatchNorm1d(hidden_channels)
             for _ in range(num_layers if linear else num_layers - 1)
-        ])
+        ] if batch_norm else [])
 
     #: Whether :meth:`conv` accepts :obj:`torch.sparse_csr` node features
     #: (true when its first operation is a linear layer).

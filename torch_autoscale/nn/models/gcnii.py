@@ -109,7 +109,7 @@ class GCNII(ScalableGNN):
         ])
         self.bns = ModuleList([
             BatchNorm1d(hidden_channels) for _ in range(num_layers)
-        ])
+        ] if batch_norm else [])
 
     @property
     def reg_modules(self) -> List[Module]:

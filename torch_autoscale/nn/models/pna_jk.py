@@ -105,7 +105,7 @@ class PNA_JK(ScalableGNN):
         ])
         self.bns = ModuleList([
             BatchNorm1d(hidden_channels) for _ in range(num_layers)
-        ])
+        ] if batch_norm else [])
         self.jk = JumpingKnowledge(jk)
         num_inputs = num_layers + 1 if jk == 'cat' else 1
         self.lin_out = Linear(num_inputs * hidden_channels, out_channels)

@@ -1,0 +1,344 @@
+r"""Histories that several processes read and write: one table in shared
+memory per machine, or a table sharded across processes by cluster
+ownership with halo rows exchanged through :func:`all_to_all` collectives."""
+import os
+import tempfile
+import weakref
+from typing import Callable, List, Optional
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from torch_autoscale.distributed.assignment import ClusterAssignment
+from torch_autoscale.distributed.context import (
+    comm_device,
+    get_rank,
+    get_world_size,
+    local_world_size,
+    require_group,
+)
+from torch_autoscale.history import History
+from torch_autoscale.history.history import (
+    _check_directory,
+    _check_index,
+    _remove_file,
+)
+
+#: The ways processes share histories.
+HISTORY_MODES = ('shared', 'sharded')
+
+
+def _default_shm_dir() -> str:
+    shm = '/dev/shm'
+    if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
+        return shm
+    return tempfile.gettempdir()
+
+
+class SharedHistory(History):
+    r"""One :class:`~torch_autoscale.history.History` table for all
+    processes of a machine: a file in shared memory (:obj:`/dev/shm` by
+    default) that every process maps, so a push by one is seen by the pulls
+    of all, without any copy or message.
+
+    Rank 0 of :obj:`group` creates the file and shares its name; all map it
+    (collectively, so every process must build its histories in the same
+    order). Concurrent pushes touch disjoint rows (each cluster is trained by
+    one process); a pull racing a push may read a row half-updated, which is
+    staleness of the kind GAS already tolerates. :meth:`sync` is a barrier,
+    which :meth:`~torch_autoscale.nn.ScalableGNN.mini_inference` passes
+    after every layer so that layer-wise inference stays exact.
+
+    Every process of :obj:`group` must run on one machine; for several
+    machines use :class:`ShardedHistory`.
+
+    Args:
+        num_nodes (int): The number of rows (nodes of the whole graph).
+        channels (int): The embedding width of this layer.
+        dtype (torch.dtype, optional): The storage dtype.
+            (default: :obj:`None`, the default dtype)
+        directory (str, optional): The folder of the shared file, on a file
+            system every process of the machine sees.
+            (default: :obj:`None`, :obj:`/dev/shm` where it exists)
+        group (torch.distributed.ProcessGroup, optional): The processes
+            that share the table. (default: :obj:`None`, all)
+    """
+    def __init__(self, num_nodes: int, channels: int,
+                 dtype: Optional[torch.dtype] = None,
+                 directory: Optional[str] = None, group=None):
+        require_group("'SharedHistory'")
+        if get_world_size(group) > local_world_size():
+            raise ValueError(
+                f"'SharedHistory' serves the processes of one machine, but "
+                f"the group spans {get_world_size(group)} processes and this "
+                f"machine runs {local_world_size()}; use 'sharded' "
+                f"histories on several machines")
+        self._group = group
+        super().__init__(num_nodes, channels, dtype=dtype, storage='disk',
+                         directory=(_default_shm_dir()
+                                    if directory is None else directory))
+
+    def _allocate(self, dtype: torch.dtype, device: torch.device,
+                  directory: Optional[str]) -> None:
+        path: List[Optional[str]] = [None]
+        if get_rank(self._group) == 0:
+            directory = _check_directory(directory)
+            fd, path[0] = tempfile.mkstemp(prefix='shared_history_',
+                                           suffix='.bin', dir=directory)
+            os.close(fd)
+        # Also a barrier: the file exists before anyone maps it.
+        src = dist.get_global_rank(self._group, 0) \
+            if self._group is not None else 0
+        dist.broadcast_object_list(path, src=src, group=self._group)
+        self.path = path[0]
+        try:
+            emb = torch.from_file(self.path, shared=True,
+                                  size=self.num_nodes * self.channels,
+                                  dtype=dtype)
+        except BaseException:
+            if get_rank(self._group) == 0:
+                _remove_file(self.path)
+            raise
+        self.emb = emb.view(self.num_nodes, self.channels)
+        # The creator removes the name when done; mappings stay valid.
+        if get_rank(self._group) == 0 and not self.keep_file:
+            self._finalizer = weakref.finalize(self, _remove_file, self.path)
+        self._zeroed = True
+
+    def reset_parameters(self):
+        r"""Fills the table with zeros: rank 0 writes, then all wait."""
+        self._check_open()
+        if not self._zeroed and get_rank(self._group) == 0:
+            self.emb.fill_(0)
+        if not self._zeroed:
+            dist.barrier(group=self._group)
+        self._zeroed = False
+
+    def sync(self) -> None:
+        r"""A barrier over the processes sharing the table: afterwards, every
+        push made before it by any of them is visible."""
+        self._check_open()
+        dist.barrier(group=self._group)
+
+
+class ShardedHistory(History):
+    r"""A history sharded across processes by cluster ownership: every
+    process stores the rows of the nodes it owns (see
+    :class:`ClusterAssignment`), so the tables of :math:`W` processes
+    together hold the graph once, on any number of machines.
+
+    :meth:`push` writes in-batch rows, which the pushing process owns, into
+    its own shard. :meth:`pull` is collective: every process of
+    :obj:`group` calls it at the same point (as data-parallel training
+    does, layer by layer), requests the rows it lacks from their owners and
+    serves the requests of the others, through three
+    :func:`torch.distributed.all_to_all_single` calls (row counts, row
+    indices, rows in the storage dtype).
+
+    Args:
+        assignment (ClusterAssignment): Who owns which cluster.
+        channels (int): The embedding width of this layer.
+        dtype (torch.dtype, optional): The storage dtype (also the dtype of
+            the exchanged rows). (default: :obj:`None`, the default dtype)
+        storage (str, optional): Where the shard lives, :obj:`"device"`,
+            :obj:`"host"` or :obj:`"disk"` (see
+            :class:`~torch_autoscale.history.History`).
+            (default: :obj:`None`, :obj:`"host"`)
+        device (torch.device or str, optional): The device of a
+            :obj:`"device"` shard. (default: :obj:`None`)
+        directory (str, optional): The folder of a :obj:`"disk"` shard.
+            (default: :obj:`None`)
+        group (torch.distributed.ProcessGroup, optional): The processes the
+            graph is sharded over. (default: :obj:`None`, all)
+
+    Shapes:
+        - **pull**: global node indices :math:`(B,)` or none →
+          :math:`(B, C)` or :math:`(N, C)`
+        - **push**: rows of owned nodes :math:`(B, C)` with global node
+          indices :math:`(B,)`, or global runs :obj:`offset`, :obj:`count`
+    """
+    supports_pool = False
+
+    def __init__(self, assignment: ClusterAssignment, channels: int,
+                 dtype: Optional[torch.dtype] = None,
+                 storage: Optional[str] = None, device=None,
+                 directory: Optional[str] = None, group=None):
+        require_group("'ShardedHistory'")
+        if not isinstance(assignment, ClusterAssignment):
+            raise ValueError(f"'assignment' must be a ClusterAssignment (got "
+                             f"{type(assignment).__name__})")
+        world_size = get_world_size(group)
+        if assignment.world_size != world_size:
+            raise ValueError(
+                f"'assignment' splits the graph over "
+                f"{assignment.world_size} processes but the group has "
+                f"{world_size}; build it with world_size={world_size}")
+        self.rank = get_rank(group)
+        super().__init__(assignment.num_local_nodes(self.rank), channels,
+                         device=device, dtype=dtype, storage=storage,
+                         directory=directory)
+        self._group = group
+        self.assignment = assignment
+        #: The number of nodes of the whole graph.
+        self.global_num_nodes = assignment.num_nodes
+
+    def _check_global(self, name: str, index: Tensor) -> None:
+        _check_index(name, index)
+        if index.numel() > 0 and (int(index.min()) < 0 or int(index.max())
+                                  >= self.global_num_nodes):
+            raise ValueError(f"'{name}' holds indices outside [0, "
+                             f"{self.global_num_nodes}) of the graph")
+
+    def _check_owned(self, name: str, index: Tensor) -> None:
+        owner = self.assignment.node_owner[index]
+        if bool((owner != self.rank).any()):
+            raise ValueError(
+                f"'{name}' holds nodes that rank {self.rank} does not own; "
+                f"a process pushes the rows of its own clusters only (load "
+                f"them with a DistributedSubgraphLoader built on the same "
+                f"'assignment')")
+
+    @torch.no_grad()
+    def push(self, x: Tensor, n_id: Optional[Tensor] = None,
+             offset: Optional[Tensor] = None,
+             count: Optional[Tensor] = None) -> None:
+        r"""Writes the rows :obj:`x` of owned nodes (global :obj:`n_id`, or
+        global runs :obj:`offset`/:obj:`count`) into this process's shard;
+        without either, :obj:`x` holds every node of the graph and the owned
+        rows are kept."""
+        local = self.assignment.local_index
+        if offset is not None and count is not None:
+            self._check_global('offset', offset)
+            offset = offset.cpu()
+            self._check_owned('offset', offset)
+            offset = local[offset]
+        elif n_id is not None:
+            self._check_global('n_id', n_id)
+            n_id = n_id.cpu()
+            self._check_owned('n_id', n_id)
+            n_id = local[n_id]
+        elif isinstance(x, Tensor) and x.dim() == 2:
+            if x.size(0) != self.global_num_nodes:
+                raise ValueError(
+                    f"'x' has {x.size(0)} rows; without 'n_id' or "
+                    f"'offset'/'count' it must cover all "
+                    f"{self.global_num_nodes} nodes of the graph")
+            nodes = self.assignment.nodes(self.rank)
+            x = x.index_select(0, nodes.to(x.device))
+        super().push(x, n_id, offset, count)
+
+    @torch.no_grad()
+    def pull(self, n_id: Optional[Tensor] = None) -> Tensor:
+        r"""Returns the rows of the global nodes :obj:`n_id` (all nodes if
+        :obj:`None`) on the model's device, gathered from their owners.
+        Collective: every process of the group must call it."""
+        self._check_open()
+        if n_id is None:
+            n_id = torch.arange(self.global_num_nodes)
+        self._check_global('n_id', n_id)
+        n_id = n_id.cpu()
+        rows = exchange_rows(self.emb, n_id, self.assignment, self._group)
+        return rows.to(device=self._device, dtype=self._out_dtype(),
+                       non_blocking=True)
+
+    def _where(self) -> str:
+        return (f'rank={self.rank}, of {self.global_num_nodes} nodes, '
+                f'{super()._where()}')
+
+
+def exchange_rows(table: Tensor, n_id: Tensor,
+                  assignment: ClusterAssignment, group=None) -> Tensor:
+    r"""The rows :obj:`n_id` of a table sharded by :obj:`assignment`, of
+    which this process holds :obj:`table` (its owned rows, in order):
+    requests go to the owners and rows come back through
+    :func:`torch.distributed.all_to_all_single`, in :obj:`table`'s dtype.
+    Collective over :obj:`group`.
+
+    Args:
+        table (torch.Tensor): This process's shard.
+        n_id (torch.Tensor): Global node ids to read, on the CPU.
+        assignment (ClusterAssignment): Who owns which node.
+        group (torch.distributed.ProcessGroup, optional): The process group.
+            (default: :obj:`None`)
+    """
+    world_size = get_world_size(group)
+    dev = comm_device(group)
+    owner = assignment.node_owner[n_id]
+    order = torch.argsort(owner, stable=True)
+    send_counts = torch.bincount(owner, minlength=world_size)
+    recv_counts = torch.empty_like(send_counts, device=dev)
+    dist.all_to_all_single(recv_counts, send_counts.to(dev), group=group)
+    send, recv = send_counts.tolist(), recv_counts.tolist()
+
+    wanted = assignment.local_index[n_id[order]]
+    asked = torch.empty(sum(recv), dtype=torch.long, device=dev)
+    dist.all_to_all_single(asked, wanted.to(dev), recv, send, group=group)
+
+    served = table.index_select(0, asked.to(table.device)).to(dev)
+    got = torch.empty(n_id.numel(), table.size(1), dtype=table.dtype,
+                      device=dev)
+    dist.all_to_all_single(got, served.contiguous(), send, recv, group=group)
+    out = torch.empty_like(got)
+    out[order.to(dev)] = got
+    return out
+
+
+def history_factory(mode: str,
+                    assignment: Optional[ClusterAssignment] = None,
+                    storage: Optional[str] = None, device=None,
+                    directory: Optional[str] = None,
+                    group=None) -> Callable[..., History]:
+    r"""The :obj:`history_factory` of a
+    :class:`~torch_autoscale.nn.ScalableGNN` whose histories several
+    processes share:
+
+    .. code-block:: python
+
+        loader = DistributedSubgraphLoader(data, ptr, batch_size=5)
+        model = GCN(data.num_nodes, ..., history_factory=history_factory(
+            'sharded', loader.assignment))
+        model = DistributedDataParallel(model)
+
+    Args:
+        mode (str): :obj:`"shared"` (one table in the shared memory of one
+            machine, :class:`SharedHistory`) or :obj:`"sharded"` (rows
+            spread over the processes by cluster ownership, for any number
+            of machines, :class:`ShardedHistory`).
+        assignment (ClusterAssignment, optional): Who owns which cluster;
+            required for :obj:`"sharded"` (use the loader's).
+            (default: :obj:`None`)
+        storage (str, optional): The tier of a :obj:`"sharded"` shard.
+            (default: :obj:`None`, host memory)
+        device (torch.device or str, optional): The device of a
+            :obj:`"device"` shard. (default: :obj:`None`)
+        directory (str, optional): The folder of the shared file
+            (:obj:`"shared"`) or of a :obj:`"disk"` shard.
+            (default: :obj:`None`)
+        group (torch.distributed.ProcessGroup, optional): The processes.
+            (default: :obj:`None`, all)
+    """
+    if mode not in HISTORY_MODES:
+        raise ValueError(f"'mode' must be 'shared' or 'sharded' (got "
+                         f"{mode!r})")
+    if mode == 'sharded' and assignment is None:
+        raise ValueError("mode 'sharded' needs the 'assignment' of clusters "
+                         "to processes; pass the loader's "
+                         "('loader.assignment')")
+    if mode == 'shared' and (storage is not None or device is not None):
+        raise ValueError("mode 'shared' keeps the table in shared host "
+                         "memory; leave 'storage' and 'device' out")
+
+    def make(layer: int, num_nodes: int, channels: int,
+             dtype: Optional[torch.dtype] = None) -> History:
+        if mode == 'shared':
+            return SharedHistory(num_nodes, channels, dtype=dtype,
+                                 directory=directory, group=group)
+        if num_nodes != assignment.num_nodes:
+            raise ValueError(f"the model has {num_nodes} nodes but "
+                             f"'assignment' covers {assignment.num_nodes}")
+        return ShardedHistory(assignment, channels, dtype=dtype,
+                              storage=storage, device=device,
+                              directory=directory, group=group)
+
+    return make
