@@ -56,11 +56,11 @@ DEFAULTS = {
 }
 
 
-def load_dataset(name: str, root: str, seed: int):
+def load_dataset(name: str, root: str, seed: int, num_nodes: int = 20_000):
     if name == 'synthetic':
         # Half of the edges leave their class: neighbourhoods help, but the
         # task is not trivial (features alone are weak).
-        return homophilous_sbm(num_nodes=20_000, num_classes=8,
+        return homophilous_sbm(num_nodes=num_nodes, num_classes=8,
                                avg_degree=8, homophily=0.5, seed=seed)
     if name == 'cora':
         from torch_geometric.datasets import Planetoid
@@ -86,13 +86,16 @@ def random_split(data, seed: int):
                              num_val=num_val, num_test=num_test)(data)
 
 
-def prepare(data, num_parts: int, method: str = 'metis', seed: int = 0):
+def prepare(data, num_parts: int, method: str = 'metis', seed: int = 0,
+            cluster=None):
     r"""Normalizes the adjacency on the whole graph, clusters it (METIS by
-    default) and permutes it so that every cluster is a contiguous range."""
+    default, or the given :obj:`cluster` vector) and permutes it so that
+    every cluster is a contiguous range."""
     adj_t = csr_adj_t(data.edge_index, data.num_nodes)
     data.adj_t, _ = gcn_norm(adj_t, add_self_loops=True)
-    cluster = partition(data.edge_index, num_parts, method=method,
-                        num_nodes=data.num_nodes, seed=seed)
+    if cluster is None:
+        cluster = partition(data.edge_index, num_parts, method=method,
+                            num_nodes=data.num_nodes, seed=seed)
     perm, ptr = sort_by_cluster(cluster, num_parts)
     del data.edge_index
     data = permute(data, perm)
