@@ -135,7 +135,6 @@ def run(args) -> dict:
                   steps_per_epoch=len(loader), val=best_val,
                   test=test_at_best, sec_per_epoch=sec, val_curve=curve,
                   rank=rank)
-    dist.destroy_process_group()
     return result
 
 
@@ -180,6 +179,10 @@ def main():
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     result = run(args)
+    # Only once the model (and DistributedDataParallel's reducer, which
+    # holds the process group) is gone: tearing the group down from inside
+    # the reducer's destructor can deadlock gloo's threads.
+    dist.destroy_process_group()
     if result.pop('rank') == 0:
         print(f"{result['world_size']} process(es), {args.history} "
               f"histories, {args.dataset}: val {result['val']:.4f}  test "
