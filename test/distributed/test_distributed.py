@@ -7,19 +7,19 @@ import torch
 
 from torch_autoscale import distributed as tad
 from torch_autoscale.nn.models import GCN
-from torch_autoscale.testing import clustered_graph
+from torch_autoscale.testing import clustered_graph, onlyCUDA
 
 WORKERS = osp.join(osp.dirname(__file__), 'workers.py')
 
 
-def launch(tmp_path, cases, world_size, mode):
-    r"""Runs :obj:`cases` of ``workers.py`` in :obj:`world_size` gloo
+def launch(tmp_path, cases, world_size, mode, backend='gloo'):
+    r"""Runs :obj:`cases` of ``workers.py`` in :obj:`world_size`
     processes; returns every case's results per rank."""
-    out = tmp_path / f'{mode}_{world_size}'
+    out = tmp_path / f'{mode}_{world_size}_{backend}'
     out.mkdir()
     proc = subprocess.run(
         [sys.executable, WORKERS, ','.join(cases), str(out), str(world_size),
-         mode], capture_output=True, text=True, timeout=600)
+         mode, backend], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {
         case: [torch.load(out / f'{case}_{r}.pt') for r in range(world_size)]
@@ -78,6 +78,21 @@ def test_training_loss_falls_and_matches_one_process(two_processes,
     single = one_process
     assert abs(losses[-1] - single['losses'][-1]) < 0.1
     assert abs(ranks[0]['acc'] - single['acc']) < 0.05
+
+
+@onlyCUDA
+@pytest.mark.parametrize('mode', tad.HISTORY_MODES)
+def test_nccl_pulls_and_inference(tmp_path, mode):
+    # One process per GPU: NCCL refuses two on one device.
+    world_size = min(2, torch.cuda.device_count())
+    results = launch(tmp_path, ['exchange', 'inference'], world_size, mode,
+                     backend='nccl')
+    for result in results['exchange']:
+        r = result['torch.float32']
+        assert torch.equal(r['pulled'].cpu(), r['expected'][r['n_id']])
+    for result in results['inference']:
+        assert torch.allclose(result['distributed'], result['full'],
+                              atol=1e-5)
 
 
 def test_cluster_assignment_is_balanced():

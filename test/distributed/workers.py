@@ -1,5 +1,6 @@
 r"""Processes of the distributed tests: ``python workers.py CASES OUT_DIR
-WORLD_SIZE [MODE]`` spawns WORLD_SIZE gloo processes on the CPU, runs the
+WORLD_SIZE [MODE [BACKEND]]`` spawns WORLD_SIZE processes (gloo on the CPU
+unless BACKEND is nccl), runs the
 comma-separated CASES in each and saves every rank's results to
 ``OUT_DIR/CASE_RANK.pt`` (a separate
 interpreter keeps process groups out of the test process)."""
@@ -48,12 +49,13 @@ def exchange(rank, world_size, mode):
                                expected=table.to(dtype).float())
         history.sync()  # Nobody closes a shared table others still read.
     out['world_size'] = world_size
-    if mode == 'sharded':
+    if mode == 'sharded' and world_size > 1:
         foreign = (loader.assignment.node_owner != rank).nonzero()[0]
         try:
             history.push(table[foreign], foreign)
         except ValueError as e:
             out['error'] = str(e)
+    if mode == 'sharded':
         out['local_rows'] = history.emb.size(0)
     return out
 
@@ -112,13 +114,13 @@ def train(rank, world_size, mode):
 CASES = dict(exchange=exchange, inference=inference, train=train)
 
 
-def worker(rank, cases, out_dir, world_size, mode, port):
+def worker(rank, cases, out_dir, world_size, mode, port, backend):
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port),
                       RANK=str(rank), WORLD_SIZE=str(world_size),
                       LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world_size))
     torch.set_num_threads(1)
     torch.sparse.check_sparse_tensor_invariants.disable()
-    tad.init_process_group('gloo')
+    tad.init_process_group(backend)
     try:
         for case in cases.split(','):
             result = CASES[case](rank, world_size, mode)
@@ -130,8 +132,10 @@ def worker(rank, cases, out_dir, world_size, mode, port):
 def main():
     case, out_dir, world_size = sys.argv[1], sys.argv[2], int(sys.argv[3])
     mode = sys.argv[4] if len(sys.argv) > 4 else 'sharded'
+    backend = sys.argv[5] if len(sys.argv) > 5 else 'gloo'
     from torch_autoscale.distributed.context import _free_port
-    mp.spawn(worker, args=(case, out_dir, world_size, mode, _free_port()),
+    mp.spawn(worker,
+             args=(case, out_dir, world_size, mode, _free_port(), backend),
              nprocs=world_size)
 
 
