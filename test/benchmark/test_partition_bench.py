@@ -60,7 +60,6 @@ def test_worker_run_records_a_measurement(tmp_path):
     assert r['num_parts'] == 64 and r['threads'] == 1
     assert abs(r['num_edges'] - 20_000) <= 2_000
     assert r['num_nodes'] == 2048
-    assert isinstance(r['seconds'], float)  # Recorded; timed in benchmark/
     assert r['peak_rss_bytes'] >= r['baseline_rss_bytes'] > 0
     assert 0.9 < r['edge_cut'] < 1.0  # Random parts cut about 1 - 1/K.
     assert r['balance'] >= 1.0 and r['size_std'] < 1.0
