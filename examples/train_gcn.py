@@ -169,8 +169,10 @@ def run(args, seed: int):
     return train_acc, best_val, test_at_best, statistics.mean(times)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def add_arguments(parser: argparse.ArgumentParser,
+                  batch_help: str) -> None:
+    r"""The dataset, partition and model options; unset ones take the
+    dataset's :obj:`DEFAULTS`."""
     parser.add_argument('--dataset', default='synthetic',
                         choices=sorted(DEFAULTS))
     parser.add_argument('--root', default='data',
@@ -179,8 +181,7 @@ def main():
     parser.add_argument('--partition', default='metis',
                         choices=PARTITION_METHODS,
                         help='how to cluster the graph (default: metis)')
-    parser.add_argument('--batch-size', type=int,
-                        help='clusters per mini-batch')
+    parser.add_argument('--batch-size', type=int, help=batch_help)
     parser.add_argument('--hidden', type=int)
     parser.add_argument('--num-layers', type=int, default=2)
     parser.add_argument('--dropout', type=float)
@@ -188,6 +189,11 @@ def main():
     parser.add_argument('--weight-decay', type=float)
     parser.add_argument('--grad-clip', type=float)
     parser.add_argument('--epochs', type=int)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    add_arguments(parser, batch_help='clusters per mini-batch')
     parser.add_argument('--runs', type=int, default=1,
                         help='number of seeds (0, 1, ...)')
     parser.add_argument('--num-workers', type=int, default=0)

@@ -32,14 +32,17 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train_gcn import DEFAULTS, accuracy, load_dataset, prepare  # noqa: E402
+from train_gcn import (  # noqa: E402
+    DEFAULTS,
+    accuracy,
+    add_arguments,
+    load_dataset,
+    prepare,
+)
 
 from torch_autoscale import distributed as tad  # noqa: E402
 from torch_autoscale.nn.models import GCN  # noqa: E402
-from torch_autoscale.partition import (  # noqa: E402
-    PARTITION_METHODS,
-    partition,
-)
+from torch_autoscale.partition import partition  # noqa: E402
 
 log = logging.getLogger('train_gcn_distributed')
 
@@ -140,24 +143,11 @@ def run(args) -> dict:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--dataset', default='synthetic', choices=sorted(DEFAULTS))
-    p.add_argument('--root', default='data',
-                   help='folder holding the PyG dataset roots')
+    add_arguments(p, batch_help='clusters per step, over all processes')
     p.add_argument('--num-nodes', type=int, default=20_000,
                    help='nodes of the synthetic graph')
     p.add_argument('--history', default='sharded', choices=tad.HISTORY_MODES,
                    help='how processes share histories (default: sharded)')
-    p.add_argument('--num-parts', type=int, help='clusters')
-    p.add_argument('--partition', default='metis', choices=PARTITION_METHODS)
-    p.add_argument('--batch-size', type=int,
-                   help='clusters per step, over all processes')
-    p.add_argument('--hidden', type=int)
-    p.add_argument('--num-layers', type=int, default=2)
-    p.add_argument('--dropout', type=float)
-    p.add_argument('--lr', type=float)
-    p.add_argument('--weight-decay', type=float)
-    p.add_argument('--grad-clip', type=float)
-    p.add_argument('--epochs', type=int)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--threads', type=int, default=None,
                    help='intra-op threads per process')
