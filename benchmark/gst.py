@@ -205,7 +205,8 @@ def write_table(out_dir: str, path: str, command: List[str]) -> str:
               '* A segment variant sees one segment of every graph per '
               'epoch, so it trains its encoder on a fraction of what '
               'full-graph training sees per epoch; the paper trains 600 '
-              'epochs. `gst_epochs.md` has a longer schedule for GST+EFD.',
+              'epochs. Neither GST+EFD nor full-graph training has '
+              'converged at 40 epochs: `gst_epochs.md` has both at 120.',
               '* GST without a table (`gst`) trains badly here, unlike in '
               'the paper: its validation accuracy stays flat from the first '
               'evaluation on (`val_curve` in `gst/gst_seed*.json`). Not '
