@@ -20,6 +20,7 @@ selection. Uses gloo on CPUs and NCCL on GPUs.
 import argparse
 import json
 import logging
+import os
 import os.path as osp
 import statistics
 import sys
@@ -76,7 +77,9 @@ def run(args) -> dict:
                                            shuffle=True, seed=args.seed)
     eval_loader = tad.DistributedEvalSubgraphLoader(data, ptr,
                                                     batch_size=per_process)
-    factory = tad.history_factory(args.history, loader.assignment)
+    factory = tad.history_factory(
+        args.history, loader.assignment,
+        directory=args.history_dir if args.history == 'shared' else None)
     torch.manual_seed(args.seed)  # The same initial parameters everywhere.
     model = GCN(data.num_nodes, data.num_features, args.hidden, num_classes,
                 num_layers=args.num_layers, dropout=args.dropout,
@@ -148,6 +151,13 @@ def parser() -> argparse.ArgumentParser:
                    help='nodes of the synthetic graph')
     p.add_argument('--history', default='sharded', choices=tad.HISTORY_MODES,
                    help='how processes share histories (default: sharded)')
+    # Linux's shared-memory mount keeps a shared table in RAM; elsewhere the
+    # library's default (the temp folder) serves through the page cache.
+    shm = '/dev/shm'
+    p.add_argument('--history-dir',
+                   default=shm if os.path.isdir(shm) else None,
+                   help="folder of the 'shared' tables (default: /dev/shm "
+                   "where it exists, else the temp folder)")
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--threads', type=int, default=None,
                    help='intra-op threads per process')

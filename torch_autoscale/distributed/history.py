@@ -29,18 +29,11 @@ from torch_autoscale.history.history import (
 HISTORY_MODES = ('shared', 'sharded')
 
 
-def _default_shm_dir() -> str:
-    shm = '/dev/shm'
-    if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
-        return shm
-    return tempfile.gettempdir()
-
-
 class SharedHistory(History):
     r"""One :class:`~torch_autoscale.history.History` table for all
-    processes of a machine: a file in shared memory (:obj:`/dev/shm` by
-    default) that every process maps, so a push by one is seen by the pulls
-    of all, without any copy or message.
+    processes of a machine: a file in :obj:`directory` that every process
+    maps, so a push by one is seen by the pulls of all, without any copy or
+    message.
 
     Rank 0 of :obj:`group` creates the file and shares its name; all map it
     (collectively, so every process must build its histories in the same
@@ -59,8 +52,9 @@ class SharedHistory(History):
         dtype (torch.dtype, optional): The storage dtype.
             (default: :obj:`None`, the default dtype)
         directory (str, optional): The folder of the shared file, on a file
-            system every process of the machine sees.
-            (default: :obj:`None`, :obj:`/dev/shm` where it exists)
+            system every process of the machine sees; a memory-backed one
+            (the shared-memory mount of Linux) keeps the table in RAM.
+            (default: :obj:`None`, :func:`tempfile.gettempdir`)
         group (torch.distributed.ProcessGroup, optional): The processes
             that share the table. (default: :obj:`None`, all)
     """
@@ -76,8 +70,7 @@ class SharedHistory(History):
                 f"histories on several machines")
         self._group = group
         super().__init__(num_nodes, channels, dtype=dtype, storage='disk',
-                         directory=(_default_shm_dir()
-                                    if directory is None else directory))
+                         directory=directory)
 
     def _allocate(self, dtype: torch.dtype, device: torch.device,
                   directory: Optional[str]) -> None:
