@@ -8,6 +8,7 @@ Each (variant, seed) is saved as JSON under ``--out-dir`` as soon as it ends;
 ``--skip-done`` resumes and ``--table-only`` rebuilds the table.
 """
 import argparse
+import functools
 import glob
 import importlib.util
 import json
@@ -27,6 +28,7 @@ VARIANTS = ('full', 'gst', 'gst-one', 'gst-e', 'gst-efd')
 log = logging.getLogger('gst')
 
 
+@functools.lru_cache(maxsize=None)
 def load_example():
     path = osp.join(ROOT, 'examples', 'train_gst.py')
     spec = importlib.util.spec_from_file_location('train_gst', path)
@@ -52,11 +54,10 @@ def segmented_dataset(example, args):
 
 
 def make_model(segmented, args, variant: str):
-    from torch_autoscale.segment import GSTModel, SegmentEncoder
+    from torch_autoscale.segment import GSTModel
     torch.manual_seed(0)
     num_classes = int(segmented.y.max()) + 1
-    encoder = SegmentEncoder(segmented[0].x.size(-1), args.hidden,
-                             args.num_layers, conv=args.conv)
+    encoder = load_example().make_encoder(args, segmented[0].x.size(-1))
     return GSTModel(encoder, torch.nn.Linear(args.hidden, num_classes),
                     num_segments=segmented.num_segments, variant=variant,
                     keep_prob=args.keep_prob)

@@ -85,6 +85,14 @@ def accuracy(model: GSTModel, loader: SegmentLoader,
     return float((out.argmax(-1).cpu() == y[graph_id]).float().mean())
 
 
+def make_encoder(args: argparse.Namespace,
+                 in_channels: int) -> SegmentEncoder:
+    r"""The backbone the command line asks for."""
+    return SegmentEncoder(in_channels, args.hidden, args.num_layers,
+                          conv=args.conv, batch_norm=args.batch_norm,
+                          normalize=args.normalize, pool=args.pool)
+
+
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     r"""Trains and evaluates one variant; returns its results."""
     torch.manual_seed(args.seed)
@@ -104,8 +112,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     num_classes = int(y.max()) + 1
     in_channels = segmented[0].x.size(-1)
 
-    encoder = SegmentEncoder(in_channels, args.hidden, args.num_layers,
-                             conv=args.conv)
+    encoder = make_encoder(args, in_channels)
     head = torch.nn.Linear(args.hidden, num_classes)
     model = GSTModel(encoder, head, num_segments=segmented.num_segments,
                      variant=args.variant, keep_prob=args.keep_prob,
@@ -185,7 +192,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--conv', default='sage', choices=['sage', 'gcn'])
     p.add_argument('--hidden', type=int, default=64)
     p.add_argument('--num-layers', type=int, default=2)
-    p.add_argument('--aggr', default='mean', choices=['mean', 'sum'])
+    p.add_argument('--batch-norm', action=argparse.BooleanOptionalAction,
+                   default=True, help='batch normalization after every '
+                   'encoder layer (the paper\'s configuration)')
+    p.add_argument('--normalize', action=argparse.BooleanOptionalAction,
+                   default=True, help='unit-length node embeddings before '
+                   'pooling (the paper\'s configuration)')
+    p.add_argument('--pool', default='sum', choices=['sum', 'mean'],
+                   help='pooling of node embeddings into a segment '
+                   'embedding (the paper: sum)')
+    p.add_argument('--aggr', default='mean', choices=['mean', 'sum'],
+                   help='aggregation of segment embeddings into a graph '
+                   'embedding (the paper: mean)')
     p.add_argument('--max-segment-size', type=int, default=500)
     p.add_argument('--segment-method', default='metis',
                    choices=SEGMENT_METHODS)
