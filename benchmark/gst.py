@@ -53,9 +53,21 @@ def segmented_dataset(example, args):
     return segmented, splits
 
 
+def variant_args(args: argparse.Namespace,
+                 variant: str) -> argparse.Namespace:
+    r"""The arguments of one variant: :obj:`--full-pool` replaces
+    :obj:`--pool` for full-graph training."""
+    out = argparse.Namespace(**vars(args))
+    out.variant = variant
+    if variant == 'full' and args.full_pool is not None:
+        out.pool = args.full_pool
+    return out
+
+
 def make_model(segmented, args, variant: str):
     from torch_autoscale.segment import GSTModel
     torch.manual_seed(0)
+    args = variant_args(args, variant)
     num_classes = int(segmented.y.max()) + 1
     encoder = load_example().make_encoder(args, segmented[0].x.size(-1))
     return GSTModel(encoder, torch.nn.Linear(args.hidden, num_classes),
@@ -231,6 +243,10 @@ def main():
     parser.add_argument('--table',
                         default=osp.join(ROOT, 'benchmark', 'results',
                                          'gst.md'))
+    parser.add_argument('--full-pool', default=None, choices=['sum', 'mean'],
+                        help='--pool of full-graph training (default: '
+                        '--pool); sum pooling over a whole graph scales its '
+                        'embedding with the graph size')
     parser.add_argument('--skip-done', action='store_true')
     parser.add_argument('--table-only', action='store_true')
     parser.add_argument('--threads', type=int, default=None)
@@ -250,19 +266,21 @@ def main():
         if not (args.skip_done and osp.exists(mem_path)
                 and osp.exists(time_path)):
             segmented, splits = segmented_dataset(example, args)
+            # Measure first, then write: a file that exists is complete.
+            memory = memory_by_size(segmented, args)
             with open(mem_path, 'w') as f:
-                json.dump(memory_by_size(segmented, args), f, indent=1)
+                json.dump(memory, f, indent=1)
+            timing = timing_side_by_side(segmented, splits, args)
             with open(time_path, 'w') as f:
-                json.dump(timing_side_by_side(segmented, splits, args), f,
-                          indent=1)
+                json.dump(timing, f, indent=1)
         # Seeds outermost: every variant has a result before any has two.
         for seed in range(args.seeds):
             for variant in args.variants:
                 path = osp.join(args.out_dir, f'{variant}_seed{seed}.json')
                 if args.skip_done and osp.exists(path):
                     continue
-                run_args = argparse.Namespace(**vars(args))
-                run_args.variant, run_args.seed = variant, seed
+                run_args = variant_args(args, variant)
+                run_args.seed = seed
                 result = example.run(run_args)
                 result['command'] = command[0]
                 log.info('%s seed %d: test %.4f, %.1f ms/iter', variant,

@@ -166,7 +166,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         model.refresh_table(all_segments('train'), progress=False)
     result = dict(variant=args.variant, dataset=args.dataset,
                   seed=args.seed, epochs=args.epochs,
-                  scheduler=args.scheduler, val_curve=val_curve, val=best_val,
+                  scheduler=args.scheduler, encoder=repr(encoder),
+                  val_curve=val_curve, val=best_val,
                   test=accuracy(model, all_segments('test'), y))
     if model.spec.finetune:
         model.finetune(all_segments('train'), epochs=args.finetune_epochs,

@@ -1,3 +1,4 @@
+import json
 import os.path as osp
 import sys
 
@@ -17,7 +18,8 @@ def test_gst_benchmark_writes_its_table(tu_root, tmp_path, monkeypatch):
         'gst.py', '--dataset', 'PROTEINS', '--root', tu_root,
         '--max-segment-size', '8', '--epochs', '1', '--finetune-epochs', '1',
         '--max-graphs', '45', '--hidden', '8', '--seeds', '1', '--quiet',
-        '--variants', 'full', 'gst-one', 'gst-efd', '--out-dir',
+        '--variants', 'full', 'gst-one', 'gst-efd', '--full-pool', 'mean',
+        '--out-dir',
         str(tmp_path / 'gst'), '--table', str(table)
     ])
     bench.main()
@@ -29,3 +31,8 @@ def test_gst_benchmark_writes_its_table(tu_root, tmp_path, monkeypatch):
     assert text.count('| gst-e |') == 2 and '| ms / step |' in text
     assert (tmp_path / 'gst' / 'memory_by_size.json').exists()
     assert (tmp_path / 'gst' / 'timing.json').exists()
+    # --full-pool replaces the pooling of full-graph training only.
+    runs = {v: json.loads((tmp_path / 'gst' / f'{v}_seed0.json').read_text())
+            for v in ('full', 'gst-efd')}
+    assert "pool='mean'" in runs['full']['encoder']
+    assert "pool='sum'" in runs['gst-efd']['encoder']
