@@ -41,13 +41,20 @@ def test_batch_norm_statistics_update_in_training_only():
     assert len(encoder.norms) == 3  # Pre-MP linear and two MP layers.
     assert encoder.pre.bias is None  # Batch normalization shifts instead.
     batch = Batch.from_data_list(graphs())
-    before = encoder.norms[0].running_mean.clone()
+    before = encoder.norms[0].module.running_mean.clone()
     encoder.eval()
     encoder(batch)
-    assert torch.equal(encoder.norms[0].running_mean, before)
+    assert torch.equal(encoder.norms[0].module.running_mean, before)
     encoder.train()
     encoder(batch)
-    assert not torch.equal(encoder.norms[0].running_mean, before)
+    assert not torch.equal(encoder.norms[0].module.running_mean, before)
+    # A training batch of a single node (a one-node segment) is normalized
+    # with the running statistics, as in evaluation.
+    one = Data(x=torch.randn(1, 4), edge_index=torch.empty(2, 0,
+                                                          dtype=torch.long),
+               num_nodes=1)
+    out = encoder(one)
+    assert torch.allclose(out, encoder.eval()(one))
 
 
 @pytest.mark.parametrize('pool', ['sum', 'mean'])
@@ -70,7 +77,7 @@ def test_unit_node_embeddings_bound_the_pooled_norm(pool):
 def test_plain_encoder_has_no_batch_norm():
     encoder = SegmentEncoder(4, 8, batch_norm=False, normalize=False,
                              pool='mean')
-    assert not any(isinstance(m, torch.nn.BatchNorm1d)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
                    for m in encoder.modules())
     assert encoder.pre.bias is not None
     assert 'batch_norm=False' in repr(encoder)

@@ -219,9 +219,13 @@ def test_finetune_cosine_schedule_anneals_to_zero(dataset, monkeypatch):
     assert lrs == [pytest.approx(0.1)] * 3
 
 
+@pytest.mark.parametrize('batch_norm', [False, True])
 @pytest.mark.parametrize('variant', VARIANTS)
-def test_every_variant_trains(dataset, variant):
+def test_every_variant_trains(dataset, variant, batch_norm):
     model = make(dataset, variant)
+    if batch_norm:  # The default encoder.
+        torch.manual_seed(0)
+        model.encoder = SegmentEncoder(4, 8, conv='gcn')
     if model.table is not None:
         model.refresh_table(all_segments(dataset), progress=False)
     loader = SegmentLoader(dataset, batch_size=3, shuffle=True,

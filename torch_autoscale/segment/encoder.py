@@ -5,9 +5,10 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn import BatchNorm1d, Identity, Linear, ModuleList, PReLU
+from torch.nn import Identity, Linear, ModuleList, PReLU
 from torch_geometric.data import Batch
 from torch_geometric.nn import (
+    BatchNorm,
     GCNConv,
     SAGEConv,
     global_add_pool,
@@ -44,7 +45,9 @@ class SegmentEncoder(torch.nn.Module):
         conv (str, optional): :obj:`"gcn"` or :obj:`"sage"`.
             (default: :obj:`"sage"`)
         batch_norm (bool, optional): Whether every layer is followed by batch
-            normalization (then its bias is dropped). (default: :obj:`True`)
+            normalization (then its bias is dropped); a training batch of a
+            single node is normalized with the running statistics.
+            (default: :obj:`True`)
         normalize (bool, optional): Whether node embeddings are scaled to
             unit :math:`L_2` norm before pooling. (default: :obj:`True`)
         pool (str, optional): How node embeddings are pooled into one per
@@ -80,9 +83,12 @@ class SegmentEncoder(torch.nn.Module):
         self.convs = ModuleList(
             [_CONVS[conv](hidden_channels, hidden_channels, bias=bias)
              for _ in range(num_layers)])
+        # A sampled segment may hold a single node: batch statistics of one
+        # element are undefined, and PyG's BatchNorm then uses the running
+        # ones instead of failing.
         self.norms = ModuleList([
-            BatchNorm1d(hidden_channels) if batch_norm else Identity()
-            for _ in range(num_layers + 1)
+            BatchNorm(hidden_channels, allow_single_element=True)
+            if batch_norm else Identity() for _ in range(num_layers + 1)
         ])
         self.acts = ModuleList([PReLU() for _ in range(num_layers + 1)])
 
