@@ -244,8 +244,9 @@ def main():
                                          'gst.md'))
     parser.add_argument('--full-pool', default=None, choices=['sum', 'mean'],
                         help='--pool of full-graph training (default: '
-                        '--pool); sum pooling over a whole graph scales its '
-                        'embedding with the graph size')
+                        '--pool if given, else mean); sum pooling over a '
+                        'whole graph scales its embedding with the graph '
+                        'size')
     parser.add_argument('--skip-done', action='store_true')
     parser.add_argument('--table-only', action='store_true')
     parser.add_argument('--threads', type=int, default=None)

@@ -88,9 +88,14 @@ def accuracy(model: GSTModel, loader: SegmentLoader,
 def make_encoder(args: argparse.Namespace,
                  in_channels: int) -> SegmentEncoder:
     r"""The backbone the command line asks for."""
+    # Sum pooling (the paper's) bounds a segment's embedding by the segment
+    # size; over whole graphs it grows with the graph, and full-graph
+    # training did better with mean pooling on validation
+    # (benchmark/results/gst_pilot.md).
+    pool = args.pool or ('mean' if args.variant == 'full' else 'sum')
     return SegmentEncoder(in_channels, args.hidden, args.num_layers,
                           conv=args.conv, batch_norm=args.batch_norm,
-                          normalize=args.normalize, pool=args.pool)
+                          normalize=args.normalize, pool=pool)
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
@@ -199,9 +204,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--normalize', action=argparse.BooleanOptionalAction,
                    default=True, help='unit-length node embeddings before '
                    'pooling (the paper\'s configuration)')
-    p.add_argument('--pool', default='sum', choices=['sum', 'mean'],
+    p.add_argument('--pool', default=None, choices=['sum', 'mean'],
                    help='pooling of node embeddings into a segment '
-                   'embedding (the paper: sum)')
+                   'embedding (default: sum, the paper\'s, for the segment '
+                   'variants; mean for full)')
     p.add_argument('--aggr', default='mean', choices=['mean', 'sum'],
                    help='aggregation of segment embeddings into a graph '
                    'embedding (the paper: mean)')

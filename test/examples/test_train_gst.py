@@ -24,6 +24,9 @@ def test_train_gst_on_proteins(tu_root, variant):
     assert 0.0 <= result['val'] <= 1.0 and 0.0 <= result['test'] <= 1.0
     assert result['ms_per_iter'] > 0 and result['step_memory_bytes'] > 0
     assert ('val_before_finetune' in result) == (variant == 'gst-efd')
+    # The paper's sum pooling for segments; mean pooling for whole graphs.
+    pool = 'mean' if variant == 'full' else 'sum'
+    assert f"pool={pool!r}" in result['encoder']
 
 
 def test_train_gst_cli_rejects_unknown_variant():
