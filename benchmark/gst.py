@@ -153,13 +153,15 @@ def write_table(out_dir: str, path: str, command: List[str]) -> str:
     lines = ['# Graph Segment Training on MalNet-Tiny', '',
              'Produced by (from the repository root, datasets unpacked '
              'into `data/`):', '', '```bash'] + command + ['```', '',
-             'Test accuracy (%) at the epoch of best validation accuracy '
-             '(after head finetuning for +F), mean ± std over seeds; median '
+             'Test and validation accuracy (%) at the epoch of best '
+             'validation accuracy (after head finetuning for +F), mean ± std '
+             'over seeds; median '
              'milliseconds per training iteration; the largest memory of a '
              'training step (CPU: bytes autograd saves for the backward '
              'pass, see `torch_autoscale.utils.StepMemory`).', '',
-             '| variant | seeds | test acc | ms / iter | ms / GST-One | '
-             'step memory (MiB) |', '|---|---|---|---|---|---|']
+             '| variant | seeds | test acc | val acc | ms / iter | '
+             'ms / GST-One | step memory (MiB) |',
+             '|---|---|---|---|---|---|---|']
     one = runs.get('gst-one')
     one_ms = statistics.mean(r['ms_per_iter'] for r in one) if one else None
     for variant in VARIANTS:
@@ -168,11 +170,14 @@ def write_table(out_dir: str, path: str, command: List[str]) -> str:
             continue
         acc = [100 * r['test'] for r in rs]
         std = statistics.stdev(acc) if len(acc) > 1 else 0.0
+        val = [100 * r['val'] for r in rs]
+        val_std = statistics.stdev(val) if len(val) > 1 else 0.0
         ms = statistics.mean(r['ms_per_iter'] for r in rs)
         ratio = f'{ms / one_ms:.2f}' if one_ms else '-'
         mem = max(r['step_memory_bytes'] for r in rs) / 2**20
         lines.append(f'| {variant} | {len(rs)} | {statistics.mean(acc):.2f} '
-                     f'± {std:.2f} | {ms:.1f} | {ratio} | {mem:.2f} |')
+                     f'± {std:.2f} | {statistics.mean(val):.2f} ± '
+                     f'{val_std:.2f} | {ms:.1f} | {ratio} | {mem:.2f} |')
     mem_path = osp.join(out_dir, 'memory_by_size.json')
     if osp.exists(mem_path):
         with open(mem_path) as f:
@@ -225,6 +230,10 @@ def write_table(out_dir: str, path: str, command: List[str]) -> str:
               '* The paper trains 600 epochs on a GPU; these runs train the '
               'number of epochs in the command. A segment variant sees one '
               'segment of every graph per epoch.']
+    notes_path = osp.join(out_dir, 'notes.md')
+    if osp.exists(notes_path):  # Hand-written reading of these results.
+        with open(notes_path) as f:
+            lines += ['', f.read().strip()]
     text = '\n'.join(lines) + '\n'
     with open(path, 'w') as f:
         f.write(text)
