@@ -244,7 +244,10 @@ def main():
     example = load_example()
     parser = example.parser()
     parser.description = __doc__.split('\n\n')[0]
-    parser.add_argument('--seeds', type=int, default=3)
+    parser.add_argument('--seeds', type=int, default=3,
+                        help='runs seeds --first-seed .. --seeds - 1')
+    parser.add_argument('--first-seed', type=int, default=0,
+                        help='to split the seeds over processes')
     parser.add_argument('--variants', nargs='*', default=list(VARIANTS))
     parser.add_argument('--out-dir',
                         default=osp.join(ROOT, 'benchmark', 'results', 'gst'))
@@ -283,7 +286,7 @@ def main():
             with open(time_path, 'w') as f:
                 json.dump(timing, f, indent=1)
         # Seeds outermost: every variant has a result before any has two.
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.seeds):
             for variant in args.variants:
                 path = osp.join(args.out_dir, f'{variant}_seed{seed}.json')
                 if args.skip_done and osp.exists(path):

@@ -36,3 +36,19 @@ def test_gst_benchmark_writes_its_table(tu_root, tmp_path, monkeypatch):
             for v in ('full', 'gst-efd')}
     assert "pool='mean'" in runs['full']['encoder']
     assert "pool='sum'" in runs['gst-efd']['encoder']
+
+
+def test_gst_benchmark_runs_a_range_of_seeds(tu_root, tmp_path, monkeypatch):
+    bench = load_benchmark()
+    out = tmp_path / 'gst'
+    monkeypatch.setattr(sys, 'argv', [
+        'gst.py', '--dataset', 'PROTEINS', '--root', tu_root,
+        '--max-segment-size', '8', '--epochs', '1', '--max-graphs', '30',
+        '--hidden', '8', '--seeds', '3', '--first-seed', '2', '--quiet',
+        '--variants', 'gst-one', '--out-dir', str(out), '--table',
+        str(tmp_path / 'gst.md')
+    ])
+    bench.main()
+    assert sorted(p.name for p in out.glob('*_seed*.json')) == [
+        'gst-one_seed2.json'
+    ]
