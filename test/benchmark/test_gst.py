@@ -11,19 +11,22 @@ def load_benchmark():
     return load_script(osp.join(ROOT, 'benchmark', 'gst.py'), 'bench_gst')
 
 
-def test_gst_benchmark_writes_its_table(tu_root, tmp_path, monkeypatch):
-    bench = load_benchmark()
-    table = tmp_path / 'gst.md'
+def run_benchmark(monkeypatch, tu_root, tmp_path, *args):
+    # A tiny PROTEINS run of the benchmark's command line.
     monkeypatch.setattr(sys, 'argv', [
         'gst.py', '--dataset', 'PROTEINS', '--root', tu_root,
         '--max-segment-size', '8', '--epochs', '1', '--finetune-epochs', '1',
-        '--max-graphs', '45', '--hidden', '8', '--seeds', '1', '--quiet',
-        '--variants', 'full', 'gst-one', 'gst-efd', '--full-pool', 'mean',
-        '--out-dir',
-        str(tmp_path / 'gst'), '--table', str(table)
+        '--hidden', '8', '--quiet', '--out-dir', str(tmp_path / 'gst'),
+        '--table', str(tmp_path / 'gst.md'), *args
     ])
-    bench.main()
-    text = table.read_text()
+    load_benchmark().main()
+
+
+def test_gst_benchmark_writes_its_table(tu_root, tmp_path, monkeypatch):
+    run_benchmark(monkeypatch, tu_root, tmp_path, '--max-graphs', '45',
+                  '--seeds', '1', '--variants', 'full', 'gst-one', 'gst-efd',
+                  '--full-pool', 'mean')
+    text = (tmp_path / 'gst.md').read_text()
     assert 'python benchmark/gst.py --dataset PROTEINS' in text
     for variant in ('full', 'gst-one', 'gst-efd'):
         assert f'| {variant} | 1 |' in text
@@ -39,16 +42,8 @@ def test_gst_benchmark_writes_its_table(tu_root, tmp_path, monkeypatch):
 
 
 def test_gst_benchmark_runs_a_range_of_seeds(tu_root, tmp_path, monkeypatch):
-    bench = load_benchmark()
-    out = tmp_path / 'gst'
-    monkeypatch.setattr(sys, 'argv', [
-        'gst.py', '--dataset', 'PROTEINS', '--root', tu_root,
-        '--max-segment-size', '8', '--epochs', '1', '--max-graphs', '30',
-        '--hidden', '8', '--seeds', '3', '--first-seed', '2', '--quiet',
-        '--variants', 'gst-one', '--out-dir', str(out), '--table',
-        str(tmp_path / 'gst.md')
-    ])
-    bench.main()
-    assert sorted(p.name for p in out.glob('*_seed*.json')) == [
-        'gst-one_seed2.json'
-    ]
+    run_benchmark(monkeypatch, tu_root, tmp_path, '--max-graphs', '30',
+                  '--seeds', '3', '--first-seed', '2', '--variants',
+                  'gst-one')
+    assert sorted(p.name for p in (tmp_path / 'gst').glob('*_seed*.json')) \
+        == ['gst-one_seed2.json']
