@@ -10,7 +10,6 @@ Each (variant, seed) is saved as JSON under ``--out-dir`` as soon as it ends;
 import argparse
 import functools
 import glob
-import importlib.util
 import json
 import logging
 import os
@@ -30,11 +29,9 @@ log = logging.getLogger('gst')
 
 @functools.lru_cache(maxsize=None)
 def load_example():
-    path = osp.join(ROOT, 'examples', 'train_gst.py')
-    spec = importlib.util.spec_from_file_location('train_gst', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from torch_autoscale.testing import load_script
+    return load_script(osp.join(ROOT, 'examples', 'train_gst.py'),
+                       'train_gst')
 
 
 def segmented_dataset(example, args):

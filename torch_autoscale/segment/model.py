@@ -60,7 +60,10 @@ class GSTModel(torch.nn.Module):
 
     * :obj:`"full"`: no segments; the encoder sees the whole graph.
     * :obj:`"gst"`: the other segments go through :math:`F` without
-      gradients (exact but as slow as a full forward pass).
+      gradients (exact but as slow as a full forward pass). They run in the
+      module's mode: in training, an encoder with batch normalization
+      normalizes them by their own batch statistics and updates its running
+      statistics with them as well.
     * :obj:`"gst-one"`: the sampled segments only.
     * :obj:`"gst-e"`: from the segment table
       (:class:`~torch_autoscale.history.SegmentHistory`), which every step
