@@ -45,3 +45,22 @@ def test_recompute_in_training_only_and_for_every_basic_model():
     with StepMemory('cpu') as mem:  # No checkpointing in evaluation.
         model(batch.data.x, batch.data.adj_t, batch)
     assert mem.peak_bytes > 0
+
+
+def test_recompute_updates_batch_norm_statistics_once():
+    data, ptr = clustered_graph(400, num_parts=4, adj='gcn_norm')
+    batch = next(iter(SubgraphLoader(data, ptr, batch_size=2)))
+    stats = []
+    for recompute in (None, [True, True, False]):
+        torch.manual_seed(0)
+        model = GCN(data.num_nodes, data.num_features, 16, 4, 3,
+                    dropout=0.5, batch_norm=True, recompute=recompute)
+        for _ in range(2):
+            out = model(batch.data.x, batch.data.adj_t, batch)
+            out.square().mean().backward()
+        stats.append([b.clone() for b in model.bns.buffers()])
+    assert len(stats[0]) == 6  # Mean, variance and count of two norms.
+    for a, b in zip(*stats):
+        assert torch.allclose(a, b, atol=1e-6)
+    # Two steps: the count of a batch norm says how often it was updated.
+    assert int(stats[1][2]) == 2

@@ -1,3 +1,4 @@
+import contextlib
 import logging
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
@@ -39,6 +40,22 @@ def _per_history(name: str, value: Any, kind: type,
             raise ValueError(f"'{name}' must hold {kind.__name__} entries or "
                              f"None (got {v!r})")
     return values
+
+
+@contextlib.contextmanager
+def _kept_running_stats(module: torch.nn.Module):
+    # A checkpointed layer runs its forward twice in training; batch norm
+    # would fold the same batch into its running statistics twice. Keep the
+    # buffers of every batch norm as they were before the recomputation.
+    saved = [(buf, buf.clone()) for m in module.modules()
+             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+             for buf in m.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buf, value in saved:
+                buf.copy_(value)
 
 
 class ScalableGNN(torch.nn.Module):
@@ -442,14 +459,16 @@ class ScalableGNN(torch.nn.Module):
         r"""Returns :obj:`fn(*args)`, the computation of layer
         :obj:`layer`; in training with :obj:`recompute[layer]` set, through
         :func:`torch.utils.checkpoint.checkpoint`, so that only its inputs
-        are kept for the backward pass and the rest is recomputed (random
-        draws such as dropout masks repeat exactly; batch-norm running
-        statistics, as with any checkpointed module, are updated again by
-        the recomputation)."""
+        are kept for the backward pass and the rest is recomputed. The
+        recomputation has no side effects: random draws such as dropout masks
+        repeat exactly, and batch-norm running statistics are updated once,
+        by the forward pass (the recomputation puts them back)."""
         if (self.recompute[layer] and self.training
                 and torch.is_grad_enabled()):
-            return torch.utils.checkpoint.checkpoint(fn, *args,
-                                                     use_reentrant=False)
+            return torch.utils.checkpoint.checkpoint(
+                fn, *args, use_reentrant=False,
+                context_fn=lambda: (contextlib.nullcontext(),
+                                    _kept_running_stats(self)))
         return fn(*args)
 
     def forward_layer(self, layer: int, x: Tensor, adj_t: Tensor,
