@@ -11,19 +11,20 @@ from torch_geometric.typing import Adj
 from torch_autoscale.utils.sparse import spmm
 
 
-class CachedGCNConv(PyGGCNConv):
+class _CachedTransposeSpMM:
+    # Sum aggregation through torch_autoscale.utils.spmm; mixed into a PyG
+    # convolution ahead of it.
+    def message_and_aggregate(self, adj_t: Adj, x: Tensor) -> Tensor:
+        if self.aggr != 'add':
+            return super().message_and_aggregate(adj_t, x)
+        return spmm(adj_t, x)
+
+
+class CachedGCNConv(_CachedTransposeSpMM, PyGGCNConv):
     r""":class:`torch_geometric.nn.conv.GCNConv` with the adjacency's
     transpose cached for the backward pass of sum aggregation."""
-    def message_and_aggregate(self, adj_t: Adj, x: Tensor) -> Tensor:
-        if self.aggr != 'add':
-            return super().message_and_aggregate(adj_t, x)
-        return spmm(adj_t, x)
 
 
-class CachedGCN2Conv(PyGGCN2Conv):
+class CachedGCN2Conv(_CachedTransposeSpMM, PyGGCN2Conv):
     r""":class:`torch_geometric.nn.conv.GCN2Conv` with the adjacency's
     transpose cached for the backward pass of sum aggregation."""
-    def message_and_aggregate(self, adj_t: Adj, x: Tensor) -> Tensor:
-        if self.aggr != 'add':
-            return super().message_and_aggregate(adj_t, x)
-        return spmm(adj_t, x)
