@@ -115,6 +115,39 @@ def clustered_graph(num_nodes: int, num_parts: int, adj: str = 'raw',
     return permute(data, perm), ptr
 
 
+def random_graphs(num_graphs: int, min_nodes: int, max_nodes: int,
+                  edges_per_node: int = 2, num_classes: int = 3,
+                  x_scale: float = 1.0, seed: int = 0) -> List[Data]:
+    r"""Small random undirected graphs with four node features and a graph
+    label each, for the segment-training tests.
+
+    Args:
+        num_graphs (int): The number of graphs.
+        min_nodes (int): The fewest nodes of a graph.
+        max_nodes (int): One more than the most nodes of a graph.
+        edges_per_node (int, optional): Random edges drawn per node before
+            symmetrization. (default: :obj:`2`)
+        num_classes (int, optional): Graph :obj:`i` gets label
+            :obj:`i % num_classes`. (default: :obj:`3`)
+        x_scale (float, optional): The standard deviation of the features.
+            (default: :obj:`1.0`)
+        seed (int, optional): The seed. (default: :obj:`0`)
+    """
+    from torch_geometric.utils import to_undirected
+    gen = torch.Generator().manual_seed(seed)
+    graphs = []
+    for i in range(num_graphs):
+        n = int(torch.randint(min_nodes, max_nodes, (1, ), generator=gen))
+        edge_index = to_undirected(
+            torch.randint(n, (2, edges_per_node * n), generator=gen),
+            num_nodes=n)
+        graphs.append(
+            Data(x=x_scale * torch.randn(n, 4, generator=gen),
+                 edge_index=edge_index, y=torch.tensor([i % num_classes]),
+                 num_nodes=n))
+    return graphs
+
+
 def fit_norm_statistics(model: ScalableGNN, data: Data) -> ScalableGNN:
     r"""Runs one full-batch forward pass in training mode, so that batch-norm
     running statistics are non-trivial, and switches :obj:`model` to

@@ -1,21 +1,13 @@
 import pytest
 import torch
 from torch_geometric.data import Batch, Data
-from torch_geometric.utils import to_undirected
 
 from torch_autoscale.segment import SegmentEncoder
+from torch_autoscale.testing import random_graphs
 
 
 def graphs(num_graphs=5, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    out = []
-    for _ in range(num_graphs):
-        n = int(torch.randint(3, 30, (1, ), generator=gen))
-        edge_index = to_undirected(
-            torch.randint(n, (2, 2 * n), generator=gen), num_nodes=n)
-        out.append(Data(x=10 * torch.randn(n, 4, generator=gen),
-                        edge_index=edge_index, num_nodes=n))
-    return out
+    return random_graphs(num_graphs, 3, 30, x_scale=10.0, seed=seed)
 
 
 @pytest.mark.parametrize('conv', ['sage', 'gcn'])

@@ -14,24 +14,13 @@ from torch_autoscale.segment import (
     SegmentEncoder,
     SegmentLoader,
 )
-
-
-def random_graphs(num_graphs=6, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    graphs = []
-    for i in range(num_graphs):
-        n = int(torch.randint(5, 60, (1, ), generator=gen))
-        edge_index = to_undirected(
-            torch.randint(n, (2, 3 * n), generator=gen), num_nodes=n)
-        graphs.append(
-            Data(x=torch.randn(n, 4, generator=gen), edge_index=edge_index,
-                 y=torch.tensor([i % 3]), num_nodes=n))
-    return graphs
+from torch_autoscale.testing import random_graphs
 
 
 @pytest.fixture
 def dataset():
-    return SegmentedDataset(random_graphs(), max_segment_size=12,
+    return SegmentedDataset(random_graphs(6, 5, 60, edges_per_node=3),
+                            max_segment_size=12,
                             method='contiguous', cache=False, progress=False)
 
 
