@@ -22,7 +22,7 @@ import os.path as osp
 import statistics
 import sys
 import time
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -70,9 +70,11 @@ def prepare_adj(data, kind: str):
     return csr_adj_t(edge_index, data.num_nodes)
 
 
-def make_model(cfg: Dict[str, Any], data, num_classes: int):
+def make_model(cfg: Dict[str, Any], data, num_classes: int, **extra: Any):
+    r"""The config's model; :obj:`extra` are further arguments of
+    :class:`~torch_autoscale.nn.ScalableGNN` (*e.g.*, :obj:`pool_size`)."""
     cls = getattr(models, cfg['model'])
-    kwargs = dict(cfg['model_kwargs'])
+    kwargs = dict(cfg['model_kwargs'], **extra)
     if cfg['model'] in ('PNA', 'PNA_JK'):
         kwargs['deg'] = cls.degree_histogram(data.adj_t, data.num_nodes)
     return cls(num_nodes=data.num_nodes, in_channels=data.num_features,
@@ -91,19 +93,39 @@ def step(model, optimizer, out, y, mask, grad_clip):
     optimizer.step()
 
 
+def synchronize(device: torch.device) -> None:
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
 def train(cfg, data, ptr, num_classes, seed: int, gas: bool,
-          epochs: int, progress: bool) -> Tuple[float, float, float]:
+          epochs: int, progress: bool,
+          device: torch.device = torch.device('cpu'),
+          pool_size: Optional[int] = None) -> Tuple[float, float, float]:
+    r"""Trains one model, GAS or full-batch, on :obj:`device` and returns
+    the best validation accuracy, the test accuracy at that epoch and the
+    mean training seconds per epoch. GAS keeps its histories in host memory;
+    with :obj:`pool_size` (a GPU only) their transfers run asynchronously
+    through the model's :class:`~torch_autoscale.history.AsyncIOPool`."""
     torch.manual_seed(seed)
-    model = make_model(cfg, data, num_classes)
-    groups = model.param_groups(cfg['weight_decay'],
-                                cfg.get('nonreg_weight_decay', 0.0))
-    optimizer = torch.optim.Adam(groups, lr=cfg['lr'])
-    clip = cfg.get('grad_clip')
+    extra: Dict[str, Any] = {}
     if gas:
         loader = SubgraphLoader(data, ptr, batch_size=cfg['batch_size'],
                                 shuffle=True)
         eval_loader = EvalSubgraphLoader(data, ptr,
                                          batch_size=cfg['batch_size'])
+        if pool_size is not None:
+            extra = dict(pool_size=pool_size, buffer_size=max(
+                loader.required_buffer_size(),
+                eval_loader.required_buffer_size()))
+    else:
+        full = data.to(device)
+    model = make_model(cfg, data, num_classes, **extra).to(device)
+    groups = model.param_groups(cfg['weight_decay'],
+                                cfg.get('nonreg_weight_decay', 0.0))
+    optimizer = torch.optim.Adam(groups, lr=cfg['lr'])
+    clip = cfg.get('grad_clip')
+    if gas:
         model.mini_inference(eval_loader, progress=False)
 
     best_val, test_acc, times = -1.0, 0.0, []
@@ -111,9 +133,11 @@ def train(cfg, data, ptr, num_classes, seed: int, gas: bool,
     for _ in tqdm(range(epochs), desc=f"{cfg['name']} {name} seed {seed}",
                   disable=not progress, leave=False):
         model.train()
+        synchronize(device)
         start = time.perf_counter()
         if gas:
             for batch in loader:
+                batch = batch.to(device, non_blocking=True)
                 optimizer.zero_grad()
                 out = model(batch.data.x, batch.data.adj_t, batch)
                 bs = batch.batch_size
@@ -123,15 +147,16 @@ def train(cfg, data, ptr, num_classes, seed: int, gas: bool,
                          clip)
         else:
             optimizer.zero_grad()
-            out = model(data.x, data.adj_t)
-            step(model, optimizer, out, data.y, data.train_mask, clip)
+            out = model(full.x, full.adj_t)
+            step(model, optimizer, out, full.y, full.train_mask, clip)
+        synchronize(device)
         times.append(time.perf_counter() - start)
 
         with torch.no_grad():
             if gas:
                 out = model.mini_inference(eval_loader, progress=False)
             else:
-                out = model.eval()(data.x, data.adj_t)
+                out = model.eval()(full.x, full.adj_t).cpu()
         val_acc = accuracy(out, data.y, data.val_mask)
         if val_acc > best_val:
             best_val = val_acc
@@ -170,19 +195,23 @@ def use_sparse_features(x, mode: str) -> bool:
 
 def run_config(cfg, root, seeds, epochs, progress, out: str, command: str,
                sparse_mode: str = 'auto', method: str = 'metis',
-               modes: Tuple[str, ...] = ('gas', 'full')) -> Dict[str, Any]:
+               modes: Tuple[str, ...] = ('gas', 'full'),
+               device: torch.device = torch.device('cpu'),
+               pool_size: Optional[int] = None) -> Dict[str, Any]:
     r"""Runs every seed not yet in :obj:`out` and saves after each one, so an
     interrupted run resumes where it stopped."""
     result = dict(config=cfg['name'], model=cfg['model'],
                   dataset=cfg['dataset'], epochs=epochs, seeds=[], gas=[],
                   full=[], command=command,
                   threads=torch.get_num_threads(), commit=git_commit(),
-                  partition=method,
+                  partition=method, device=device_name(device),
                   history_dtype=cfg.get('history_dtype', 'float32'))
     if osp.exists(out):
         with open(out) as f:
             previous = json.load(f)
-        if previous.get('epochs') == epochs:
+        # Seeds of another schedule or device are not comparable: redo.
+        if (previous.get('epochs') == epochs and
+                previous.get('device', 'cpu') == result['device']):
             result.update(gas=previous['gas'], full=previous['full'],
                           seeds=previous['seeds'],
                           features=previous.get('features', 'dense'))
@@ -207,7 +236,7 @@ def run_config(cfg, root, seeds, epochs, progress, out: str, command: str,
             if key not in modes:
                 continue
             val, test, sec = train(cfg, data, ptr, num_classes, seed, gas,
-                                   epochs, progress)
+                                   epochs, progress, device, pool_size)
             result[key].append(dict(seed=seed, val=val, test=test, sec=sec))
             log.info('%s %s seed %d: val %.4f test %.4f %.4f s/epoch',
                      cfg['name'], key, seed, val, test, sec)
@@ -215,6 +244,13 @@ def run_config(cfg, root, seeds, epochs, progress, out: str, command: str,
         with open(out, 'w') as f:
             json.dump(result, f, indent=1)
     return result
+
+
+def device_name(device: torch.device) -> str:
+    r""":obj:`"cpu"`, or the name of the GPU."""
+    if device.type == 'cuda':
+        return torch.cuda.get_device_name(device)
+    return device.type
 
 
 def summary(runs: List[Dict[str, float]], key: str) -> Tuple[float, float]:
@@ -250,23 +286,24 @@ def write_table(out_dir: str, table_path: str, root: str) -> str:
         rows.append(
             f"| {r['model']} | {r['dataset']} | {len(r['seeds'])} | "
             f"{r['epochs']} | " + ' | '.join(cells) +
-            f" | {r.get('features', 'dense')} | {r.get('threads', 2)} |")
+            f" | {r.get('features', 'dense')} | {r.get('device', 'cpu')} | "
+            f"{r.get('threads', 2)} |")
     missing = [n for n in datasets.DATASETS if not datasets.available(root,
                                                                       n)]
     lines = [
         '# GAS small benchmark: GAS against full-batch training', '',
         'Produced by (from the repository root, datasets unpacked into '
         '`data/`):', '', '```bash'] + commands + ['```', '',
-        f'torch {torch.__version__}, CPU (intra-op threads per run in the '
-        'table). '
+        f'torch {torch.__version__}; device and intra-op CPU threads of '
+        'every row in the table. '
         'Test accuracy (%) at the epoch of best validation accuracy, mean ± '
         'std over seeds; training seconds per epoch (evaluation excluded, '
         'first epoch excluded), GAS and full-batch run side by side for '
         'every seed.', '',
         '| model | dataset | seeds | epochs | GAS test | full-batch test | '
         'GAS − full | GAS s/epoch | full s/epoch | GAS / full time | '
-        'features | threads |',
-        '|---|---|---|---|---|---|---|---|---|---|---|---|',
+        'features | device | threads |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ] + rows
     if missing:
         lines += ['', 'Not available offline, skipped: ' +
@@ -314,12 +351,28 @@ def main():
     parser.add_argument('--history-dtype', default='float32',
                         choices=['float32', 'float16', 'bfloat16'],
                         help='storage dtype of the GAS histories')
+    parser.add_argument('--device', default='cpu',
+                        help='where both models train, e.g. cuda; GAS '
+                        'histories stay in host memory (default: cpu)')
+    parser.add_argument('--pool-size', type=int, default=None,
+                        help='concurrent asynchronous history transfers of '
+                        'GAS on a GPU (default: 2 on a GPU, none on the CPU)')
     parser.add_argument('--quiet', action='store_true')
     parser.add_argument('--table-only', action='store_true',
                         help='rebuild the table from the JSON results only')
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     torch.sparse.check_sparse_tensor_invariants.disable()
+    device = torch.device(args.device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        parser.error(f"'--device {args.device}' needs a GPU, but CUDA is not "
+                     f"available; leave '--device' out to run on the CPU")
+    pool_size = args.pool_size
+    if pool_size is None and device.type == 'cuda':
+        pool_size = 2
+    if pool_size is not None and device.type != 'cuda':
+        parser.error("'--pool-size' needs '--device cuda' (asynchronous "
+                     "history transfers run on CUDA streams)")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
@@ -355,7 +408,7 @@ def main():
                            history_dtype=getattr(torch, args.history_dtype)))
         run_config(cfg, args.root, list(range(args.seeds)), epochs,
                    not args.quiet, out, command, args.sparse_features,
-                   args.partition, tuple(args.modes))
+                   args.partition, tuple(args.modes), device, pool_size)
 
     print(write_table(args.out_dir, args.table, args.root))
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from torch_autoscale.partition import metis, permute, sort_by_cluster
-from torch_autoscale.testing import load_script
+from torch_autoscale.testing import load_script, onlyCUDA
 from torch_autoscale.utils import homophilous_sbm
 
 HERE = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
@@ -28,20 +28,27 @@ def test_every_dataset_has_the_four_reference_models():
             assert f'{model}_{dataset}' in names
 
 
-@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.basename(p))
-def test_config_trains_one_epoch(path):
-    run = load_runner()
-    with open(path) as f:
-        cfg = json.load(f)
-    cfg['name'] = osp.splitext(osp.basename(path))[0]
-    assert cfg['dataset'] in run.datasets.DATASETS
+def stand_in(run, cfg):
     data = homophilous_sbm(400, num_classes=4, num_features=16, seed=0)
     data.adj_t = run.prepare_adj(data, cfg.get('adj', 'raw'))
     cluster = metis(data.edge_index, data.num_nodes,
                     num_parts=cfg['num_parts'])
     perm, ptr = sort_by_cluster(cluster, cfg['num_parts'])
     del data.edge_index
-    data = permute(data, perm)
+    return permute(data, perm), ptr
+
+
+def load_config(name):
+    with open(osp.join(HERE, 'configs', f'{name}.json')) as f:
+        return dict(json.load(f), name=name)
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.basename(p))
+def test_config_trains_one_epoch(path):
+    run = load_runner()
+    cfg = load_config(osp.splitext(osp.basename(path))[0])
+    assert cfg['dataset'] in run.datasets.DATASETS
+    data, ptr = stand_in(run, cfg)
     features = [data.x]
     if run.make_model(cfg, data, 4).supports_sparse_input:
         features.append(data.x.to_sparse_csr())
@@ -51,6 +58,48 @@ def test_config_trains_one_epoch(path):
             val, test, sec = run.train(cfg, data, ptr, 4, seed=0, gas=gas,
                                        epochs=1, progress=False)
             assert 0.0 <= val <= 1.0 and 0.0 <= test <= 1.0 and sec > 0
+
+
+@onlyCUDA
+@pytest.mark.parametrize('name', ['gcn_amazon_computers', 'appnp_cora'])
+def test_config_trains_on_a_gpu_with_asynchronous_histories(name):
+    run = load_runner()
+    cfg = load_config(name)
+    data, ptr = stand_in(run, cfg)
+    for gas in (True, False):
+        val, test, sec = run.train(cfg, data, ptr, 4, seed=0, gas=gas,
+                                   epochs=3, progress=False,
+                                   device=torch.device('cuda'),
+                                   pool_size=2 if gas else None)
+        assert 0.0 <= val <= 1.0 and 0.0 <= test <= 1.0 and sec > 0
+
+
+def test_device_options_are_checked(monkeypatch, tmp_path):
+    run = load_runner()
+    argv = ['run.py', '--root', str(tmp_path), '--out-dir', str(tmp_path),
+            '--table', str(tmp_path / 'small.md'), '--table-only']
+    monkeypatch.setattr('sys.argv', argv + ['--pool-size', '2'])
+    with pytest.raises(SystemExit):
+        run.main()
+    if not torch.cuda.is_available():
+        monkeypatch.setattr('sys.argv', argv + ['--device', 'cuda'])
+        with pytest.raises(SystemExit):
+            run.main()
+
+
+def test_table_names_the_device(tmp_path):
+    run = load_runner()
+    runs = [dict(seed=0, val=0.8, test=0.75, sec=0.5)]
+    for name, device in (('a', 'cpu'), ('b', 'NVIDIA H100')):
+        with open(tmp_path / f'{name}.json', 'w') as f:
+            json.dump(dict(model='GCN', dataset=name, epochs=1, seeds=[0],
+                           gas=runs, full=runs, device=device, threads=1),
+                      f)
+    text = run.write_table(str(tmp_path), str(tmp_path / 'small.md'),
+                           str(tmp_path))
+    assert '| GCN | a | 1 | 1 | 75.00 ± 0.00 | 75.00 ± 0.00 | +0.00 |' in text
+    assert '| dense | cpu | 1 |' in text
+    assert '| dense | NVIDIA H100 | 1 |' in text
 
 
 def test_sparse_features_rule():
