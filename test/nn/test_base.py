@@ -177,3 +177,21 @@ def test_param_groups_cover_every_parameter():
     assert param_ids(nonreg['params']) == param_ids(
         model.convs[-1].parameters())
     assert len(SAGE(10, [4, 8, 2]).param_groups(0.1)) == 1
+
+
+@onlyCUDA
+def test_async_pool_inference_frees_every_batch_output():
+    # Pushed rows are released once copied to the host: layer-wise inference
+    # holds a few batches on the GPU, not a whole layer's output.
+    data, ptr = clustered(num_nodes=4000, num_parts=40)
+    eval_loader = EvalSubgraphLoader(data, ptr, batch_size=1)
+    width = 512
+    model = SAGE(data.num_nodes, [data.num_features, width, 4], pool_size=2,
+                 buffer_size=eval_loader.required_buffer_size()).cuda()
+    model.mini_inference(eval_loader, progress=False)  # Allocates the pool.
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    model.mini_inference(eval_loader, progress=False)
+    extra = torch.cuda.max_memory_allocated() - base
+    assert extra < data.num_nodes * width * 4 / 2

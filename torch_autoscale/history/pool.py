@@ -1,5 +1,5 @@
 from collections import deque
-from typing import Any, Deque, List, Optional, Tuple
+from typing import Any, Deque, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -60,7 +60,6 @@ class AsyncIOPool(torch.nn.Module):
 
         self._device = torch.device('cpu')
         self._pull_queue: Deque[Tuple[int, int, int, torch.dtype]] = deque()
-        self._push_cache: List[Tensor] = []
         # Pushes into unpinned tables, oldest first: (rows on the GPU, their
         # pinned copy, offset, count, table, event of the copy).
         self._push_staged: Deque[Tuple[Tensor, Tensor, Tensor, Tensor,
@@ -197,9 +196,12 @@ class AsyncIOPool(torch.nn.Module):
         stream = self._push_streams[i]
         stream.wait_stream(torch.cuda.current_stream(self._device))
         if dst.is_pinned():
+            # No reference kept here: the native worker holds 'src' until its
+            # copies have landed (the fallback copies synchronously), so a
+            # layer-wise inference does not keep every batch's output on the
+            # GPU until the layer ends.
             with torch.cuda.stream(stream):
                 ops.write_async(src, offset, count, dst)
-            self._push_cache.append(src)  # Keep alive until synchronized.
             return
         # cudaMemcpyAsync needs pinned host memory: stage the rows and
         # scatter them into the table once the copy has landed.
@@ -228,7 +230,6 @@ class AsyncIOPool(torch.nn.Module):
             stream.synchronize()
         while len(self._push_staged) > 0:
             self._land_staged_push()
-        self._push_cache.clear()
 
     def synchronize(self) -> None:
         r"""Waits for every outstanding pull and push."""
