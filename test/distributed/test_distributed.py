@@ -54,6 +54,8 @@ def test_pulls_return_the_rows_one_table_holds(two_processes):
             assert 'does not own' in result['error']
     if mode == 'sharded':
         assert sum(r['local_rows'] for r in results['exchange']) == 400
+    else:
+        assert not any(r['file_left'] for r in results['exchange'])
 
 
 def test_distributed_mini_inference_equals_full_batch(two_processes):

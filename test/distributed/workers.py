@@ -37,6 +37,9 @@ def exchange(rank, world_size, mode):
             history = tad.ShardedHistory(loader.assignment, 3, dtype=dtype)
         else:
             history = tad.SharedHistory(NUM_NODES, 3, dtype=dtype)
+            # Every process has mapped the file; its name is gone.
+            out['file_left'] = (out.get('file_left', False)
+                                or os.path.exists(history.path))
         for batch in loader:
             history.push(table[batch.n_id[:batch.batch_size]],
                          batch.n_id[:batch.batch_size], batch.offset,

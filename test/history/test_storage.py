@@ -74,7 +74,8 @@ def test_tier_inference_and_repr(tmp_path):
     assert os.path.dirname(disk.path) == str(tmp_path)
     assert os.path.basename(disk.path).startswith('history_')
     assert disk.path.endswith('.bin')
-    assert os.path.getsize(disk.path) == disk.nbytes == 4 * 2 * 4
+    assert not os.path.exists(disk.path)  # Its name is removed at once.
+    assert disk.nbytes == 4 * 2 * 4
     assert f"storage='disk', path={disk.path!r}" in repr(disk)
     assert History(4, 2).path is None
 
@@ -87,19 +88,18 @@ def test_tier_inference_and_repr(tmp_path):
 def test_disk_default_directory():
     history = History(3, 2, storage='disk')
     assert os.path.dirname(history.path) == tempfile.gettempdir()
-    path = history.path
+    assert not os.path.exists(history.path)
     history.close()
-    assert not os.path.exists(path)
 
 
-def test_disk_file_lifetime(tmp_path):
+def test_disk_file_name_is_removed_once_mapped(tmp_path):
     history = History(10, 4, storage='disk', directory=str(tmp_path))
-    path = history.path
-    history.push(torch.ones(10, 4))
-    assert os.path.exists(path)
+    assert os.listdir(tmp_path) == []
+    x = torch.randn(10, 4)
+    history.push(x)
+    assert torch.equal(history.pull(), x)  # The mapping keeps the rows.
     del history
     gc.collect()
-    assert not os.path.exists(path)
 
     # Two histories in one folder get files of their own.
     a = History(10, 4, storage='disk', directory=str(tmp_path))
@@ -108,10 +108,8 @@ def test_disk_file_lifetime(tmp_path):
     a.push(torch.ones(10, 4))
     assert torch.equal(b.pull(), torch.zeros(10, 4))
 
-    # close() removes the file at once; the history is unusable afterwards.
-    path = a.path
+    # The history is unusable after close().
     a.close()
-    assert not os.path.exists(path)
     a.close()  # A no-op.
     with pytest.raises(RuntimeError, match='was closed'):
         a.pull()
@@ -125,6 +123,7 @@ def test_disk_keep_file(tmp_path):
     x = torch.randn(10, 4)
     history.push(x)
     path = history.path
+    assert os.path.getsize(path) == 10 * 4 * 4
     del history
     gc.collect()
     assert os.path.exists(path)
@@ -151,17 +150,17 @@ def test_disk_copy_and_pickle(tmp_path):
     assert torch.equal(clone.pull(), history.pull())
     clone.push(torch.zeros(8, 3))
     assert torch.equal(history.pull(), x.half().float())
-    path = clone.path
     del clone
     gc.collect()
-    assert not os.path.exists(path)
+    assert os.listdir(tmp_path) == []
 
     # Pickling stores the contents; the copy lives in host memory.
     restored = pickle.loads(pickle.dumps(history))
     assert restored.storage == 'host' and restored.path is None
     assert restored.dtype == torch.float16
     assert torch.equal(restored.pull(), history.pull())
-    assert os.path.exists(history.path)
+    assert history.storage == 'disk'
+    assert torch.equal(history.pull(), x.half().float())
 
     host = copy.deepcopy(History(8, 3))
     assert host.storage == 'host' and host.path is None
@@ -170,7 +169,8 @@ def test_disk_copy_and_pickle(tmp_path):
 def test_segment_history_on_disk(tmp_path):
     history = SegmentHistory([3, 1, 4], 5, dtype=torch.bfloat16,
                              storage='disk', directory=str(tmp_path))
-    assert history.storage == 'disk' and os.path.exists(history.path)
+    assert history.storage == 'disk'
+    assert os.path.dirname(history.path) == str(tmp_path)
     assert "storage='disk'" in repr(history)
     graph, segment = torch.tensor([2, 0]), torch.tensor([3, 1])
     x = torch.randn(2, 5)
@@ -180,10 +180,9 @@ def test_segment_history_on_disk(tmp_path):
     history.reset_parameters()
     assert not history.written.any()
     assert torch.equal(history.pull(), torch.zeros(8, 5))
-    path = history.path
     del history
     gc.collect()
-    assert not os.path.exists(path)
+    assert os.listdir(tmp_path) == []
 
 
 def test_storage_errors(tmp_path, monkeypatch):
@@ -241,3 +240,34 @@ def test_pool_with_unpinned_tables(tmp_path):
         out = pool.synchronize_pull().clone()
     stream.synchronize()
     assert torch.equal(out.cpu(), history.emb[index])
+
+
+@pytest.mark.skipif(os.name != 'posix', reason='removes open files (POSIX)')
+def test_killed_process_leaves_no_disk_table(tmp_path):
+    import subprocess
+    import sys
+    code = ('import os, signal, torch\n'
+            'from torch_autoscale.history import History\n'
+            f'h = History(1000, 8, storage="disk", '
+            f'directory={str(tmp_path)!r})\n'
+            'h.push(torch.ones(1000, 8))\n'
+            'os.kill(os.getpid(), signal.SIGKILL)\n')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True)
+    assert proc.returncode == -9, proc.stderr.decode()
+    assert os.listdir(tmp_path) == []
+
+
+def test_disk_file_removed_when_done_where_open_files_stay(tmp_path,
+                                                          monkeypatch):
+    # Where an open file cannot be removed (Windows), close() or garbage
+    # collection removes it.
+    monkeypatch.setattr(history_module, 'release_name', lambda path: False)
+    a = History(10, 4, storage='disk', directory=str(tmp_path))
+    b = History(10, 4, storage='disk', directory=str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        os.path.basename(h.path) for h in (a, b))
+    a.close()
+    assert os.listdir(tmp_path) == [os.path.basename(b.path)]
+    del b
+    gc.collect()
+    assert os.listdir(tmp_path) == []

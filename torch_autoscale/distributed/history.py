@@ -23,6 +23,7 @@ from torch_autoscale.history.history import (
     _check_directory,
     _check_index,
     _remove_file,
+    release_name,
 )
 
 #: The ways processes share histories.
@@ -37,11 +38,13 @@ class SharedHistory(History):
 
     Rank 0 of :obj:`group` creates the file and shares its name; all map it
     (collectively, so every process must build its histories in the same
-    order). Concurrent pushes touch disjoint rows (each cluster is trained by
-    one process); a pull racing a push may read a row half-updated, which is
-    staleness of the kind GAS already tolerates. :meth:`sync` is a barrier,
-    which :meth:`~torch_autoscale.nn.ScalableGNN.mini_inference` passes
-    after every layer so that layer-wise inference stays exact.
+    order), and rank 0 then removes the name, so that processes killed
+    mid-run leave no file behind. Concurrent pushes touch disjoint rows
+    (each cluster is trained by one process); a pull racing a push may read
+    a row half-updated, which is staleness of the kind GAS already
+    tolerates. :meth:`sync` is a barrier, which
+    :meth:`~torch_autoscale.nn.ScalableGNN.mini_inference` passes after
+    every layer so that layer-wise inference stays exact.
 
     Every process of :obj:`group` must run on one machine; for several
     machines use :class:`ShardedHistory`.
@@ -94,10 +97,12 @@ class SharedHistory(History):
                 _remove_file(self.path)
             raise
         self.emb = emb.view(self.num_nodes, self.channels)
-        # The creator removes the name when done; mappings stay valid.
-        if get_rank(self._group) == 0 and not self.keep_file:
-            self._finalizer = weakref.finalize(self, _remove_file, self.path)
         self._zeroed = True
+        # Once every process has mapped the file, the creator removes its
+        # name (mappings stay valid), so killed processes leave nothing.
+        dist.barrier(group=self._group)
+        if get_rank(self._group) == 0 and not release_name(self.path):
+            self._finalizer = weakref.finalize(self, _remove_file, self.path)
 
     def reset_parameters(self):
         r"""Fills the table with zeros: rank 0 writes, then all wait."""

@@ -60,6 +60,20 @@ def _remove_file(path: str) -> None:
         pass
 
 
+def release_name(path: str) -> bool:
+    r"""Removes the name of a mapped table file at once, as
+    :func:`tempfile.TemporaryFile` does: the mapping keeps the rows, and the
+    operating system frees the space when the last mapping goes, even if the
+    process is killed (by the out-of-memory killer, say) before any
+    finalizer runs. Returns :obj:`False` where an open file cannot be
+    removed (Windows); the caller then removes it when done."""
+    try:
+        os.remove(path)
+    except OSError:
+        return False
+    return True
+
+
 def _check_directory(directory: Optional[str]) -> str:
     directory = tempfile.gettempdir() if directory is None else directory
     if not isinstance(directory, (str, os.PathLike)):
@@ -116,8 +130,10 @@ class History(torch.nn.Module):
     * :obj:`"disk"`: a memory-mapped file in :obj:`directory`, for tables
       larger than host memory. Pulls gather from the mapping and pushes write
       through it; the operating system's page cache keeps the hot rows in
-      memory. The file (:attr:`path`) is removed by :meth:`close` or when the
-      history is garbage-collected, unless :obj:`keep_file` is set.
+      memory. Unless :obj:`keep_file` is set, the file's name
+      (:attr:`path`) is removed as soon as the table is mapped, so a killed
+      process leaves nothing behind; its space is freed when the history is
+      closed or garbage-collected.
 
     Histories are deliberately not part of :meth:`state_dict`; save and
     restore their contents with
@@ -186,7 +202,8 @@ class History(torch.nn.Module):
         self.keep_file = bool(keep_file)
         self._storage = storage
         self._closed = False
-        #: The file of a :obj:`"disk"` table (:obj:`None` otherwise).
+        #: The file of a :obj:`"disk"` table (:obj:`None` otherwise); without
+        #: :obj:`keep_file`, only the name it was created under.
         self.path: Optional[str] = None
         self._finalizer: Optional[weakref.finalize] = None
         self._allocate(dtype, device, directory)
@@ -200,7 +217,7 @@ class History(torch.nn.Module):
             directory = _check_directory(directory)
             self.emb, self.path = _map_file(directory, self.num_nodes,
                                             self.channels, dtype)
-            if not self.keep_file:
+            if not self.keep_file and not release_name(self.path):
                 self._finalizer = weakref.finalize(self, _remove_file,
                                                    self.path)
             # A new file reads as zeros: skip the first reset, which would
