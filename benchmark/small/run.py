@@ -193,6 +193,27 @@ def use_sparse_features(x, mode: str) -> bool:
     return prepare_features(x, mode).layout == torch.sparse_csr
 
 
+def prepare(cfg: Dict[str, Any], root: str, seed: int,
+            sparse_mode: str = 'auto', method: str = 'metis'):
+    r"""Loads the config's dataset (split by :obj:`seed`), builds its
+    adjacency, clusters it and lays every cluster out contiguously.
+
+    Returns:
+        The permuted graph, the cluster boundaries and the number of
+        classes.
+    """
+    data = datasets.load(root, cfg['dataset'], seed)
+    num_classes = int(data.y.max()) + 1
+    data.adj_t = prepare_adj(data, cfg.get('adj', 'raw'))
+    cluster = partition(data.edge_index, cfg['num_parts'], method=method,
+                        num_nodes=data.num_nodes, seed=seed)
+    perm, ptr = sort_by_cluster(cluster, cfg['num_parts'])
+    del data.edge_index
+    data = permute(data, perm)
+    data.x = prepare_features(data.x, sparse_mode)
+    return data, ptr, num_classes
+
+
 def run_config(cfg, root, seeds, epochs, progress, out: str, command: str,
                sparse_mode: str = 'auto', method: str = 'metis',
                modes: Tuple[str, ...] = ('gas', 'full'),
@@ -218,16 +239,8 @@ def run_config(cfg, root, seeds, epochs, progress, out: str, command: str,
     for seed in seeds:
         if seed in result['seeds']:
             continue
-        data = datasets.load(root, cfg['dataset'], seed)
-        num_classes = int(data.y.max()) + 1
-        data.adj_t = prepare_adj(data, cfg.get('adj', 'raw'))
-        cluster = partition(data.edge_index, cfg['num_parts'],
-                            method=method, num_nodes=data.num_nodes,
-                            seed=seed)
-        perm, ptr = sort_by_cluster(cluster, cfg['num_parts'])
-        del data.edge_index
-        data = permute(data, perm)
-        data.x = prepare_features(data.x, sparse_mode)
+        data, ptr, num_classes = prepare(cfg, root, seed, sparse_mode,
+                                         method)
         result['features'] = ('sparse' if data.x.layout == torch.sparse_csr
                               else 'dense')
         # Side by side: GAS and full-batch of the same seed, one after the
