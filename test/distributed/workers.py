@@ -37,14 +37,16 @@ def exchange(rank, world_size, mode):
             history = tad.ShardedHistory(loader.assignment, 3, dtype=dtype)
         else:
             history = tad.SharedHistory(NUM_NODES, 3, dtype=dtype)
-            # Every process has mapped the file; its name is gone.
-            out['file_left'] = (out.get('file_left', False)
-                                or os.path.exists(history.path))
         for batch in loader:
             history.push(table[batch.n_id[:batch.batch_size]],
                          batch.n_id[:batch.batch_size], batch.offset,
                          batch.count)
         history.sync()
+        if mode != 'sharded':
+            # Every process has mapped the file and rank 0 has removed its
+            # name before entering the barrier of sync().
+            out['file_left'] = (out.get('file_left', False)
+                                or os.path.exists(history.path))
         gen = torch.Generator().manual_seed(rank)
         n_id = torch.randint(0, NUM_NODES, (50, ), generator=gen)
         out[str(dtype)] = dict(n_id=n_id, pulled=history.pull(n_id),
