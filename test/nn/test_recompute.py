@@ -7,14 +7,21 @@ from torch_autoscale.testing import clustered_graph
 from torch_autoscale.utils import StepMemory
 
 
-def test_recompute_matches_and_saves_memory():
-    data, ptr = clustered_graph(600, num_parts=6, adj='gcn_norm')
+def gcn_without_and_with(recompute, num_nodes, hidden, **kwargs):
+    r"""The same three-layer GCN (same seed) without recomputation, then
+    with the :obj:`recompute` flags, and a batch of two of its clusters."""
+    data, ptr = clustered_graph(num_nodes, num_parts=num_nodes // 100,
+                                adj='gcn_norm')
     batch = next(iter(SubgraphLoader(data, ptr, batch_size=2)))
-    results = []
-    for recompute in (None, [True, True, True]):
+    for flags in (None, recompute):
         torch.manual_seed(0)
-        model = GCN(data.num_nodes, data.num_features, 32, 4, 3,
-                    dropout=0.5, recompute=recompute)
+        yield GCN(data.num_nodes, data.num_features, hidden, 4, 3,
+                  dropout=0.5, recompute=flags, **kwargs), batch
+
+
+def test_recompute_matches_and_saves_memory():
+    results = []
+    for model, batch in gcn_without_and_with([True, True, True], 600, 32):
         with StepMemory('cpu') as mem:
             out = model(batch.data.x, batch.data.adj_t, batch)
         out.square().mean().backward()
@@ -48,13 +55,9 @@ def test_recompute_in_training_only_and_for_every_basic_model():
 
 
 def test_recompute_updates_batch_norm_statistics_once():
-    data, ptr = clustered_graph(400, num_parts=4, adj='gcn_norm')
-    batch = next(iter(SubgraphLoader(data, ptr, batch_size=2)))
     stats = []
-    for recompute in (None, [True, True, False]):
-        torch.manual_seed(0)
-        model = GCN(data.num_nodes, data.num_features, 16, 4, 3,
-                    dropout=0.5, batch_norm=True, recompute=recompute)
+    for model, batch in gcn_without_and_with([True, True, False], 400, 16,
+                                             batch_norm=True):
         for _ in range(2):
             out = model(batch.data.x, batch.data.adj_t, batch)
             out.square().mean().backward()
