@@ -37,8 +37,7 @@ def worker(config: str, root: str, epochs: int, threads: int) -> None:
     import run  # noqa: E402
     torch.set_num_threads(threads)
     torch.sparse.check_sparse_tensor_invariants.disable()
-    with open(osp.join(HERE, 'small', 'configs', f'{config}.json')) as f:
-        cfg = dict(json.load(f), name=config)
+    cfg = run.load_config(config)
     data, ptr, num_classes = run.prepare(cfg, root, seed=0)
     out = {}
     for key, gas in (('gas', True), ('full', False)):

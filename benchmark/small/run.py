@@ -70,6 +70,12 @@ def prepare_adj(data, kind: str):
     return csr_adj_t(edge_index, data.num_nodes)
 
 
+def load_config(name: str) -> Dict[str, Any]:
+    r"""The config :obj:`configs/{name}.json`, with its :obj:`name`."""
+    with open(osp.join(HERE, 'configs', f'{name}.json')) as f:
+        return dict(json.load(f), name=name)
+
+
 def make_model(cfg: Dict[str, Any], data, num_classes: int, **extra: Any):
     r"""The config's model; :obj:`extra` are further arguments of
     :class:`~torch_autoscale.nn.ScalableGNN` (*e.g.*, :obj:`pool_size`)."""
@@ -392,9 +398,7 @@ def main():
     paths = sorted(glob.glob(osp.join(HERE, 'configs', '*.json')))
     configs = []
     for path in paths:
-        with open(path) as f:
-            cfg = json.load(f)
-        cfg['name'] = osp.splitext(osp.basename(path))[0]
+        cfg = load_config(osp.splitext(osp.basename(path))[0])
         if args.configs is None or cfg['name'] in args.configs:
             configs.append(cfg)
     if args.configs:

@@ -38,15 +38,10 @@ def stand_in(run, cfg):
     return permute(data, perm), ptr
 
 
-def load_config(name):
-    with open(osp.join(HERE, 'configs', f'{name}.json')) as f:
-        return dict(json.load(f), name=name)
-
-
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.basename(p))
 def test_config_trains_one_epoch(path):
     run = load_runner()
-    cfg = load_config(osp.splitext(osp.basename(path))[0])
+    cfg = run.load_config(osp.splitext(osp.basename(path))[0])
     assert cfg['dataset'] in run.datasets.DATASETS
     data, ptr = stand_in(run, cfg)
     features = [data.x]
@@ -64,7 +59,7 @@ def test_config_trains_one_epoch(path):
 @pytest.mark.parametrize('name', ['gcn_amazon_computers', 'appnp_cora'])
 def test_config_trains_on_a_gpu_with_asynchronous_histories(name):
     run = load_runner()
-    cfg = load_config(name)
+    cfg = run.load_config(name)
     data, ptr = stand_in(run, cfg)
     for gas in (True, False):
         val, test, sec = run.train(cfg, data, ptr, 4, seed=0, gas=gas,
