@@ -49,6 +49,9 @@ TORCH_LIBRARY(torch_autoscale, m) {
       "relabel_one_hop(Tensor rowptr, Tensor col, Tensor? value, Tensor n_id, "
       "bool bipartite) -> (Tensor, Tensor, Tensor?, Tensor)");
   m.def(
+      "csr_transpose(Tensor rowptr, Tensor col, int num_cols) -> (Tensor, "
+      "Tensor, Tensor)");
+  m.def(
       "read_async(Tensor src, Tensor? offset, Tensor? count, Tensor index, "
       "Tensor(a!) buffer, Tensor(b!) dst) -> ()");
   m.def(

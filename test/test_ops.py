@@ -6,6 +6,8 @@ import torch
 
 import torch_autoscale.typing
 from torch_autoscale.ops import (
+    csr_transpose,
+    csr_transpose_reference,
     read_async,
     relabel_one_hop,
     relabel_one_hop_reference,
@@ -273,6 +275,109 @@ def test_relabel_one_hop_opcheck(bipartite):
         for n_id in [torch.randperm(30)[:10], torch.tensor([],
                                                            dtype=torch.long)]:
             torch.library.opcheck(op, (rowptr, col, value, n_id, bipartite))
+
+
+# csr_transpose ###############################################################
+
+
+def transpose_by_torch(rowptr, col, num_cols):
+    r"""The transpose as PyTorch's own conversion builds it, with every
+    entry's position as its value."""
+    num_rows = rowptr.numel() - 1
+    adj = torch.sparse_csr_tensor(rowptr, col, torch.arange(col.numel()),
+                                  size=(num_rows, num_cols))
+    out = adj.t().to_sparse_csr()
+    return out.crow_indices(), out.col_indices(), out.values()
+
+
+def test_csr_transpose_example(backend):
+    # [[1, 0, 1],
+    #  [0, 0, 1]]: column 1 is empty.
+    rowptr, col = torch.tensor([0, 2, 3]), torch.tensor([0, 2, 2])
+    out_rowptr, out_col, perm = csr_transpose(rowptr, col, 3)
+    assert out_rowptr.tolist() == [0, 1, 1, 3]
+    assert out_col.tolist() == [0, 0, 1]
+    assert perm.tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize('num_rows,num_cols,num_entries',
+                         [(1, 1, 0), (7, 3, 20), (50, 200, 300),
+                          (2000, 3000, 40000)])
+def test_csr_transpose_matches_torch(backend, num_rows, num_cols,
+                                     num_entries):
+    gen = torch.Generator().manual_seed(num_entries)
+    # Rows in order, columns in arbitrary order within a row; some rows and
+    # columns stay empty.
+    row = torch.randint(max(1, num_rows - 1), (num_entries, ),
+                        generator=gen).sort().values
+    col = torch.randint(max(1, num_cols - 1), (num_entries, ), generator=gen)
+    rowptr = torch.zeros(num_rows + 1, dtype=torch.long)
+    rowptr[1:] = torch.bincount(row, minlength=num_rows).cumsum(0)
+
+    # With duplicate entries, the order among them is the stable one: the
+    # reference's.
+    out = csr_transpose(rowptr, col, num_cols)
+    for actual, expected in zip(out, csr_transpose_reference(rowptr, col,
+                                                             num_cols)):
+        assert torch.equal(actual, expected)
+    # Without duplicates, the result is PyTorch's conversion.
+    key = row * num_cols + col
+    keep = torch.ones_like(key, dtype=torch.bool)
+    keep[1:] = key.sort(stable=True).values.diff() != 0
+    first = torch.zeros_like(keep)
+    first[key.sort(stable=True).indices[keep]] = True
+    row, col = row[first], col[first]
+    rowptr[1:] = torch.bincount(row, minlength=num_rows).cumsum(0)
+    out = csr_transpose(rowptr, col, num_cols)
+    for actual, expected in zip(out, transpose_by_torch(rowptr, col,
+                                                        num_cols)):
+        assert torch.equal(actual, expected)
+    # Transposing twice gives the matrix back, columns sorted within rows.
+    back = csr_transpose(out[0], out[1], num_rows)
+    assert torch.equal(back[0], rowptr)
+    assert torch.equal(back[1], (row * num_cols + col).sort().values %
+                       num_cols)
+    assert torch.equal(col[out[2][back[2]]], back[1])
+
+
+TRANSPOSE_ERRORS = {
+    'col out of range': (lambda: csr_transpose(
+        torch.tensor([0, 2]), torch.tensor([0, 3]), 3),
+        "'col' contains column 3 but the matrix has 3 columns"),
+    'negative col': (lambda: csr_transpose(
+        torch.tensor([0, 1]), torch.tensor([-1]), 3),
+        "'col' contains column -1"),
+    'rowptr end': (lambda: csr_transpose(
+        torch.tensor([0, 1]), torch.tensor([0, 1]), 3),
+        "'rowptr' must run from 0 to the number of entries in 'col' \\(2\\)"),
+    'rowptr decreasing': (lambda: csr_transpose(
+        torch.tensor([0, 2, 1, 2]), torch.tensor([0, 1]), 3),
+        "'rowptr' must be non-decreasing, but row 1 spans \\[2, 1\\)"),
+    'negative num_cols': (lambda: csr_transpose(
+        torch.tensor([0]), torch.tensor([], dtype=torch.long), -1),
+        "'num_cols' must be non-negative"),
+    'int32 col': (lambda: csr_transpose(
+        torch.tensor([0, 1]), torch.tensor([0], dtype=torch.int32), 3),
+        "'col' must be an int64 tensor"),
+    'empty rowptr': (lambda: csr_transpose(
+        torch.tensor([], dtype=torch.long), torch.tensor([0]), 3),
+        "'rowptr' must have at least one entry"),
+}
+
+
+@pytest.mark.parametrize('case', list(TRANSPOSE_ERRORS))
+def test_csr_transpose_errors(case, monkeypatch):
+    fn, match = TRANSPOSE_ERRORS[case]
+    assert_same_error(fn, monkeypatch, match)
+
+
+@onlyNative
+def test_csr_transpose_opcheck():
+    rowptr, col = random_csr(30, 100, seed=0)
+    op = torch.ops.torch_autoscale.csr_transpose.default
+    torch.library.opcheck(op, (rowptr, col, 30))
+    torch.library.opcheck(op, (torch.zeros(4, dtype=torch.long),
+                               torch.tensor([], dtype=torch.long), 5))
 
 
 # read_async / write_async ####################################################

@@ -200,6 +200,81 @@ def relabel_one_hop_reference(
     return out_rowptr, out_col, out_value, out_n_id
 
 
+# csr_transpose ###############################################################
+
+
+def csr_transpose(rowptr: Tensor, col: Tensor,
+                  num_cols: int) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""Transposes a CSR matrix by a counting sort over its entries, in time
+    linear in their number (PyTorch's :meth:`to_sparse_csr` of a transposed
+    matrix sorts them).
+
+    The backward pass of a sparse-dense product multiplies with the
+    transpose of the mini-batch adjacency, a fresh matrix every mini-batch
+    (see :func:`torch_autoscale.utils.transpose_csr`).
+
+    Args:
+        rowptr (torch.Tensor): The CSR row pointer, an int64 CPU tensor of
+            :obj:`num_rows + 1` non-decreasing entries from :obj:`0` to
+            :obj:`col.numel()`.
+        col (torch.Tensor): The column indices, an int64 CPU tensor with
+            entries in :obj:`[0, num_cols)`.
+        num_cols (int): The number of columns of the matrix.
+
+    Returns:
+        (torch.Tensor, torch.Tensor, torch.Tensor): The row pointer of the
+        transpose (:obj:`num_cols + 1` entries), its column indices (the
+        original rows, increasing within every row of the transpose) and
+        :obj:`perm`, the position in :obj:`col` of every entry of the
+        transpose: the transposed values are :obj:`value[perm]`.
+
+    Example:
+        >>> rowptr, col = torch.tensor([0, 2, 3]), torch.tensor([0, 2, 2])
+        >>> csr_transpose(rowptr, col, num_cols=3)
+        (tensor([0, 1, 1, 3]), tensor([0, 0, 1]), tensor([0, 1, 2]))
+    """
+    rowptr, col = rowptr.contiguous(), col.contiguous()
+    if _native():
+        return torch.ops.torch_autoscale.csr_transpose(rowptr, col,
+                                                       int(num_cols))
+    op = 'csr_transpose'
+    _check_index(rowptr, op, 'rowptr')
+    _check_index(col, op, 'col')
+    _check(num_cols >= 0, f"{op}: 'num_cols' must be non-negative (got "
+           f"{num_cols})")
+    _check(rowptr.numel() >= 1, f"{op}: 'rowptr' must have at least one entry")
+    first, last = int(rowptr[0]), int(rowptr[-1])
+    _check(first == 0 and last == col.numel(), f"{op}: 'rowptr' must run "
+           f"from 0 to the number of entries in 'col' ({col.numel()}), got "
+           f"{first} to {last}")
+    i = _first((col < 0) | (col >= num_cols))
+    if i >= 0:
+        raise ValueError(f"{op}: 'col' contains column {int(col[i])} but the "
+                         f"matrix has {num_cols} columns")
+    i = _first(rowptr.diff() < 0)
+    if i >= 0:
+        raise ValueError(f"{op}: 'rowptr' must be non-decreasing, but row {i} "
+                         f"spans [{int(rowptr[i])}, {int(rowptr[i + 1])})")
+    return csr_transpose_reference(rowptr, col, num_cols)
+
+
+def csr_transpose_reference(rowptr: Tensor, col: Tensor,
+                            num_cols: int) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""A pure-PyTorch implementation of :meth:`csr_transpose` (a stable sort
+    of the entries by column) for valid input, on any device: the fallback
+    when the native extension is missing and the reference the tests compare
+    against."""
+    num_rows = rowptr.numel() - 1
+    perm = torch.argsort(col, stable=True)
+    row = torch.repeat_interleave(
+        torch.arange(num_rows, device=col.device), rowptr.diff(),
+        output_size=col.numel())
+    out_rowptr = torch.zeros(num_cols + 1, dtype=torch.long,
+                             device=col.device)
+    out_rowptr[1:] = torch.bincount(col, minlength=num_cols).cumsum(0)
+    return out_rowptr, row[perm], perm
+
+
 # read_async / write_async / synchronize ######################################
 
 
@@ -401,6 +476,11 @@ def synchronize() -> None:
 
 if torch_autoscale.typing.WITH_NATIVE:
 
+    @torch.library.register_fake('torch_autoscale::csr_transpose')
+    def _(rowptr, col, num_cols):
+        return (rowptr.new_empty(num_cols + 1), col.new_empty(col.numel()),
+                col.new_empty(col.numel()))
+
     @torch.library.register_fake('torch_autoscale::relabel_one_hop')
     def _(rowptr, col, value, n_id, bipartite):
         # The numbers of kept edges and of nodes (batch + halo) depend on
@@ -418,6 +498,8 @@ if torch_autoscale.typing.WITH_NATIVE:
 __all__ = [
     'relabel_one_hop',
     'relabel_one_hop_reference',
+    'csr_transpose',
+    'csr_transpose_reference',
     'read_async',
     'write_async',
     'synchronize',

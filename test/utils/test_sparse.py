@@ -8,6 +8,7 @@ from torch_autoscale.utils import (
     narrow_rows,
     sparsify_features,
     to_csr,
+    transpose_csr,
 )
 from torch_autoscale.utils.sparse import spmm
 
@@ -96,6 +97,19 @@ def test_sparsify_features():
     assert sparsify_features(x, max_density=0.0) is x
     with pytest.raises(ValueError, match="'max_density'"):
         sparsify_features(x, max_density=2.0)
+
+
+@pytest.mark.parametrize('index_dtype', [torch.int64, torch.int32])
+def test_transpose_csr(index_dtype):
+    adj = csr_adj_t(torch.randint(40, (2, 200)), 40, torch.rand(200))
+    adj = index_select_rows(adj, torch.arange(25))  # Bipartite [25, 40].
+    adj = torch.sparse_csr_tensor(adj.crow_indices().to(index_dtype),
+                                  adj.col_indices().to(index_dtype),
+                                  adj.values(), size=adj.shape)
+    out = transpose_csr(adj)
+    assert out.layout == torch.sparse_csr and out.shape == (40, 25)
+    assert torch.equal(out.to_dense(), adj.to_dense().transpose(0, 1))
+    assert transpose_csr(adj) is out  # Cached on the matrix.
 
 
 def test_spmm_caches_one_transpose(monkeypatch):

@@ -5,6 +5,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
+from torch_autoscale import ops
+
 
 def to_csr(data: Data) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
     r"""Returns the adjacency of :obj:`data` in compressed sparse row form
@@ -185,9 +187,21 @@ def transpose_csr(adj_t: Tensor) -> Tensor:
     """
     cached = getattr(adj_t, '_torch_autoscale_transpose', None)
     if cached is None:
-        with warnings.catch_warnings():
-            warnings.filterwarnings('ignore', '.*Sparse CSR tensor support.*')
-            cached = adj_t.detach().t().to_sparse_csr()
+        adj_t = adj_t.detach() if adj_t.requires_grad else adj_t
+        if adj_t.device.type == 'cpu':
+            # A counting sort, linear in the number of entries, instead of
+            # PyTorch's sort: the mini-batch adjacency is new every step.
+            num_rows, num_cols = adj_t.shape
+            rowptr, col, perm = ops.csr_transpose(
+                adj_t.crow_indices().long(), adj_t.col_indices().long(),
+                num_cols)
+            cached = sparse_csr(rowptr, col, adj_t.values()[perm],
+                                (num_cols, num_rows))
+        else:
+            with warnings.catch_warnings():
+                warnings.filterwarnings('ignore',
+                                        '.*Sparse CSR tensor support.*')
+                cached = adj_t.t().to_sparse_csr()
         adj_t._torch_autoscale_transpose = cached
     return cached
 

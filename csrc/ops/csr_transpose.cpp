@@ -1,0 +1,65 @@
+#include "ops/csr_transpose.h"
+
+#include <ATen/core/dispatch/Dispatcher.h>
+
+namespace autoscale::ops {
+
+namespace {
+
+void check_index(const at::Tensor& t, const char* name) {
+  TORCH_CHECK_VALUE(t.dim() == 1,
+                    "csr_transpose: '",
+                    name,
+                    "' must be one-dimensional (got ",
+                    t.dim(),
+                    " dimensions)");
+  TORCH_CHECK_VALUE(t.scalar_type() == at::kLong,
+                    "csr_transpose: '",
+                    name,
+                    "' must be an int64 tensor");
+  TORCH_CHECK_VALUE(t.is_cpu(),
+                    "csr_transpose: '",
+                    name,
+                    "' must be a CPU tensor (got device ",
+                    t.device(),
+                    ")");
+  TORCH_CHECK_VALUE(
+      t.is_contiguous(), "csr_transpose: '", name, "' must be contiguous");
+}
+
+}  // namespace
+
+void check_csr_transpose(const at::Tensor& rowptr,
+                         const at::Tensor& col,
+                         int64_t num_cols) {
+  check_index(rowptr, "rowptr");
+  check_index(col, "col");
+  TORCH_CHECK_VALUE(num_cols >= 0,
+                    "csr_transpose: 'num_cols' must be non-negative (got ",
+                    num_cols,
+                    ")");
+  TORCH_CHECK_VALUE(rowptr.numel() >= 1,
+                    "csr_transpose: 'rowptr' must have at least one entry");
+  const auto* rowptr_data = rowptr.const_data_ptr<int64_t>();
+  const auto num_rows = rowptr.numel() - 1;
+  TORCH_CHECK_VALUE(rowptr_data[0] == 0 && rowptr_data[num_rows] == col.numel(),
+                    "csr_transpose: 'rowptr' must run from 0 to the number "
+                    "of entries in 'col' (",
+                    col.numel(),
+                    "), got ",
+                    rowptr_data[0],
+                    " to ",
+                    rowptr_data[num_rows]);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_transpose(
+    const at::Tensor& rowptr,
+    const at::Tensor& col,
+    int64_t num_cols) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("torch_autoscale::csr_transpose", "")
+                       .typed<decltype(csr_transpose)>();
+  return op.call(rowptr, col, num_cols);
+}
+
+}  // namespace autoscale::ops
