@@ -1,21 +1,25 @@
 r"""Native kernels against their pure-PyTorch fallbacks, side by side.
 
-Measures :func:`torch_autoscale.ops.relabel_one_hop` (the loader's hot path)
-and the CPU path of :func:`torch_autoscale.ops.read_async` (history gathers)
-on a random graph, alternating native and fallback calls in one run so that
-machine noise hits both alike, and prints a table of medians and ratios.
+Measures :func:`torch_autoscale.ops.relabel_one_hop` (the loader's hot path),
+:func:`torch_autoscale.ops.csr_transpose` (the transpose of every mini-batch
+adjacency for the backward pass; also against PyTorch's own conversion,
+:obj:`adj.t().to_sparse_csr()`) and the CPU path of
+:func:`torch_autoscale.ops.read_async` (history gathers) on a random graph,
+alternating the implementations in one run so that machine noise hits them
+alike, and prints a table of medians and ratios.
 
     python benchmark/ops.py --out benchmark/results/ops.md
 """
 import argparse
 import statistics
 import time
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 import torch
 
 import torch_autoscale.typing
 from torch_autoscale import ops
+from torch_autoscale.utils.sparse import sparse_csr
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -24,16 +28,30 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def side_by_side(native: Callable, fallback: Callable, repeat: int):
-    times = {'native': [], 'fallback': []}
+def side_by_side(native: Callable, fallback: Callable, repeat: int,
+                 torch_fn: Optional[Callable] = None):
+    r"""Median seconds of :obj:`native`, :obj:`fallback` (run without the
+    extension) and, if given, :obj:`torch_fn`, called in turn."""
+    times = {'native': [], 'fallback': [], 'torch': []}
     for _ in range(repeat):
         torch_autoscale.typing.WITH_NATIVE = True
         times['native'].append(timed(native))
         torch_autoscale.typing.WITH_NATIVE = False
         times['fallback'].append(timed(fallback))
-    torch_autoscale.typing.WITH_NATIVE = True
-    return (statistics.median(times['native']),
-            statistics.median(times['fallback']))
+        torch_autoscale.typing.WITH_NATIVE = True
+        if torch_fn is not None:
+            times['torch'].append(timed(torch_fn))
+    return tuple(statistics.median(t) if t else None
+                 for t in times.values())
+
+
+def row(name: str, native: float, fallback: float,
+        torch_sec: Optional[float] = None) -> List[str]:
+    cells = [name, f'{1e3 * native:.1f}', f'{1e3 * fallback:.1f}',
+             f'{fallback / native:.1f}x']
+    if torch_sec is None:
+        return cells + ['-', '-']
+    return cells + [f'{1e3 * torch_sec:.1f}', f'{torch_sec / native:.1f}x']
 
 
 def main():
@@ -64,12 +82,26 @@ def main():
     def relabel():
         return ops.relabel_one_hop(rowptr, col, value, n_id, True)
 
-    native, fallback = side_by_side(relabel, relabel, args.repeat)
-    rows.append([
-        f'relabel_one_hop ({n:,} nodes, {e:,} edges, batch '
-        f'{args.batch_nodes:,})', f'{1e3 * native:.1f}',
-        f'{1e3 * fallback:.1f}', f'{fallback / native:.1f}x'
-    ])
+    native, fallback, _ = side_by_side(relabel, relabel, args.repeat)
+    rows.append(row(f'relabel_one_hop ({n:,} nodes, {e:,} edges, batch '
+                    f'{args.batch_nodes:,})', native, fallback))
+
+    # The mini-batch adjacency of that batch: in-batch rows, batch plus halo
+    # columns.
+    out_rowptr, out_col, _, out_n_id = relabel()
+    num_cols = out_n_id.numel()
+    adj = sparse_csr(out_rowptr, out_col, torch.rand(out_col.numel()),
+                     (args.batch_nodes, num_cols))
+
+    def transpose():
+        return ops.csr_transpose(out_rowptr, out_col, num_cols)
+
+    native, fallback, torch_sec = side_by_side(
+        transpose, transpose, args.repeat,
+        lambda: adj.t().to_sparse_csr())
+    rows.append(row(f'csr_transpose ({args.batch_nodes:,} x {num_cols:,}, '
+                    f'{out_col.numel():,} entries)', native, fallback,
+                    torch_sec))
 
     table = torch.randn(n, args.channels, generator=gen)
     index = torch.randint(n, (args.batch_nodes * 6, ), generator=gen)
@@ -79,14 +111,12 @@ def main():
     def read():
         ops.read_async(table, None, None, index, buffer, dst)
 
-    native, fallback = side_by_side(read, read, args.repeat)
-    rows.append([
-        f'read_async, CPU ({index.numel():,} rows x {args.channels})',
-        f'{1e3 * native:.1f}', f'{1e3 * fallback:.1f}',
-        f'{fallback / native:.1f}x'
-    ])
+    native, fallback, _ = side_by_side(read, read, args.repeat)
+    rows.append(row(f'read_async, CPU ({index.numel():,} rows x '
+                    f'{args.channels})', native, fallback))
 
-    header = ['op', 'native ms', 'fallback ms', 'speed-up']
+    header = ['op', 'native ms', 'fallback ms', 'speed-up', 'PyTorch ms',
+              'speed-up over PyTorch']
     lines = ['| ' + ' | '.join(header) + ' |',
              '|' + '---|' * len(header)]
     lines += ['| ' + ' | '.join(r) + ' |' for r in rows]

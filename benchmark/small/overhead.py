@@ -22,6 +22,7 @@ times the graph's nodes per epoch in all.
 import argparse
 import json
 import logging
+import os
 import os.path as osp
 import statistics
 import sys
@@ -187,7 +188,11 @@ def main():
         results.append(measure(cfg, data, ptr, num_classes, args.epochs))
         log.info(json.dumps({k: v for k, v in results[-1].items()
                              if k != 'seconds'}))
-    command = ('python benchmark/small/overhead.py ' +
+    # Allocator settings change CPU timings (see benchmark/cpu_malloc.py):
+    # part of the command.
+    env = ''.join(f'{k}={v} ' for k, v in sorted(os.environ.items())
+                  if k.startswith('MALLOC_'))
+    command = (env + 'python benchmark/small/overhead.py ' +
                ' '.join(sys.argv[1:]))
     text = table(results, command, args.threads)
     with open(args.out, 'w') as f:

@@ -8,6 +8,7 @@ from torch_geometric.nn import GCN2Conv as PyGGCN2Conv
 from torch_geometric.nn import GCNConv as PyGGCNConv
 from torch_geometric.typing import Adj
 
+from torch_autoscale.nn.linear import sparse_input_linear
 from torch_autoscale.utils.sparse import spmm
 
 
@@ -22,7 +23,11 @@ class _CachedTransposeSpMM:
 
 class CachedGCNConv(_CachedTransposeSpMM, PyGGCNConv):
     r""":class:`torch_geometric.nn.conv.GCNConv` with the adjacency's
-    transpose cached for the backward pass of sum aggregation."""
+    transpose cached for the backward pass of sum aggregation, and of sparse
+    input features for the backward pass of its linear transform."""
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        sparse_input_linear(self.lin)
 
 
 class CachedGCN2Conv(_CachedTransposeSpMM, PyGGCN2Conv):

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from torch_autoscale.utils.sparse import sparse_csr
+from torch_autoscale.utils.sparse import with_values
 
 
 def _dense_dropout(x: Tensor, p: float, training: bool) -> Tensor:
@@ -47,8 +47,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
                          f"with '.to_sparse_csr()'")
     if not training or p == 0.0:
         return x
-    value = _dense_dropout(x.values(), p, training=True)
-    return sparse_csr(x.crow_indices(), x.col_indices(), value, x.size())
+    return with_values(x, _dense_dropout(x.values(), p, training=True))
 
 
 def check_dropout(p: float, owner: str) -> None:

@@ -175,6 +175,31 @@ def sparsify_features(x: Tensor, max_density: float = 0.1) -> Tensor:
     return x
 
 
+def _transpose_structure(x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""The row pointer, column indices and value permutation of the
+    transpose of the CPU :obj:`torch.sparse_csr` matrix :obj:`x`
+    (:func:`torch_autoscale.ops.csr_transpose`), computed once and cached on
+    :obj:`x`."""
+    cached = getattr(x, '_torch_autoscale_transpose_structure', None)
+    if cached is None:
+        cached = ops.csr_transpose(x.crow_indices().long(),
+                                   x.col_indices().long(), x.size(1))
+        x._torch_autoscale_transpose_structure = cached
+    return cached
+
+
+def with_values(x: Tensor, value: Tensor) -> Tensor:
+    r"""The :obj:`torch.sparse_csr` matrix with the structure of :obj:`x`
+    and the values :obj:`value`, sharing :obj:`x`'s cached transpose
+    structure (see :func:`transpose_csr`): dropout on sparse features keeps
+    the structure, so full-batch training transposes its features once, not
+    every step."""
+    out = sparse_csr(x.crow_indices(), x.col_indices(), value, x.size())
+    if x.device.type == 'cpu' and x.dim() == 2:
+        out._torch_autoscale_transpose_structure = _transpose_structure(x)
+    return out
+
+
 def transpose_csr(adj_t: Tensor) -> Tensor:
     r"""The transpose of a :obj:`torch.sparse_csr` matrix, again in CSR
     form, computed once per matrix object and cached on it.
@@ -183,27 +208,67 @@ def transpose_csr(adj_t: Tensor) -> Tensor:
     transpose; PyTorch converts it afresh (a sort over all entries) in every
     layer, every step. Deep models on one mini-batch (APPNP's ten steps,
     GCNII's 64 layers) share one adjacency, so one conversion serves them
-    all.
+    all. On the CPU the transpose is a counting sort, linear in the entries
+    (:func:`torch_autoscale.ops.csr_transpose`), whose structure matrices
+    made by :func:`with_values` share.
     """
     cached = getattr(adj_t, '_torch_autoscale_transpose', None)
     if cached is None:
-        adj_t = adj_t.detach() if adj_t.requires_grad else adj_t
-        if adj_t.device.type == 'cpu':
-            # A counting sort, linear in the number of entries, instead of
-            # PyTorch's sort: the mini-batch adjacency is new every step.
-            num_rows, num_cols = adj_t.shape
-            rowptr, col, perm = ops.csr_transpose(
-                adj_t.crow_indices().long(), adj_t.col_indices().long(),
-                num_cols)
-            cached = sparse_csr(rowptr, col, adj_t.values()[perm],
-                                (num_cols, num_rows))
+        mat = adj_t.detach() if adj_t.requires_grad else adj_t
+        if mat.device.type == 'cpu':
+            rowptr, col, perm = _transpose_structure(adj_t)
+            cached = sparse_csr(rowptr, col, mat.values()[perm],
+                                (mat.size(1), mat.size(0)))
         else:
             with warnings.catch_warnings():
                 warnings.filterwarnings('ignore',
                                         '.*Sparse CSR tensor support.*')
-                cached = adj_t.t().to_sparse_csr()
+                cached = mat.t().to_sparse_csr()
         adj_t._torch_autoscale_transpose = cached
     return cached
+
+
+class _SparseLinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor,
+                bias: Optional[Tensor]) -> Tensor:
+        ctx.x, ctx.has_bias = x, bias is not None
+        out = torch.sparse.mm(x, weight.t())
+        return out + bias if bias is not None else out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        grad_weight = grad_bias = None
+        if ctx.needs_input_grad[1]:
+            grad_weight = torch.sparse.mm(transpose_csr(ctx.x), grad).t()
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = grad.sum(0)
+        return None, grad_weight, grad_bias
+
+
+def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+    r""":func:`torch.nn.functional.linear` whose backward pass, for
+    :obj:`torch.sparse_csr` features :obj:`x`, multiplies with the cached
+    transpose of :obj:`x` (:func:`transpose_csr`) instead of converting it
+    afresh every step; on Coauthor-CS that conversion was half of a
+    full-batch APPNP epoch. Gradients flow to :obj:`weight` and
+    :obj:`bias`, not to sparse :obj:`x`; dense :obj:`x` goes to
+    :func:`torch.nn.functional.linear`.
+
+    Args:
+        x (torch.Tensor): Features of shape :obj:`[N, in_channels]`, dense
+            or :obj:`torch.sparse_csr`.
+        weight (torch.Tensor): Weight of shape
+            :obj:`[out_channels, in_channels]`.
+        bias (torch.Tensor, optional): Bias of shape :obj:`[out_channels]`.
+            (default: :obj:`None`)
+    """
+    if (x.layout == torch.sparse_csr and x.dim() == 2 and not x.requires_grad
+            and torch.is_grad_enabled()
+            and (weight.requires_grad or
+                 (bias is not None and bias.requires_grad))):
+        return _SparseLinear.apply(x, weight, bias)
+    return torch.nn.functional.linear(x, weight, bias)
 
 
 class _SpMM(torch.autograd.Function):

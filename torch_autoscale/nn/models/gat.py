@@ -10,6 +10,7 @@ from torch_geometric.nn import GATConv
 from torch_autoscale.loader import SubgraphBatch
 from torch_autoscale.nn.base import ScalableGNN
 from torch_autoscale.nn.functional import check_dropout, dropout
+from torch_autoscale.nn.linear import sparse_input_linear
 
 
 def _attention_edges(adj_t: Tensor) -> Tensor:
@@ -108,6 +109,9 @@ class GAT(ScalableGNN):
             else:
                 conv = GATConv(in_dim, out_channels, out_heads, concat=False,
                                dropout=dropout, add_self_loops=False)
+            # Sparse input features: multiply with their cached transpose
+            # in the backward pass of the input transform.
+            sparse_input_linear(conv.lin)
             self.convs.append(conv)
 
     @property

@@ -3,12 +3,13 @@ from typing import Any, Dict, List, Optional
 
 import torch
 from torch import Tensor
-from torch.nn import BatchNorm1d, Linear, Module, ModuleList
+from torch.nn import BatchNorm1d, Module, ModuleList
 
 from torch_autoscale.loader import SubgraphBatch
 from torch_autoscale.nn.base import ScalableGNN
 from torch_autoscale.nn.conv import CachedGCN2Conv
 from torch_autoscale.nn.functional import check_dropout, dropout
+from torch_autoscale.nn.linear import Linear
 
 
 class GCNII(ScalableGNN):
