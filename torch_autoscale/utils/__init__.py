@@ -3,11 +3,13 @@ from .memory import StepMemory
 from .sparse import (
     csr_adj_t,
     index_select_rows,
+    linear,
     narrow_rows,
     sparsify_features,
     spmm,
     to_csr,
     transpose_csr,
+    with_values,
 )
 from .synthetic import homophilous_sbm
 
@@ -15,10 +17,12 @@ __all__ = [
     'to_csr',
     'csr_adj_t',
     'index_select_rows',
+    'linear',
     'narrow_rows',
     'sparsify_features',
     'spmm',
     'transpose_csr',
+    'with_values',
     'homophilous_sbm',
     'StepMemory',
 ]
