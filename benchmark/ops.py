@@ -45,7 +45,7 @@ def side_by_side(native: Callable, fallback: Callable, repeat: int,
                  for t in times.values())
 
 
-def row(name: str, native: float, fallback: float,
+def table_row(name: str, native: float, fallback: float,
         torch_sec: Optional[float] = None) -> List[str]:
     cells = [name, f'{1e3 * native:.1f}', f'{1e3 * fallback:.1f}',
              f'{fallback / native:.1f}x']
@@ -83,7 +83,7 @@ def main():
         return ops.relabel_one_hop(rowptr, col, value, n_id, True)
 
     native, fallback, _ = side_by_side(relabel, relabel, args.repeat)
-    rows.append(row(f'relabel_one_hop ({n:,} nodes, {e:,} edges, batch '
+    rows.append(table_row(f'relabel_one_hop ({n:,} nodes, {e:,} edges, batch '
                     f'{args.batch_nodes:,})', native, fallback))
 
     # The mini-batch adjacency of that batch: in-batch rows, batch plus halo
@@ -99,7 +99,7 @@ def main():
     native, fallback, torch_sec = side_by_side(
         transpose, transpose, args.repeat,
         lambda: adj.t().to_sparse_csr())
-    rows.append(row(f'csr_transpose ({args.batch_nodes:,} x {num_cols:,}, '
+    rows.append(table_row(f'csr_transpose ({args.batch_nodes:,} x {num_cols:,}, '
                     f'{out_col.numel():,} entries)', native, fallback,
                     torch_sec))
 
@@ -112,7 +112,7 @@ def main():
         ops.read_async(table, None, None, index, buffer, dst)
 
     native, fallback, _ = side_by_side(read, read, args.repeat)
-    rows.append(row(f'read_async, CPU ({index.numel():,} rows x '
+    rows.append(table_row(f'read_async, CPU ({index.numel():,} rows x '
                     f'{args.channels})', native, fallback))
 
     header = ['op', 'native ms', 'fallback ms', 'speed-up', 'PyTorch ms',
