@@ -27,7 +27,7 @@ import os.path as osp
 import statistics
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
@@ -164,14 +164,19 @@ def table(results: List[Dict[str, Any]], command: str,
     return '\n'.join(lines) + '\n'
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def cli(script: str, doc: str, default_configs: List[str], out_name: str,
+        measure_fn: Callable, table_fn: Callable) -> None:
+    r"""The command line of a side-by-side CPU timing script over small
+    benchmark configs (this one and ``transpose.py``): runs
+    :obj:`measure_fn` on every config whose dataset is present and writes
+    :obj:`table_fn`'s table and the JSON results."""
+    parser = argparse.ArgumentParser(description=doc.split('\n\n')[0])
     parser.add_argument('--root', default='data')
-    parser.add_argument('--configs', nargs='+', default=DEFAULT_CONFIGS)
+    parser.add_argument('--configs', nargs='+', default=default_configs)
     parser.add_argument('--epochs', type=int, default=20)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--out', default=osp.join(
-        run.ROOT, 'benchmark', 'results', 'small_overhead.md'))
+        run.ROOT, 'benchmark', 'results', out_name))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     torch.set_num_threads(args.threads)
@@ -185,21 +190,26 @@ def main():
                      f"found under '{args.root}'")
             continue
         data, ptr, num_classes = run.prepare(cfg, args.root, seed=0)
-        results.append(measure(cfg, data, ptr, num_classes, args.epochs))
+        results.append(measure_fn(cfg, data, ptr, num_classes, args.epochs))
         log.info(json.dumps({k: v for k, v in results[-1].items()
                              if k != 'seconds'}))
     # Allocator settings change CPU timings (see benchmark/cpu_malloc.py):
     # part of the command.
     env = ''.join(f'{k}={v} ' for k, v in sorted(os.environ.items())
                   if k.startswith('MALLOC_'))
-    command = (env + 'python benchmark/small/overhead.py ' +
+    command = (env + f'python benchmark/small/{osp.basename(script)} ' +
                ' '.join(sys.argv[1:]))
-    text = table(results, command, args.threads)
+    text = table_fn(results, command, args.threads)
     with open(args.out, 'w') as f:
         f.write(text)
     with open(osp.splitext(args.out)[0] + '.json', 'w') as f:
         json.dump(results, f, indent=1)
     print(text)
+
+
+def main():
+    cli(__file__, __doc__, DEFAULT_CONFIGS, 'small_overhead.md', measure,
+        table)
 
 
 if __name__ == '__main__':

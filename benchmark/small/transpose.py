@@ -12,10 +12,7 @@ benchmark.
 
     python benchmark/small/transpose.py --root data --epochs 20
 """
-import argparse
 import contextlib
-import json
-import logging
 import os.path as osp
 import statistics
 import sys
@@ -27,16 +24,13 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import datasets  # noqa: E402
 import overhead  # noqa: E402
-import run  # noqa: E402
 
 import torch_autoscale.nn.functional  # noqa: E402
 import torch_autoscale.nn.linear  # noqa: E402
 import torch_autoscale.utils.sparse  # noqa: E402
 from torch_autoscale.utils.sparse import sparse_csr  # noqa: E402
 
-log = logging.getLogger('small.transpose')
 WAYS = ('pytorch', 'library')
 DEFAULT_CONFIGS = ['gcn_coauthor_cs', 'gat_coauthor_cs', 'appnp_coauthor_cs',
                    'gcnii_coauthor_cs', 'gcn_amazon_computers',
@@ -123,36 +117,8 @@ def table(results: List[Dict[str, Any]], command: str, threads: int) -> str:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--root', default='data')
-    parser.add_argument('--configs', nargs='+', default=DEFAULT_CONFIGS)
-    parser.add_argument('--epochs', type=int, default=20)
-    parser.add_argument('--threads', type=int, default=1)
-    parser.add_argument('--out', default=osp.join(
-        run.ROOT, 'benchmark', 'results', 'small_transpose.md'))
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format='%(message)s')
-    torch.set_num_threads(args.threads)
-    torch.sparse.check_sparse_tensor_invariants.disable()
-
-    results = []
-    for name in args.configs:
-        cfg = run.load_config(name)
-        if not datasets.available(args.root, cfg['dataset']):
-            log.info(f"skipping '{name}': dataset '{cfg['dataset']}' not "
-                     f"found under '{args.root}'")
-            continue
-        data, ptr, num_classes = run.prepare(cfg, args.root, seed=0)
-        results.append(measure(cfg, data, ptr, num_classes, args.epochs))
-        log.info(table(results[-1:], '', args.threads).splitlines()[-1])
-    command = ('python benchmark/small/transpose.py ' +
-               ' '.join(sys.argv[1:]))
-    text = table(results, command, args.threads)
-    with open(args.out, 'w') as f:
-        f.write(text)
-    with open(osp.splitext(args.out)[0] + '.json', 'w') as f:
-        json.dump(results, f, indent=1)
-    print(text)
+    overhead.cli(__file__, __doc__, DEFAULT_CONFIGS, 'small_transpose.md',
+                 measure, table)
 
 
 if __name__ == '__main__':

@@ -2,6 +2,8 @@
 
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include "utils/check.h"
+
 namespace autoscale::ops {
 
 namespace {
@@ -15,16 +17,6 @@ void check_table(const at::Tensor& t, const char* op, const char* name) {
                     t.dim(),
                     " dimensions)");
   TORCH_CHECK_VALUE(t.is_contiguous(), op, ": '", name, "' must be contiguous");
-}
-
-void check_cpu(const at::Tensor& t, const char* op, const char* name) {
-  TORCH_CHECK_VALUE(t.is_cpu(),
-                    op,
-                    ": '",
-                    name,
-                    "' must be a CPU tensor (got device ",
-                    t.device(),
-                    ")");
 }
 
 void check_like_src(const at::Tensor& t,
@@ -44,23 +36,6 @@ void check_like_src(const at::Tensor& t,
                     t.size(1),
                     " channels but 'src' has ",
                     src.size(1));
-}
-
-void check_index(const at::Tensor& t, const char* op, const char* name) {
-  TORCH_CHECK_VALUE(t.dim() == 1,
-                    op,
-                    ": '",
-                    name,
-                    "' must be one-dimensional (got ",
-                    t.dim(),
-                    " dimensions)");
-  TORCH_CHECK_VALUE(t.scalar_type() == at::kLong,
-                    op,
-                    ": '",
-                    name,
-                    "' must be an int64 tensor");
-  check_cpu(t, op, name);
-  TORCH_CHECK_VALUE(t.is_contiguous(), op, ": '", name, "' must be contiguous");
 }
 
 // Checks that every run lies within the `num_rows` rows of `table` and

@@ -2,38 +2,15 @@
 
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include "utils/check.h"
+
 namespace autoscale::ops {
-
-namespace {
-
-void check_index(const at::Tensor& t, const char* name) {
-  TORCH_CHECK_VALUE(t.dim() == 1,
-                    "csr_transpose: '",
-                    name,
-                    "' must be one-dimensional (got ",
-                    t.dim(),
-                    " dimensions)");
-  TORCH_CHECK_VALUE(t.scalar_type() == at::kLong,
-                    "csr_transpose: '",
-                    name,
-                    "' must be an int64 tensor");
-  TORCH_CHECK_VALUE(t.is_cpu(),
-                    "csr_transpose: '",
-                    name,
-                    "' must be a CPU tensor (got device ",
-                    t.device(),
-                    ")");
-  TORCH_CHECK_VALUE(
-      t.is_contiguous(), "csr_transpose: '", name, "' must be contiguous");
-}
-
-}  // namespace
 
 void check_csr_transpose(const at::Tensor& rowptr,
                          const at::Tensor& col,
                          int64_t num_cols) {
-  check_index(rowptr, "rowptr");
-  check_index(col, "col");
+  check_index(rowptr, "csr_transpose", "rowptr");
+  check_index(col, "csr_transpose", "col");
   TORCH_CHECK_VALUE(num_cols >= 0,
                     "csr_transpose: 'num_cols' must be non-negative (got ",
                     num_cols,

@@ -2,40 +2,17 @@
 
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include "utils/check.h"
+
 namespace autoscale::ops {
-
-namespace {
-
-void check_index(const at::Tensor& t, const char* name) {
-  TORCH_CHECK_VALUE(t.dim() == 1,
-                    "relabel_one_hop: '",
-                    name,
-                    "' must be one-dimensional (got ",
-                    t.dim(),
-                    " dimensions)");
-  TORCH_CHECK_VALUE(t.scalar_type() == at::kLong,
-                    "relabel_one_hop: '",
-                    name,
-                    "' must be an int64 tensor");
-  TORCH_CHECK_VALUE(t.is_cpu(),
-                    "relabel_one_hop: '",
-                    name,
-                    "' must be a CPU tensor (got device ",
-                    t.device(),
-                    ")");
-  TORCH_CHECK_VALUE(
-      t.is_contiguous(), "relabel_one_hop: '", name, "' must be contiguous");
-}
-
-}  // namespace
 
 void check_relabel_one_hop(const at::Tensor& rowptr,
                            const at::Tensor& col,
                            const std::optional<at::Tensor>& value,
                            const at::Tensor& n_id) {
-  check_index(rowptr, "rowptr");
-  check_index(col, "col");
-  check_index(n_id, "n_id");
+  check_index(rowptr, "relabel_one_hop", "rowptr");
+  check_index(col, "relabel_one_hop", "col");
+  check_index(n_id, "relabel_one_hop", "n_id");
   if (value.has_value()) {
     TORCH_CHECK_VALUE(value->is_cpu(),
                       "relabel_one_hop: 'value' must be a CPU tensor (got "
