@@ -93,6 +93,6 @@ def test_pytorch_transposes_change_the_path_not_the_gradients():
             lin(dropout(sparse, p=0.0)).sum().backward()
             out = dropout(sparse, p=0.5)
         grads.append(lin.weight.grad.clone())
-        shared = hasattr(out, '_torch_autoscale_transpose_structure')
+        shared = hasattr(out, '_torch_autoscale_structure_of')
         assert shared == (way == 'library')
     assert torch.allclose(grads[0], grads[1], atol=1e-6)

@@ -5,6 +5,7 @@ from torch_geometric.nn.dense.linear import Linear as PyGLinear
 
 from torch_autoscale.nn.functional import dropout
 from torch_autoscale.nn.linear import Linear, sparse_input_linear
+from torch_autoscale.utils.sparse import _transpose_structure
 
 
 def sparse_features(num_rows=30, num_cols=50, density=0.1, seed=0):
@@ -50,7 +51,7 @@ def test_dropout_output_shares_the_transpose():
     # dropout outputs of both steps used it.
     structure = x._torch_autoscale_transpose_structure
     out = dropout(x, p=0.5)
-    assert out._torch_autoscale_transpose_structure is structure
+    assert _transpose_structure(out) is structure
     expected = out.to_dense().t()
     assert torch.equal(
         torch.sparse_csr_tensor(structure[0], structure[1],

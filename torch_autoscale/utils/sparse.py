@@ -179,24 +179,27 @@ def _transpose_structure(x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     r"""The row pointer, column indices and value permutation of the
     transpose of the CPU :obj:`torch.sparse_csr` matrix :obj:`x`
     (:func:`torch_autoscale.ops.csr_transpose`), computed once and cached on
-    :obj:`x`."""
+    :obj:`x`, or on the matrix :func:`with_values` made :obj:`x` from."""
     cached = getattr(x, '_torch_autoscale_transpose_structure', None)
     if cached is None:
-        cached = ops.csr_transpose(x.crow_indices().long(),
-                                   x.col_indices().long(), x.size(1))
+        source = getattr(x, '_torch_autoscale_structure_of', None)
+        if source is not None:
+            cached = _transpose_structure(source)
+        else:
+            cached = ops.csr_transpose(x.crow_indices().long(),
+                                       x.col_indices().long(), x.size(1))
         x._torch_autoscale_transpose_structure = cached
     return cached
 
 
 def with_values(x: Tensor, value: Tensor) -> Tensor:
     r"""The :obj:`torch.sparse_csr` matrix with the structure of :obj:`x`
-    and the values :obj:`value`, sharing :obj:`x`'s cached transpose
-    structure (see :func:`transpose_csr`): dropout on sparse features keeps
-    the structure, so full-batch training transposes its features once, not
-    every step."""
+    and the values :obj:`value`, whose transpose (see :func:`transpose_csr`)
+    reuses the structure of :obj:`x`'s: dropout on sparse features keeps the
+    structure, so full-batch training transposes its features once, not
+    every step. Nothing is computed until a transpose is needed."""
     out = sparse_csr(x.crow_indices(), x.col_indices(), value, x.size())
-    if x.device.type == 'cpu' and x.dim() == 2:
-        out._torch_autoscale_transpose_structure = _transpose_structure(x)
+    out._torch_autoscale_structure_of = x
     return out
 
 
