@@ -74,26 +74,3 @@ def test_measure_and_table():
     # Medians 0.2, 0.4 and 0.35.
     assert (f"| APPNP | coauthor-cs | 2 | 0.2000 | 0.4000 | 0.3500 | 2.00 | "
             f"1.14 | 1.75 | {result['rows_per_epoch']:.2f} |") in text
-
-
-def test_pytorch_transposes_change_the_path_not_the_gradients():
-    bench = load_script(osp.join(HERE, 'transpose.py'), 'small_transpose')
-    from torch_autoscale.nn.functional import dropout
-    from torch_autoscale.nn.linear import Linear
-    torch.manual_seed(0)
-    x = torch.rand(20, 30)
-    x[x < 0.8] = 0
-    lin = Linear(30, 4)
-    grads = []
-    for way in bench.WAYS:
-        sparse = x.to_sparse_csr()
-        ctx = bench.pytorch_transposes() if way == 'pytorch' else \
-            bench.contextlib.nullcontext()
-        with ctx:
-            lin.zero_grad()
-            lin(dropout(sparse, p=0.0)).sum().backward()
-            out = dropout(sparse, p=0.5)
-        grads.append(lin.weight.grad.clone())
-        shared = hasattr(out, '_torch_autoscale_structure_of')
-        assert shared == (way == 'library')
-    assert torch.allclose(grads[0], grads[1], atol=1e-6)
