@@ -255,9 +255,8 @@ def linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
     transpose of :obj:`x` (:func:`transpose_csr`) instead of converting it
     afresh every step (full-batch APPNP epochs on Coauthor-CS 1.9x faster,
     ``benchmark/results/small_transpose.md``). Gradients flow to
-    :obj:`weight` and
-    :obj:`bias`, not to sparse :obj:`x`; dense :obj:`x` goes to
-    :func:`torch.nn.functional.linear`.
+    :obj:`weight` and :obj:`bias`, not to sparse :obj:`x`; dense :obj:`x`
+    goes to :func:`torch.nn.functional.linear`.
 
     Args:
         x (torch.Tensor): Features of shape :obj:`[N, in_channels]`, dense
