@@ -7,6 +7,7 @@ out-of-batch neighbour's embedding is read from a per-layer history.
 """
 import torch_autoscale.typing  # noqa: F401  (probes optional backends)
 from torch_autoscale import (
+    errors,
     history,
     loader,
     nn,
@@ -20,6 +21,7 @@ from torch_autoscale.checkpoint import load_checkpoint, save_checkpoint
 __version__ = '0.1.0'
 
 __all__ = [
+    'errors',
     'history',
     'loader',
     'nn',
