@@ -208,6 +208,21 @@ def test_metis_zero_weights():
     assert_valid(cluster, num_nodes, 4)
 
 
+def test_metis_without_edges_balances_node_weight():
+    # No edges (none given, or all of weight zero): METIS is not called;
+    # ranges of the node order of balanced total node weight.
+    cluster = metis(torch.empty(2, 0, dtype=torch.long), 10, 3)
+    assert cluster.tolist() == [0, 0, 0, 1, 1, 1, 1, 2, 2, 2]
+    edge_index, num_nodes = grid_graph(5, 5)
+    node_weight = torch.arange(num_nodes) % 2 * 3 + 1  # 1, 4, 1, 4, ...
+    cluster = metis(edge_index, num_nodes, 4, node_weight=node_weight,
+                    edge_weight=torch.zeros(edge_index.size(1)))
+    assert torch.all(cluster[1:] >= cluster[:-1])  # Ranges.
+    part_weight = torch.zeros(4, dtype=torch.long).index_add_(
+        0, cluster, node_weight)
+    assert int(part_weight.max() - part_weight.min()) <= 4
+
+
 def test_metis_errors():
     edge_index, num_nodes = grid_graph(5, 5)
 

@@ -32,12 +32,7 @@ import torch
 from torch import Tensor
 from torch_geometric.index import index2ptr
 
-from .metis import (
-    _check_weight,
-    _partition_csr,
-    _to_edge_index,
-    _to_metis_weight,
-)
+from .metis import _check_weight, _partition_csr, _to_edge_index
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +78,18 @@ def lpmetis(
     first (an edge given in both directions gets the sum of both weights)
     and self-loops are ignored.
 
+    Edge weights are validated like those of
+    :func:`~torch_autoscale.partition.metis` (negative, NaN or infinite
+    ones raise :class:`~torch_autoscale.errors.PartitionInputError`) and
+    divided by the largest one before label propagation, which only uses
+    their ratios: weights of any magnitude (integers near :math:`2^{63}`,
+    floats near :math:`10^{308}`) partition like the same weights divided
+    down, and the coarsening's sums of weights cannot overflow. Edges of
+    weight zero are dropped; if no edge is left, the parts are balanced by
+    node count (ranges of the node order, sizes differing by at most one).
+    The coarse graph reaches METIS through the same normalization as in
+    :func:`~torch_autoscale.partition.metis`.
+
     Args:
         edge_index (torch.Tensor): The graph connectivity of shape
             :obj:`[2, num_edges]`, or a square sparse adjacency matrix whose
@@ -90,8 +97,9 @@ def lpmetis(
         num_nodes (int, optional): The number of nodes; inferred from
             :obj:`edge_index` if :obj:`None`.
         num_parts (int): The number of parts, in :obj:`[1, num_nodes]`.
-        edge_weight (torch.Tensor, optional): Non-negative edge weights of
-            shape :obj:`[num_edges]`. (default: :obj:`None`, all ones)
+        edge_weight (torch.Tensor, optional): Finite non-negative edge
+            weights of shape :obj:`[num_edges]`, of any real dtype;
+            zero-weight edges are dropped. (default: :obj:`None`, all ones)
         p_ratio (float, optional): Edges whose relative weight is at least
             this are always kept by the pruning step. (default: :obj:`0.5`)
         p_b (float, optional): The probability of keeping any other edge.
@@ -125,6 +133,8 @@ def lpmetis(
 
     Raises:
         ValueError: If an argument is out of range (the message names it).
+        ~torch_autoscale.errors.PartitionInputError: If an edge weight is
+            negative, NaN or infinite (a subclass of :class:`ValueError`).
         ImportError: If no METIS backend is installed.
 
     Example:
@@ -156,6 +166,9 @@ def lpmetis(
     if num_parts == 1:
         return torch.zeros(num_nodes, dtype=torch.long, device=device)
 
+    if edge_weight is not None:
+        edge_weight = _relative_weight(edge_weight)
+
     if seed is None:
         seed = int(torch.randint(2**62, (1, )))
     gen = torch.Generator(device=device)
@@ -167,6 +180,11 @@ def lpmetis(
     row, col, weight = _undirected(edge_index[0], edge_index[1], edge_weight,
                                    num_nodes)
     del edge_index
+    if edge_weight is not None:  # Zero-weight edges cannot be cut:
+        keep = weight > 0
+        if not bool(keep.all()):
+            row, col, weight = row[keep], col[keep], weight[keep]
+        del keep
     # Node ids by decreasing degree: most edge ends then fall on a few hot
     # nodes, whose labels stay in cache during the random gathers, and label
     # ties go to hubs (on the 50M-edge R-MAT graph of the partition
@@ -200,10 +218,8 @@ def lpmetis(
             log.info("LPMetis round %d: %d nodes, %d edges (%.2fs)", r + 1, n,
                      row.numel(), time.perf_counter() - t)
 
-    if row.numel() == 0:  # No edges left: balance cluster sizes only.
-        coarse = _pack(count, num_parts)
-    else:
-        coarse = _metis_coarse(row, col, weight, count, num_parts)
+    # Without edges left, this balances cluster sizes only:
+    coarse = _metis_coarse(row, col, weight, count, num_parts)
     del row, col, weight
     cluster = coarse if mapping is None else coarse[mapping]
     if refine > 0 and mapping is not None:
@@ -446,20 +462,31 @@ def _metis_coarse(row: Tensor, col: Tensor, weight: Tensor, count: Tensor,
     rowptr = index2ptr(rows, size=n)
     del rows
     cols = torch.cat([col, row])[perm]
-    weights = _to_metis_weight(torch.cat([weight, weight])[perm])
+    weights = torch.cat([weight, weight])[perm]
     del perm
-    node_weight = _to_metis_weight(count)
-    out, _ = _partition_csr(rowptr.cpu(), cols.cpu(), num_parts,
-                            node_weight.cpu(), weights.cpu(), False, n)
+    # `_partition_csr` maps the weights into METIS' range (and balances a
+    # graph without edges by `count` without METIS):
+    out, _ = _partition_csr(rowptr.cpu(), cols.cpu(), num_parts, count.cpu(),
+                            weights.cpu(), False, n)
     return out.to(row.device)
 
 
-def _pack(count: Tensor, num_parts: int) -> Tensor:
-    r"""Parts of balanced total :obj:`count` for nodes without edges, by
-    cutting the cumulative count into :obj:`num_parts` equal ranges."""
-    before = torch.cumsum(count, 0) - count
-    part = before * num_parts // int(count.sum())
-    return part.clamp_(max=num_parts - 1)
+def _relative_weight(weight: Tensor) -> Tensor:
+    r"""Edge weights divided by the largest one (in :obj:`float64`), as
+    :obj:`float32`. Label propagation only uses ratios of weights, and sums
+    of weights in :obj:`(0, 1]` over at most all edges cannot overflow in
+    coarsening; a positive weight too small for :obj:`float32` becomes its
+    smallest normal value, never zero."""
+    if weight.numel() == 0:
+        return weight.float()
+    weight = weight.double()
+    max_value = float(weight.max())
+    if max_value > 0:
+        weight = weight / max_value
+    out = weight.float()
+    tiny = torch.finfo(torch.float32).tiny
+    return torch.where((weight > 0) & (out < tiny), torch.full_like(out, tiny),
+                       out)
 
 
 def _fill_empty_parts(cluster: Tensor, num_parts: int) -> Tensor:

@@ -5,6 +5,7 @@ r"""Graph clustering with `METIS <https://github.com/KarypisLab/METIS>`_.
 and cluster boundaries that :func:`~torch_autoscale.partition.permute` and the
 loaders consume.
 """
+import functools
 import logging
 import operator
 import time
@@ -17,6 +18,7 @@ from torch_geometric.typing import SparseTensor
 from torch_geometric.utils import remove_self_loops, to_undirected
 
 import torch_autoscale.typing
+from torch_autoscale.errors import PartitionInputError
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,12 @@ WEIGHT_RESOLUTION: int = 1000
 r"""Floating-point weights are scaled so that the largest one becomes this
 integer before they are rounded (METIS only accepts integer weights)."""
 
-_MAX_TOTAL_WEIGHT: int = 2**30  # Keeps weight sums inside 32-bit METIS.
+WEIGHT_HEADROOM_BITS: int = 4
+r"""The total of all edge weights, and the total of all node weights, that
+METIS receives stays below :math:`2^{w - 4}` for METIS' index width
+:math:`w` (:math:`2^{28}` for 32-bit, :math:`2^{60}` for 64-bit METIS):
+METIS sums weights and multiplies such sums by small factors (up to 3)
+internally, in its own integer type."""
 
 Backend = Callable[
     [Tensor, Tensor, int, Optional[Tensor], Optional[Tensor], bool], Tensor]
@@ -59,13 +66,30 @@ def metis(
     raises (or returns an invalid clustering) falls back to the next one.
 
     .. note::
-        METIS only accepts integer weights. Integer (and boolean) weights are
-        passed on unchanged. Floating-point weights are scaled so that the
-        largest becomes :obj:`WEIGHT_RESOLUTION` (:obj:`1000`), or less where
-        needed to keep their total below :math:`2^{30}`, and rounded to the
-        nearest integer; a positive weight never rounds down to zero.
+        METIS only accepts integer weights, and sums them in its own index
+        type (32-bit or 64-bit, depending on the build; see
+        :obj:`WEIGHT_HEADROOM_BITS`), so weights are normalized before they
+        reach it; every call into METIS in :obj:`torch_autoscale` passes
+        through the same normalization:
+
+        * negative, NaN or infinite weights raise
+          :class:`~torch_autoscale.errors.PartitionInputError`;
+        * integer (and boolean) weights are passed on unchanged while their
+          total fits METIS' safe range; larger ones are divided by their
+          greatest common divisor and, if that is not enough, rescaled
+          proportionally and rounded, with a logged warning;
+        * floating-point weights are scaled so that the largest becomes
+          :obj:`WEIGHT_RESOLUTION` (:obj:`1000`), or less where needed to
+          keep their total in range (with a logged warning), and rounded;
+        * a positive weight never rounds down to zero, so zero weights are
+          exactly the ones given as zero.
+
         Edges whose (symmetrized) weight is zero are dropped, which does not
-        change the objective. Node weights of zero are allowed.
+        change the objective. If no edge is left (*e.g.*, all edge weights
+        are zero), METIS is not called: the nodes are cut, in their order,
+        into :obj:`num_parts` ranges of balanced total node weight (an edge
+        cut of zero, as nothing connects them). Node weights of zero are
+        allowed, but not all of them.
 
     .. note::
         METIS may leave some of the :obj:`num_parts` parts empty, mostly on
@@ -89,13 +113,14 @@ def metis(
         recursive (bool, optional): If set to :obj:`True`, uses multilevel
             recursive bisection instead of multilevel k-way partitioning.
             (default: :obj:`False`)
-        node_weight (torch.Tensor, optional): Non-negative node weights of
-            shape :obj:`[num_nodes]` to balance instead of node counts.
-            (default: :obj:`None`)
-        edge_weight (torch.Tensor, optional): Non-negative edge weights of
-            shape :obj:`[num_edges]` (one per column of :obj:`edge_index`,
-            or one per stored entry of a sparse :obj:`edge_index`), whose
-            total over cut edges is minimized. (default: :obj:`None`)
+        node_weight (torch.Tensor, optional): Finite non-negative node
+            weights of shape :obj:`[num_nodes]`, not all zero, to balance
+            instead of node counts. (default: :obj:`None`)
+        edge_weight (torch.Tensor, optional): Finite non-negative edge
+            weights of shape :obj:`[num_edges]` (one per column of
+            :obj:`edge_index`, or one per stored entry of a sparse
+            :obj:`edge_index`), whose total over cut edges is minimized;
+            zero-weight edges are dropped. (default: :obj:`None`)
         verbose (bool, optional): Whether to log the edge cut and warn about
             empty parts; callers that partition many small graphs turn it
             off. (default: :obj:`True`)
@@ -107,9 +132,13 @@ def metis(
 
     Raises:
         ValueError: If :obj:`edge_index`, :obj:`num_nodes`,
-            :obj:`num_parts`, :obj:`node_weight` or :obj:`edge_weight` is
-            invalid, if the graph is empty, or if :obj:`num_parts` exceeds
-            the number of nodes.
+            :obj:`num_parts` or the shape of :obj:`node_weight` or
+            :obj:`edge_weight` is invalid, if the graph is empty, or if
+            :obj:`num_parts` exceeds the number of nodes.
+        ~torch_autoscale.errors.PartitionInputError: If a weight is
+            negative, NaN or infinite, if every node weight is zero, or if
+            the graph is too large for METIS' index type (a subclass of
+            :class:`ValueError`).
         ImportError: If no METIS backend is installed or working.
 
     Example:
@@ -127,10 +156,8 @@ def metis(
                                 'one entry per node')
     edge_weight = _check_weight(edge_weight, 'edge_weight', num_edges,
                                 'one entry per edge of `edge_index`')
-    if node_weight is not None and not bool((node_weight > 0).any()):
-        raise ValueError("'node_weight' must contain at least one positive "
-                         "entry (all weights are zero); pass "
-                         "'node_weight=None' to balance node counts instead")
+    if node_weight is not None:
+        _check_node_weight_total(node_weight)
 
     try:
         num_parts = operator.index(num_parts)
@@ -148,15 +175,13 @@ def metis(
 
     # METIS expects an undirected graph without self-loops in CSR format:
     edge_index, edge_weight = remove_self_loops(edge_index, edge_weight)
+    if edge_weight is not None:
+        # Integer weights *before* symmetrization, which counts every edge
+        # twice: its sums then cannot overflow, and stay symmetric.
+        edge_weight = _to_metis_weight(edge_weight, 'edge_weight',
+                                       _weight_limit() // 2)
     edge_index, edge_weight = to_undirected(edge_index, edge_weight,
                                             num_nodes=num_nodes, reduce='add')
-    if edge_weight is not None:  # Zero-weight edges cannot be cut:
-        mask = edge_weight > 0
-        if not bool(mask.all()):
-            edge_index, edge_weight = edge_index[:, mask], edge_weight[mask]
-        edge_weight = _to_metis_weight(edge_weight)
-    if node_weight is not None:
-        node_weight = _to_metis_weight(node_weight)
 
     row, col = edge_index.cpu()
     rowptr = index2ptr(row, size=num_nodes)
@@ -340,6 +365,9 @@ def _sparse_to_edge_index(adj: Tensor) -> Tensor:
 
 def _check_weight(weight: Optional[Tensor], name: str, size: int,
                   what: str) -> Optional[Tensor]:
+    r"""Checks the shape of user weights and returns them as a detached
+    one-dimensional real tensor (booleans as :obj:`int64`), validated by
+    :func:`_check_weight_values`."""
     if weight is None:
         return None
     if not isinstance(weight, Tensor) or weight.layout != torch.strided:
@@ -356,38 +384,193 @@ def _check_weight(weight: Optional[Tensor], name: str, size: int,
     weight = weight.detach()
     if weight.dtype == torch.bool:
         weight = weight.long()
-    if weight.is_floating_point() and not bool(torch.isfinite(weight).all()):
-        raise ValueError(f"'{name}' must be finite (got NaN or inf); "
-                         f"replace them, e.g., via 'torch.nan_to_num'")
-    if weight.numel() > 0 and bool((weight < 0).any()):
-        raise ValueError(f"'{name}' must be non-negative (got "
-                         f"{weight.min().item()}); METIS cannot use "
-                         f"negative weights, so shift or clamp them, e.g., "
-                         f"via '{name}.clamp(min=0)'")
+    _check_weight_values(weight, name)
     return weight
 
 
-def _to_metis_weight(weight: Tensor) -> Tensor:
-    r"""Maps non-negative weights to the non-negative :obj:`int64` weights
-    METIS expects (see the note in :func:`metis`)."""
-    if not weight.is_floating_point():
+def _check_weight_values(weight: Tensor, name: str) -> None:
+    r"""Raises :class:`~torch_autoscale.errors.PartitionInputError` if
+    :obj:`weight` holds NaN, infinite or negative values."""
+    if weight.numel() == 0:
+        return
+    if weight.is_floating_point():
+        finite = torch.isfinite(weight)
+        if not bool(finite.all()):
+            bad = (~finite).nonzero().view(-1)
+            raise PartitionInputError(
+                f"'{name}' must be finite, but holds {bad.numel()} NaN or "
+                f"infinite value(s) (first at index {int(bad[0])}); METIS "
+                f"cannot use them, so replace them, e.g., via "
+                f"'torch.nan_to_num({name}, nan=0.0, posinf=...)'")
+    if bool((weight < 0).any()):
+        raise PartitionInputError(
+            f"'{name}' must be non-negative (got {weight.min().item()}); "
+            f"METIS cannot use negative weights, so shift or clamp them, "
+            f"e.g., via '{name}.clamp(min=0)'")
+
+
+def _check_node_weight_total(node_weight: Tensor) -> None:
+    if node_weight.numel() > 0 and not bool((node_weight > 0).any()):
+        raise PartitionInputError(
+            "'node_weight' must contain at least one positive entry (all "
+            "weights are zero), or METIS divides by a total of zero; pass "
+            "'node_weight=None' to balance node counts instead")
+
+
+@functools.lru_cache(maxsize=None)
+def _pymetis_idx_width() -> int:
+    try:
+        import pymetis
+        return int(pymetis.zero_copy_dtype().itemsize) * 8
+    except Exception:  # Older pymetis: assume the narrower build.
+        return 32
+
+
+def _idx_width() -> int:
+    r"""The bit width of METIS' index type :obj:`idx_t` for the backends
+    that may run: :obj:`pymetis` reports its own; builds of
+    :obj:`torch-sparse` and :obj:`pyg-lib` cannot tell, so they count as
+    32-bit (as Debian's :obj:`libmetis` is)."""
+    if (torch_autoscale.typing.WITH_TORCH_SPARSE
+            or torch_autoscale.typing.WITH_PYG_LIB):
+        return 32
+    if torch_autoscale.typing.WITH_PYMETIS:
+        return _pymetis_idx_width()
+    return 32
+
+
+def _weight_limit() -> int:
+    r"""The largest total of edge (or node) weights METIS receives (see
+    :obj:`WEIGHT_HEADROOM_BITS`)."""
+    return 2**(_idx_width() - WEIGHT_HEADROOM_BITS)
+
+
+def _gcd(x: Tensor) -> int:
+    r"""The greatest common divisor of the positive integers :obj:`x`, by a
+    tree of element-wise :meth:`torch.gcd` calls."""
+    x = x.long()
+    while x.numel() > 1:
+        if x.numel() % 2 == 1:
+            x = torch.cat([x, x[-1:]])
+        x = torch.gcd(x[0::2], x[1::2])
+        if bool((x == 1).any()):
+            return 1
+    return int(x[0]) if x.numel() > 0 else 1
+
+
+def _to_metis_weight(weight: Tensor, name: str, limit: int) -> Tensor:
+    r"""Maps finite non-negative weights to the :obj:`int64` weights METIS
+    takes, with a total of at most :obj:`limit` (see the note in
+    :func:`metis`): zero stays zero, and every positive weight becomes at
+    least :obj:`1`. Integer weights that fit already come back unchanged,
+    so the mapping is idempotent."""
+    if weight.numel() == 0:
         return weight.long()
-    weight = weight.double()
-    max_value, total = float(weight.max()), float(weight.sum())
-    if max_value <= 0:
+    positive = weight > 0
+    num_positive = int(positive.sum())
+    if num_positive == 0:
         return torch.zeros_like(weight, dtype=torch.long)
-    scale = min(WEIGHT_RESOLUTION / max_value, _MAX_TOTAL_WEIGHT / total)
-    out = (weight * scale).round().long()
-    return torch.where((weight > 0) & (out == 0), torch.ones_like(out), out)
+    if 2 * num_positive > limit:
+        raise PartitionInputError(
+            f"'{name}' has {num_positive} positive entries, more than "
+            f"{_idx_width()}-bit METIS can sum when every one weighs at "
+            f"least 1 (at most {limit // 2}); pass '{name}=None', or "
+            f"partition the graph via 'lpmetis'")
+    budget = limit - num_positive  # Rounding up adds at most 1 per entry.
+    if not weight.is_floating_point():
+        weight = weight.long()
+        total = float(weight.double().sum())
+        if total <= limit:  # Passed on unchanged.
+            return weight
+        divisor = _gcd(weight[positive])
+        if divisor > 1:  # An exact division loses nothing:
+            weight, total = weight // divisor, total / divisor
+            if total <= limit:
+                return weight
+        scaled = weight.double()
+        scale = budget / total
+        lossy = True
+    else:
+        # Divide by the largest weight first, so that tiny (even
+        # subnormal) or huge weights cannot overflow the scale:
+        scaled = weight.double() / float(weight.max())
+        total = float(scaled.sum())
+        scale = float(WEIGHT_RESOLUTION)
+        lossy = total * scale > budget
+        if lossy:
+            scale = budget / total
+    scaled = scaled * scale
+    out = scaled.round().long()
+    out = torch.where(positive & (out == 0), torch.ones_like(out), out)
+    if lossy:
+        error = ((out - scaled).abs() / scaled)[positive].max()
+        log.warning(
+            "'%s' was rescaled proportionally by %.3g to fit %d-bit METIS "
+            "(a total weight of at most %d), rounding each weight to an "
+            "integer of at least 1: the largest relative change of a "
+            "weight is %.3g", name, scale, _idx_width(), limit,
+            float(error))
+    return out
+
+
+def _balance_by_weight(node_weight: Optional[Tensor], num_nodes: int,
+                       num_parts: int) -> Tensor:
+    r"""Cuts the node order into :obj:`num_parts` ranges of balanced total
+    node weight (a node goes to the range its weight's midpoint falls in),
+    the optimal partition of a graph without edges."""
+    weight = (torch.ones(num_nodes, dtype=torch.double)
+              if node_weight is None else node_weight.double())
+    before = torch.cumsum(weight, 0) - weight
+    part = (before + 0.5 * weight) * (num_parts / float(weight.sum()))
+    return part.floor_().long().clamp_(0, num_parts - 1)
+
+
+def _metis_input(
+    rowptr: Tensor, col: Tensor, node_weight: Optional[Tensor],
+    edge_weight: Optional[Tensor], num_nodes: int
+) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
+    r"""The check at the door to METIS: validates a symmetric CSR graph
+    and its weights (:func:`_check_weight_values`), maps the weights into
+    METIS' safe range (:func:`_to_metis_weight`) and drops the edges whose
+    weight is zero (METIS requires positive edge weights)."""
+    width, limit = _idx_width(), _weight_limit()
+    if num_nodes > limit or col.numel() > limit:
+        raise PartitionInputError(
+            f"A graph of {num_nodes} nodes and {col.numel()} adjacency "
+            f"entries is too large for {width}-bit METIS (at most {limit} "
+            f"of each); partition it via 'lpmetis', or install a 64-bit "
+            f"build of METIS")
+    if node_weight is not None:
+        _check_weight_values(node_weight, 'node_weight')
+        _check_node_weight_total(node_weight)
+        node_weight = _to_metis_weight(node_weight, 'node_weight', limit)
+    if edge_weight is not None:
+        _check_weight_values(edge_weight, 'edge_weight')
+        edge_weight = _to_metis_weight(edge_weight, 'edge_weight', limit)
+        keep = edge_weight > 0
+        if not bool(keep.all()):
+            row = ptr2index(rowptr, col.numel())
+            rowptr = index2ptr(row[keep], size=num_nodes)
+            col, edge_weight = col[keep], edge_weight[keep]
+    return rowptr, col, node_weight, edge_weight
 
 
 def _partition_csr(rowptr: Tensor, col: Tensor, num_parts: int,
                    node_weight: Optional[Tensor],
                    edge_weight: Optional[Tensor], recursive: bool,
                    num_nodes: int) -> Tuple[Tensor, str]:
-    r"""Runs the first METIS backend that works on a symmetric CSR graph
-    on the CPU (integer weights); returns the part ids and the backend's
-    name."""
+    r"""Runs the first METIS backend that works on a symmetric CSR graph on
+    the CPU with finite non-negative weights of any real dtype; returns the
+    part ids and the backend's name. Every call into METIS goes through
+    here, and so through :func:`_metis_input`; a graph without edges is
+    balanced by node weight without METIS."""
+    rowptr, col, node_weight, edge_weight = _metis_input(
+        rowptr, col, node_weight, edge_weight, num_nodes)
+    if num_parts <= 1:
+        return torch.zeros(num_nodes, dtype=torch.long), 'none'
+    if col.numel() == 0:  # No edges: nothing to cut, only to balance.
+        return _balance_by_weight(node_weight, num_nodes,
+                                  num_parts), 'no edges'
     for name, backend in _backends():
         try:
             out = backend(rowptr, col, num_parts, node_weight, edge_weight,

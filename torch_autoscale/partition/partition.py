@@ -62,6 +62,10 @@ def partition(
     Raises:
         ValueError: If :obj:`method` is unknown, :obj:`num_parts` is not in
             :obj:`[1, num_nodes]`, or the graph is invalid.
+        ~torch_autoscale.errors.PartitionInputError: If :obj:`"metis"` or
+            :obj:`"lpmetis"` gets negative, NaN or infinite weights (see
+            :func:`~torch_autoscale.partition.metis` for how all other
+            weights are mapped into METIS' range).
 
     Example:
         >>> from torch_geometric.utils import grid
