@@ -3,6 +3,7 @@ import torch
 
 import torch_autoscale.checkpoint
 from torch_autoscale import load_checkpoint, save_checkpoint
+from torch_autoscale.errors import CheckpointError
 from torch_autoscale.history import History, SegmentHistory
 from torch_autoscale.loader import EvalSubgraphLoader, SubgraphLoader
 from torch_autoscale.nn.models import GCN
@@ -115,27 +116,29 @@ def test_checkpoint_errors(graph, tmp_path):
     model, optimizer = build(data)
     save_checkpoint(path, model)
 
-    with pytest.raises(ValueError, match='holds no optimizer state'):
+    with pytest.raises(CheckpointError, match='holds no optimizer state'):
         load_checkpoint(path, model, optimizer)
     wider = GCN(data.num_nodes, data.num_features, 32, 4, num_layers=3)
     wider.histories[0].push(torch.ones(data.num_nodes, 32))
     before = [p.detach().clone() for p in wider.parameters()]
-    with pytest.raises(ValueError, match=r"history 'histories.0' has shape "
-                       r"\(300, 16\) in the checkpoint but \(300, 32\)"):
+    with pytest.raises(CheckpointError, match=r"history 'histories.0' has "
+                       r"shape \(300, 16\) in the checkpoint but "
+                       r"\(300, 32\)"):
         load_checkpoint(path, wider)
-    # Errors are raised before anything is modified.
+    # Errors are raised before anything is modified (CheckpointError is a
+    # ValueError).
     assert all(torch.equal(a, b) for a, b in zip(before, wider.parameters()))
     assert bool((wider.histories[0].pull() == 1).all())
     deeper = GCN(data.num_nodes, data.num_features, 16, 4, num_layers=4)
-    with pytest.raises(ValueError, match=r"the model's histories "
+    with pytest.raises(CheckpointError, match=r"the model's histories "
                        r"\['histories.2'\] are not in the checkpoint"):
         load_checkpoint(path, deeper)
     shallow = GCN(data.num_nodes, data.num_features, 16, 4, num_layers=2)
-    with pytest.raises(ValueError, match=r"the checkpoint holds histories "
-                       r"\['histories.1'\] that the model lacks"):
+    with pytest.raises(CheckpointError, match=r"the checkpoint holds "
+                       r"histories \['histories.1'\] that the model lacks"):
         load_checkpoint(path, shallow)
     torch.save({'weights': torch.ones(1)}, tmp_path / 'other.pt')
-    with pytest.raises(ValueError, match="not a checkpoint written by"):
+    with pytest.raises(CheckpointError, match="not a checkpoint written by"):
         load_checkpoint(tmp_path / 'other.pt', model)
 
     closed = History(4, 2)
