@@ -24,7 +24,7 @@ $(DEPS_STAMP): $(PY) pyproject.toml Makefile
 	# torch first and pinned, so that nothing below pulls another build.
 	$(PIP) install "torch==$(TORCH_VERSION)"
 	$(PIP) install "setuptools>=64" wheel ninja numpy scipy tqdm pytest \
-		torch-geometric pymetis sphinx
+		torch-geometric pymetis sphinx hypothesis
 	touch $@
 
 $(PKG_STAMP): $(DEPS_STAMP) $(NATIVE_SOURCES)

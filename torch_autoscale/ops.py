@@ -4,7 +4,10 @@ Every function calls the :obj:`torch_autoscale._C` kernel
 (:obj:`torch.ops.torch_autoscale.*`) when the extension is loaded
 (:obj:`torch_autoscale.typing.WITH_NATIVE`, read at call time) and a
 pure-PyTorch implementation with identical results otherwise. Both paths raise
-:class:`ValueError` with the same message for bad arguments.
+:class:`ValueError` with the same message for bad arguments: every index a
+kernel dereferences (row pointers, columns, node ids, runs, rows) is
+validated before any memory is touched, and outputs that alias inputs are
+rejected, so malformed input is an error, never a crash or wrong rows.
 """
 from typing import List, Optional, Tuple
 
@@ -242,19 +245,21 @@ def csr_transpose(rowptr: Tensor, col: Tensor,
     _check_index(col, op, 'col')
     _check(num_cols >= 0, f"{op}: 'num_cols' must be non-negative (got "
            f"{num_cols})")
+    _check(num_cols < 2**60, f"{op}: 'num_cols' must be less than 2**60 "
+           f"(got {num_cols}); its row pointer would not fit in memory")
     _check(rowptr.numel() >= 1, f"{op}: 'rowptr' must have at least one entry")
     first, last = int(rowptr[0]), int(rowptr[-1])
     _check(first == 0 and last == col.numel(), f"{op}: 'rowptr' must run "
            f"from 0 to the number of entries in 'col' ({col.numel()}), got "
            f"{first} to {last}")
-    i = _first((col < 0) | (col >= num_cols))
-    if i >= 0:
-        raise ValueError(f"{op}: 'col' contains column {int(col[i])} but the "
-                         f"matrix has {num_cols} columns")
     i = _first(rowptr.diff() < 0)
     if i >= 0:
         raise ValueError(f"{op}: 'rowptr' must be non-decreasing, but row {i} "
                          f"spans [{int(rowptr[i])}, {int(rowptr[i + 1])})")
+    i = _first((col < 0) | (col >= num_cols))
+    if i >= 0:
+        raise ValueError(f"{op}: 'col' contains column {int(col[i])} but the "
+                         f"matrix has {num_cols} columns")
     return csr_transpose_reference(rowptr, col, num_cols)
 
 
@@ -309,6 +314,40 @@ def _check_runs(offset: Tensor, count: Tensor, num_rows: int, op: str,
     return int(count.sum())
 
 
+def _overlaps(a: Tensor, b: Tensor) -> bool:
+    r"""Whether the memory of two contiguous tensors overlaps."""
+    if a.device != b.device:
+        return False
+    a_bytes, b_bytes = a.numel() * a.element_size(), b.numel() * b.element_size()
+    if a_bytes == 0 or b_bytes == 0:
+        return False
+    a0, b0 = a.data_ptr(), b.data_ptr()
+    return a0 < b0 + b_bytes and b0 < a0 + a_bytes
+
+
+def _check_no_alias(a: Tensor, b: Tensor, op: str, a_name: str,
+                    b_name: str) -> None:
+    _check(not _overlaps(a, b), f"{op}: '{a_name}' and '{b_name}' share "
+           f"memory; pass a separate tensor (e.g., '{a_name}.clone()')")
+
+
+def _check_disjoint_runs(offset: Tensor, count: Tensor, op: str) -> None:
+    r"""Checks that the non-empty runs do not overlap, in order of their
+    offsets (ties in call order), as the native kernels do."""
+    run = (count > 0).nonzero().view(-1)
+    if run.numel() < 2:
+        return
+    order = run[torch.sort(offset[run], stable=True)[1]]
+    start, end = offset[order], (offset + count)[order]
+    i = _first(end[:-1] > start[1:])
+    if i >= 0:
+        a, b = int(order[i]), int(order[i + 1])
+        raise ValueError(f"{op}: runs must not overlap, but run {a} (offset "
+                         f"{int(offset[a])}, count {int(count[a])}) overlaps "
+                         f"run {b} (offset {int(offset[b])}, count "
+                         f"{int(count[b])})")
+
+
 def _check_side_stream(t: Tensor, op: str) -> None:
     _check(
         torch.cuda.current_stream(t.device) != torch.cuda.default_stream(
@@ -345,7 +384,9 @@ def read_async(
 
     The :obj:`n = sum(count) + len(index)` rows are gathered into
     :obj:`buffer[:n]` and then copied to :obj:`dst[:n]`. Rows are copied as
-    bytes, so any dtype works. If :obj:`dst` is a CPU tensor, the read is
+    bytes, so any dtype works. :obj:`buffer` may be :obj:`dst` itself, but
+    neither may share memory with :obj:`src` or the index tensors
+    (:class:`ValueError` otherwise: the copies run in parallel and in place). If :obj:`dst` is a CPU tensor, the read is
     synchronous. If it is a CUDA tensor, the call returns at once: a native
     worker thread gathers into the pinned :obj:`buffer` and copies it to
     :obj:`dst` on the CUDA stream that is current at the time of the call,
@@ -391,6 +432,15 @@ def read_async(
         _check_index(offset, op, 'offset')
         _check_index(count, op, 'count')
     _check_index(index, op, 'index')
+    _check_no_alias(src, buffer, op, 'src', 'buffer')
+    _check_no_alias(src, dst, op, 'src', 'dst')
+    if buffer.data_ptr() != dst.data_ptr():
+        _check_no_alias(buffer, dst, op, 'buffer', 'dst')
+    for out, out_name in ((buffer, 'buffer'), (dst, 'dst')):
+        if offset is not None and count is not None:
+            _check_no_alias(offset, out, op, 'offset', out_name)
+            _check_no_alias(count, out, op, 'count', out_name)
+        _check_no_alias(index, out, op, 'index', out_name)
     num_rows = src.size(0)
     rows: List[Tensor] = []
     if offset is not None and count is not None:
@@ -415,7 +465,8 @@ def read_async(
         _check_side_stream(dst, op)
 
     torch.index_select(src, 0, row, out=buffer[:n])
-    dst[:n].copy_(buffer[:n])
+    if buffer.data_ptr() != dst.data_ptr():
+        dst[:n].copy_(buffer[:n])
 
 
 def write_async(src: Tensor, offset: Tensor, count: Tensor,
@@ -424,7 +475,9 @@ def write_async(src: Tensor, offset: Tensor, count: Tensor,
     :obj:`dst`: the next :obj:`count[i]` rows of :obj:`src` go to
     :obj:`dst[offset[i]:offset[i] + count[i]]`, for every run in order.
 
-    Rows are copied as bytes, so any dtype works; runs must not overlap. If
+    Rows are copied as bytes, so any dtype works; runs must not overlap
+    (:class:`ValueError` otherwise), and :obj:`src` must not share memory
+    with :obj:`dst`. If
     :obj:`src` is a CPU tensor, the write is synchronous. If it is a CUDA
     tensor, the call returns at once: a native worker thread copies the runs
     to the pinned :obj:`dst` on the CUDA stream that is current at the time
@@ -454,7 +507,11 @@ def write_async(src: Tensor, offset: Tensor, count: Tensor,
     _check_like_src(dst, src, op, 'dst')
     _check_index(offset, op, 'offset')
     _check_index(count, op, 'count')
+    _check_no_alias(src, dst, op, 'src', 'dst')
+    _check_no_alias(offset, dst, op, 'offset', 'dst')
+    _check_no_alias(count, dst, op, 'count', 'dst')
     total = _check_runs(offset, count, dst.size(0), op, 'dst')
+    _check_disjoint_runs(offset, count, op)
     _check(src.size(0) == total, f"{op}: 'src' has {src.size(0)} rows but "
            f"the runs in 'count' sum to {total}")
     if src.device.type == 'cuda':

@@ -2,6 +2,10 @@
 
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
 #include "utils/check.h"
 
 namespace autoscale::ops {
@@ -74,6 +78,43 @@ int64_t check_runs(const at::Tensor& offset,
   return total;
 }
 
+// Runs written in parallel must not overlap: checks the non-empty runs in
+// order of their offsets (ties in call order).
+void check_disjoint_runs(const at::Tensor& offset,
+                         const at::Tensor& count,
+                         const char* op) {
+  const auto* offset_data = offset.const_data_ptr<int64_t>();
+  const auto* count_data = count.const_data_ptr<int64_t>();
+  std::vector<int64_t> order(offset.numel());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return offset_data[a] < offset_data[b];
+  });
+  int64_t prev = -1;
+  for (const auto i : order) {
+    if (count_data[i] == 0)
+      continue;
+    TORCH_CHECK_VALUE(prev < 0 ||
+                          offset_data[prev] + count_data[prev] <=
+                              offset_data[i],
+                      op,
+                      ": runs must not overlap, but run ",
+                      prev,
+                      " (offset ",
+                      prev < 0 ? 0 : offset_data[prev],
+                      ", count ",
+                      prev < 0 ? 0 : count_data[prev],
+                      ") overlaps run ",
+                      i,
+                      " (offset ",
+                      offset_data[i],
+                      ", count ",
+                      count_data[i],
+                      ")");
+    prev = i;
+  }
+}
+
 }  // namespace
 
 int64_t check_read_async(const at::Tensor& src,
@@ -97,6 +138,20 @@ int64_t check_read_async(const at::Tensor& src,
     check_index(*count, op, "count");
   }
   check_index(index, op, "index");
+  // Reads must not write into what they read. 'buffer' may be 'dst' itself
+  // (the gather then lands in place), but not overlap it partially.
+  check_no_alias(src, buffer, op, "src", "buffer");
+  check_no_alias(src, dst, op, "src", "dst");
+  if (buffer.const_data_ptr() != dst.const_data_ptr())
+    check_no_alias(buffer, dst, op, "buffer", "dst");
+  for (const auto* out : {&buffer, &dst}) {
+    const auto* out_name = out == &buffer ? "buffer" : "dst";
+    if (offset.has_value()) {
+      check_no_alias(*offset, *out, op, "offset", out_name);
+      check_no_alias(*count, *out, op, "count", out_name);
+    }
+    check_no_alias(index, *out, op, "index", out_name);
+  }
 
   const auto num_rows = src.size(0);
   int64_t n = 0;
@@ -139,7 +194,11 @@ void check_write_async(const at::Tensor& src,
   check_like_src(dst, src, op, "dst");
   check_index(offset, op, "offset");
   check_index(count, op, "count");
+  check_no_alias(src, dst, op, "src", "dst");
+  check_no_alias(offset, dst, op, "offset", "dst");
+  check_no_alias(count, dst, op, "count", "dst");
   const auto total = check_runs(offset, count, dst.size(0), op, "dst");
+  check_disjoint_runs(offset, count, op);
   TORCH_CHECK_VALUE(src.size(0) == total,
                     "write_async: 'src' has ",
                     src.size(0),

@@ -16,8 +16,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> csr_transpose(
     const at::Tensor& col,
     int64_t num_cols);
 
-// Checks the arguments of `csr_transpose` that need no pass over the entries;
-// every kernel calls it first.
+// Checks every argument of `csr_transpose`: the row pointer runs
+// non-decreasing from 0 to `col.numel()` and every column lies in
+// [0, num_cols). Every kernel calls it before touching memory.
 void check_csr_transpose(const at::Tensor& rowptr,
                          const at::Tensor& col,
                          int64_t num_cols);

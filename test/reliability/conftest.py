@@ -50,7 +50,9 @@ class Isolated:
             pytest.fail(f'the child process hung for {timeout} s:\n{code}')
         if proc.returncode < 0:
             name = signal.Signals(-proc.returncode).name
-            pytest.fail(f'the child process died by {name}:\n{code}\n'
+            running = proc.stdout.rsplit('@@CASE@@', 1)[-1][:200]
+            pytest.fail(f'the child process died by {name} (last case '
+                        f'started: {running.strip()!r}):\n{code}\n'
                         f'stderr:\n{proc.stderr[-3000:]}')
         marker = '@@RESULT@@'
         if marker not in proc.stdout:
@@ -63,7 +65,34 @@ class Isolated:
         return result
 
 
-@pytest.fixture
+    def cases(self, setup: str, cases: Dict[str, str], timeout: float = 300,
+              env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+        r"""Runs every snippet of :obj:`cases` after :obj:`setup` in one
+        child interpreter (one start-up for all) and returns, per case, a
+        dict with :obj:`error`, :obj:`mro` and :obj:`message` as
+        :meth:`__call__` does. A signal fails the test naming the case that
+        was running."""
+        code = [textwrap.dedent(setup), 'import json as _json, sys as _sys',
+                '_results = {}']
+        for name, snippet in cases.items():
+            code += [
+                f'print("@@CASE@@", {name!r}, flush=True)', 'try:',
+                textwrap.indent(textwrap.dedent(snippet), '    '),
+                'except Exception as _e:',
+                f'    _results[{name!r}] = {{"error": type(_e).__name__, '
+                '"mro": [c.__name__ for c in type(_e).__mro__], '
+                '"message": str(_e)}', 'else:',
+                f'    _results[{name!r}] = {{"error": None}}'
+            ]
+        code += ['print(_json.dumps(_results))']
+        out = self('\n'.join(code), timeout=timeout, env=env)
+        if out['error'] is not None:
+            running = out['stdout'].rsplit('@@CASE@@', 1)[-1].strip()
+            pytest.fail(f'the cases stopped at {running!r}: {out}')
+        return json.loads(out['stdout'].strip().rsplit('\n', 1)[-1])
+
+
+@pytest.fixture(scope='session')
 def isolated() -> Isolated:
     r"""Runs code in a child interpreter; a signal or a hang fails the
     test (see :class:`Isolated`)."""
