@@ -88,6 +88,30 @@ class DistributedTimeoutError(RuntimeError):
         self.rank = rank
 
 
+_FINITE_CHECKS = True
+
+
+def set_finite_checks(enabled: bool) -> None:
+    r"""Turns the checks for NaN and infinite values (at preparation and on
+    every push into a history) on or off for the whole process. They are on
+    by default; their cost on a GAS epoch is measured in
+    ``benchmark/results/reliability.md``. Turn them off only for
+    measurements, like :func:`torch.autograd.set_detect_anomaly` the other
+    way round.
+
+    Args:
+        enabled (bool): Whether to check.
+    """
+    global _FINITE_CHECKS
+    _FINITE_CHECKS = bool(enabled)
+
+
+def finite_checks_enabled() -> bool:
+    r"""Whether NaN and infinite values are checked for (see
+    :func:`set_finite_checks`)."""
+    return _FINITE_CHECKS
+
+
 def non_finite_rows(x: Tensor) -> Tensor:
     r"""The indices of the rows of :obj:`x` (along its first dimension) that
     hold at least one NaN or infinite value, or an empty tensor.
@@ -106,7 +130,8 @@ def non_finite_rows(x: Tensor) -> Tensor:
 def check_finite(x: Tensor, what: str, fix: str,
                  index: Optional[Tensor] = None) -> None:
     r"""Raises :class:`NonFiniteError` naming the rows of :obj:`x` that hold
-    NaN or infinite values.
+    NaN or infinite values (nothing when :func:`set_finite_checks` turned
+    the checks off).
 
     Args:
         x (torch.Tensor): The values to check.
@@ -117,6 +142,8 @@ def check_finite(x: Tensor, what: str, fix: str,
             :obj:`x` (*e.g.*, node ids); the error reports these.
             (default: :obj:`None`)
     """
+    if not _FINITE_CHECKS:
+        return
     if not (x.is_floating_point() or x.is_complex()) or x.numel() == 0:
         return
     if bool(torch.isfinite(x).all()):  # One reduction on the fast path.
@@ -139,4 +166,6 @@ __all__ = [
     'DistributedTimeoutError',
     'non_finite_rows',
     'check_finite',
+    'set_finite_checks',
+    'finite_checks_enabled',
 ]
