@@ -71,13 +71,18 @@ def test_tier_inference_and_repr(tmp_path):
 
     disk = History(4, 2, storage='disk', directory=str(tmp_path))
     assert disk.emb.device.type == 'cpu' and not disk.emb.is_pinned()
-    assert os.path.dirname(disk.path) == str(tmp_path)
-    assert os.path.basename(disk.path).startswith('history_')
-    assert disk.path.endswith('.bin')
-    assert not os.path.exists(disk.path)  # Its name is removed at once.
+    assert disk.path is None  # The file never had a name (O_TMPFILE).
+    assert os.listdir(tmp_path) == []
     assert disk.nbytes == 4 * 2 * 4
-    assert f"storage='disk', path={disk.path!r}" in repr(disk)
+    assert f"storage='disk', directory={str(tmp_path)!r}" in repr(disk)
     assert History(4, 2).path is None
+    kept = History(4, 2, storage='disk', directory=str(tmp_path),
+                   keep_file=True)
+    assert kept.directory == str(tmp_path)
+    assert os.path.basename(kept.path).startswith('history_')
+    assert kept.path.endswith('.bin')
+    assert f"storage='disk', path={kept.path!r}" in repr(kept)
+    kept.close()
 
     # A history follows the model's device but its table stays put.
     torch.nn.ModuleList([disk]).to('meta')
@@ -87,8 +92,8 @@ def test_tier_inference_and_repr(tmp_path):
 
 def test_disk_default_directory():
     history = History(3, 2, storage='disk')
-    assert os.path.dirname(history.path) == tempfile.gettempdir()
-    assert not os.path.exists(history.path)
+    assert history.directory == tempfile.gettempdir()
+    assert history.path is None
     history.close()
 
 
@@ -104,7 +109,7 @@ def test_disk_file_name_is_removed_once_mapped(tmp_path):
     # Two histories in one folder get files of their own.
     a = History(10, 4, storage='disk', directory=str(tmp_path))
     b = History(10, 4, storage='disk', directory=str(tmp_path))
-    assert a.path != b.path
+    assert os.listdir(tmp_path) == []
     a.push(torch.ones(10, 4))
     assert torch.equal(b.pull(), torch.zeros(10, 4))
 
@@ -145,8 +150,9 @@ def test_disk_copy_and_pickle(tmp_path):
     history.push(x)
 
     clone = copy.deepcopy(history)
-    assert clone.storage == 'disk' and clone.path != history.path
-    assert os.path.dirname(clone.path) == str(tmp_path)
+    assert clone.storage == 'disk' and clone.emb.data_ptr() != \
+        history.emb.data_ptr()
+    assert clone.directory == str(tmp_path) and clone.path is None
     assert torch.equal(clone.pull(), history.pull())
     clone.push(torch.zeros(8, 3))
     assert torch.equal(history.pull(), x.half().float())
@@ -170,7 +176,7 @@ def test_segment_history_on_disk(tmp_path):
     history = SegmentHistory([3, 1, 4], 5, dtype=torch.bfloat16,
                              storage='disk', directory=str(tmp_path))
     assert history.storage == 'disk'
-    assert os.path.dirname(history.path) == str(tmp_path)
+    assert history.path is None and os.listdir(tmp_path) == []
     assert "storage='disk'" in repr(history)
     graph, segment = torch.tensor([2, 0]), torch.tensor([3, 1])
     x = torch.randn(2, 5)
@@ -260,8 +266,9 @@ def test_killed_process_leaves_no_disk_table(tmp_path):
 def test_disk_file_removed_when_done_where_open_files_stay(tmp_path,
                                                           monkeypatch):
     # Where an open file cannot be removed (Windows), close() or garbage
-    # collection removes it.
+    # collection removes it. (Such systems have no O_TMPFILE either.)
     monkeypatch.setattr(history_module, 'release_name', lambda path: False)
+    monkeypatch.setattr(history_module, '_open_unnamed', lambda d: None)
     a = History(10, 4, storage='disk', directory=str(tmp_path))
     b = History(10, 4, storage='disk', directory=str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == sorted(

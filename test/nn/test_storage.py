@@ -58,7 +58,7 @@ def test_gcn_host_and_disk_train_identically(dtype, tmp_path):
                history_dir=str(tmp_path))
     assert [h.storage for h in host[0].histories] == ['host'] * 3
     assert [h.storage for h in disk[0].histories] == ['disk'] * 3
-    assert [os.path.dirname(h.path) for h in disk[0].histories] == [
+    assert [h.directory for h in disk[0].histories] == [
         str(tmp_path)] * 3
     assert_same_run(host, disk)
     assert host[0].history_bytes() == disk[0].history_bytes() == (
@@ -78,7 +78,7 @@ def test_mixed_dtypes_and_storages(tmp_path):
     model = mixed[0]
     assert [h.storage for h in model.histories] == ['host', 'disk', 'device']
     assert [h.dtype for h in model.histories] == dtypes
-    assert os.path.dirname(model.histories[1].path) == str(tmp_path)
+    assert model.histories[1].directory == str(tmp_path)
     assert model.history_bytes() == 300 * 16 * (4 + 2 + 2)
     # The same dtypes, all in host memory: the tier changes nothing.
     assert_same_run(run(data, ptr, history_dtype=dtypes), mixed)
@@ -148,7 +148,7 @@ def test_models_pass_history_options_on(name, tmp_path):
                                                   torch.float32]
     assert model.history_bytes() == sum(
         20 * h.channels * h.dtype.itemsize for h in model.histories)
-    assert os.path.dirname(model.histories[0].path) == str(tmp_path)
+    assert model.histories[0].directory == str(tmp_path)
     assert model.histories[1].path is None
 
 

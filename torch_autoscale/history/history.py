@@ -1,4 +1,6 @@
 import copy
+import errno
+import logging
 import os
 import tempfile
 import weakref
@@ -6,6 +8,16 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
+
+from torch_autoscale.errors import (
+    HistoryOverflowError,
+    NonFiniteError,
+    StorageFullError,
+    finite_checks_enabled,
+    non_finite_rows,
+)
+
+log = logging.getLogger(__name__)
 
 DeviceLike = Union[str, torch.device, None]
 
@@ -90,24 +102,96 @@ def _check_directory(directory: Optional[str]) -> str:
     return directory
 
 
-def _map_file(directory: str, num_nodes: int, channels: int,
-              dtype: torch.dtype) -> Tuple[Tensor, str]:
+#: The errors that say a file system has no room for a file.
+FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def reserve(fd: int, nbytes: int, what: str, directory: str) -> None:
+    r"""Reserves :obj:`nbytes` of disk space for the open file :obj:`fd`
+    (:func:`os.posix_fallocate`), so that a full file system is a
+    :class:`~torch_autoscale.errors.StorageFullError` now rather than a
+    :obj:`SIGBUS` on the first write to a memory mapping of a sparse file.
+
+    Args:
+        fd (int): The open file.
+        nbytes (int): Its size.
+        what (str): What the file holds, for the message.
+        directory (str): Its folder, for the message.
+    """
+    if nbytes == 0:
+        return
     try:
-        fd, path = tempfile.mkstemp(prefix='history_', suffix='.bin',
-                                    dir=directory)
+        os.posix_fallocate(fd, 0, nbytes)
     except OSError as e:
-        raise ValueError(f"'directory' {directory!r} is not writable "
-                         f"({e.strerror}); pass a folder you can write to")
-    os.close(fd)
+        if e.errno in FULL_ERRNOS:
+            raise StorageFullError(
+                e.errno, f"{what} needs {nbytes} bytes in {directory!r} but "
+                f"they cannot be reserved ({os.strerror(e.errno)}); free "
+                f"space there, raise the file size limit, or pass another "
+                f"'directory'") from e
+        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+        # A file system without fallocate (glibc emulates it elsewhere):
+        # fall back to extending the file.
+        os.ftruncate(fd, nbytes)
+
+
+def _open_unnamed(directory: str) -> Optional[int]:
+    r"""A new file with no name in :obj:`directory` (Linux's
+    :obj:`O_TMPFILE`): a process killed at any moment leaves nothing
+    behind. :obj:`None` where the system or file system lacks it."""
+    flag = getattr(os, 'O_TMPFILE', None)
+    if flag is None or not os.path.isdir('/proc/self/fd'):
+        return None
     try:
-        # A shared mapping: writes go through to the file, which the call
-        # extends to its full size (zero-filled, sparse where supported).
-        emb = torch.from_file(path, shared=True, size=num_nodes * channels,
+        return os.open(directory, flag | os.O_RDWR, 0o600)
+    except OSError as e:
+        if e.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL,
+                       errno.ENOENT):
+            return None
+        raise
+
+
+def _map_file(directory: str, num_nodes: int, channels: int,
+              dtype: torch.dtype,
+              named: bool = False) -> Tuple[Tensor, Optional[str]]:
+    r"""Maps a new, zero-filled file of :obj:`num_nodes` rows in
+    :obj:`directory`, with its disk space reserved. Unless :obj:`named`, the
+    file has no name on Linux (the returned path is :obj:`None`); elsewhere,
+    and when :obj:`named`, it has an exclusive fresh name."""
+    nbytes = num_nodes * channels * torch.empty(0, dtype=dtype).element_size()
+    fd = None if named else _open_unnamed(directory)
+    path: Optional[str] = None
+    if fd is None:
+        try:
+            fd, path = tempfile.mkstemp(prefix='history_', suffix='.bin',
+                                        dir=directory)
+        except OSError as e:
+            raise ValueError(f"'directory' {directory!r} is not writable "
+                             f"({e.strerror}); pass a folder you can write "
+                             f"to") from e
+    try:
+        reserve(fd, nbytes, f"a 'disk' history of {num_nodes} x {channels} "
+                f"{str(dtype).replace('torch.', '')}", directory)
+        # A shared mapping: writes go through to the (reserved) file.
+        source = path if path is not None else f'/proc/self/fd/{fd}'
+        emb = torch.from_file(source, shared=True, size=num_nodes * channels,
                               dtype=dtype)
     except BaseException:
-        _remove_file(path)
+        if path is not None:
+            _remove_file(path)
         raise
+    finally:
+        os.close(fd)
     return emb.view(num_nodes, channels), path
+
+
+def _run_rows(offset: Tensor, count: Tensor) -> Tensor:
+    r"""The table rows that the runs :obj:`(offset, count)` cover."""
+    total = int(count.sum())
+    ptr = count.cumsum(0) - count
+    return torch.repeat_interleave(offset - ptr, count,
+                                   output_size=total) + torch.arange(total)
 
 
 class History(torch.nn.Module):
@@ -130,10 +214,25 @@ class History(torch.nn.Module):
     * :obj:`"disk"`: a memory-mapped file in :obj:`directory`, for tables
       larger than host memory. Pulls gather from the mapping and pushes write
       through it; the operating system's page cache keeps the hot rows in
-      memory. Unless :obj:`keep_file` is set, the file's name
-      (:attr:`path`) is removed as soon as the table is mapped, so a killed
+      memory. The file's disk space is reserved when the history is created,
+      so a full file system raises
+      :class:`~torch_autoscale.errors.StorageFullError` then, never a
+      :obj:`SIGBUS` on a later write. Unless :obj:`keep_file` is set, the
+      file never has a name on Linux (:obj:`O_TMPFILE`; elsewhere its name
+      (:attr:`path`) is removed as soon as the table is mapped), so a killed
       process leaves nothing behind; its space is freed when the history is
       closed or garbage-collected.
+
+    Every push is checked before anything is written: node indices and runs
+    must lie within the table (runs with non-negative lengths that do not
+    overlap), and the values must be finite and representable in the
+    table's dtype. NaN or infinite values raise
+    :class:`~torch_autoscale.errors.NonFiniteError` and finite values beyond
+    the dtype's range (*e.g.*, above 65504 for :obj:`torch.float16`) raise
+    :class:`~torch_autoscale.errors.HistoryOverflowError`, both naming the
+    nodes, rather than storing infinities that would poison every later
+    pull. :func:`~torch_autoscale.errors.set_finite_checks` turns the value
+    checks off.
 
     Histories are deliberately not part of :meth:`state_dict`; save and
     restore their contents with
@@ -205,6 +304,9 @@ class History(torch.nn.Module):
         #: The file of a :obj:`"disk"` table (:obj:`None` otherwise); without
         #: :obj:`keep_file`, only the name it was created under.
         self.path: Optional[str] = None
+        #: The folder of a :obj:`"disk"` table's file (:obj:`None`
+        #: otherwise).
+        self.directory: Optional[str] = None
         self._finalizer: Optional[weakref.finalize] = None
         self._allocate(dtype, device, directory)
         # The device of the owning model: pulls return there.
@@ -214,10 +316,12 @@ class History(torch.nn.Module):
     def _allocate(self, dtype: torch.dtype, device: torch.device,
                   directory: Optional[str]) -> None:
         if self._storage == 'disk':
-            directory = _check_directory(directory)
+            directory = self.directory = _check_directory(directory)
             self.emb, self.path = _map_file(directory, self.num_nodes,
-                                            self.channels, dtype)
-            if not self.keep_file and not release_name(self.path):
+                                            self.channels, dtype,
+                                            named=self.keep_file)
+            if self.path is not None and not self.keep_file and \
+                    not release_name(self.path):
                 self._finalizer = weakref.finalize(self, _remove_file,
                                                    self.path)
             # A new file reads as zeros: skip the first reset, which would
@@ -352,19 +456,10 @@ class History(torch.nn.Module):
 
         x = x.detach()
         if offset is not None:
-            if offset.numel() != count.numel():
-                raise ValueError(f"'offset' ({offset.numel()}) and 'count' "
-                                 f"({count.numel()}) differ in length")
             offset, count = offset.cpu(), count.cpu()
-            total = int(count.sum()) if count.numel() > 0 else 0
-            if total != x.size(0):
-                raise ValueError(f"'count' sums to {total} but 'x' has "
-                                 f"{x.size(0)} rows")
-            if offset.numel() > 0 and (
-                    int(offset.min()) < 0 or int(
-                        (offset + count).max()) > self.num_nodes):
-                raise ValueError(f"runs 'offset'/'count' exceed the "
-                                 f"{self.num_nodes} rows of this History")
+            self._check_runs(offset, count, x.size(0))
+            x = self.check_values(x, lambda rows: _run_rows(offset, count)[
+                rows])
             src = 0
             for o, c in zip(offset.tolist(), count.tolist()):
                 self.emb[o:o + c].copy_(x[src:src + c], non_blocking=True)
@@ -378,14 +473,92 @@ class History(torch.nn.Module):
                 raise ValueError(
                     f"'n_id' holds indices outside [0, {self.num_nodes}) of "
                     f"this History")
+            x = self.check_values(x, lambda rows: n_id.cpu()[rows])
             self.emb.index_copy_(0, n_id.to(self.emb.device),
-                                 x.to(self.emb.device, self.emb.dtype))
+                                 x.to(self.emb.device))
         else:
             if x.size(0) != self.num_nodes:
                 raise ValueError(f"'x' has {x.size(0)} rows; without 'n_id' "
                                  f"or 'offset'/'count' it must cover all "
                                  f"{self.num_nodes} nodes")
-            self.emb.copy_(x)
+            self.emb.copy_(self.check_values(x, lambda rows: rows))
+
+    def _check_runs(self, offset: Tensor, count: Tensor,
+                    num_rows: int) -> None:
+        if offset.numel() != count.numel():
+            raise ValueError(f"'offset' ({offset.numel()}) and 'count' "
+                             f"({count.numel()}) differ in length")
+        if offset.numel() == 0:
+            if num_rows != 0:
+                raise ValueError(f"'count' sums to 0 but 'x' has {num_rows} "
+                                 f"rows")
+            return
+        bad = ((offset < 0) | (count < 0) | (offset > self.num_nodes)
+               | (count > self.num_nodes - offset)).nonzero()
+        if bad.numel() > 0:
+            i = int(bad[0])
+            raise ValueError(
+                f"run {i} (offset {int(offset[i])}, count {int(count[i])}) of "
+                f"'offset'/'count' exceeds the {self.num_nodes} rows of "
+                f"this History; offsets must be in [0, {self.num_nodes}] and "
+                f"counts non-negative")
+        total = int(count.sum())
+        if total != num_rows:
+            raise ValueError(f"'count' sums to {total} but 'x' has {num_rows} "
+                             f"rows")
+        order = torch.argsort(offset, stable=True)
+        end = (offset + count)[order]
+        start, nonempty = offset[order], count[order] > 0
+        clash = (end[:-1] > start[1:]) & nonempty[:-1] & nonempty[1:]
+        if bool(clash.any()):
+            i = int(clash.nonzero()[0])
+            a, b = int(order[i]), int(order[i + 1])
+            raise ValueError(f"runs {a} and {b} of 'offset'/'count' overlap "
+                             f"(rows {int(offset[b])}..{int(end[i]) - 1}); "
+                             f"every node is pushed at most once")
+
+    def check_values(self, x: Tensor, node_of=None) -> Tensor:
+        r"""Returns :obj:`x` in the table's dtype after checking that every
+        value is finite and representable in it.
+
+        Args:
+            x (torch.Tensor): The embeddings about to be written.
+            node_of (callable, optional): Maps row positions of :obj:`x` to
+                the node indices they are written to, for the message.
+                (default: :obj:`None`, row positions)
+
+        Raises:
+            NonFiniteError: If :obj:`x` holds NaN or infinite values.
+            HistoryOverflowError: If a finite value of :obj:`x` lies beyond
+                the range of the table's dtype.
+        """
+        out = x.to(self.emb.dtype)
+        if not finite_checks_enabled() or out.numel() == 0:
+            return out
+        if bool(torch.isfinite(out).all()):  # One reduction when fine.
+            return out
+        bad = non_finite_rows(x)
+        kind = NonFiniteError
+        if bad.numel() == 0:  # Finite in x, infinite once cast: overflow.
+            bad, kind = non_finite_rows(out), HistoryOverflowError
+        rows = bad if node_of is None else node_of(bad)
+        rows = rows.tolist()
+        shown = ', '.join(str(r) for r in rows[:10])
+        shown += f', ... ({len(rows)} in all)' if len(rows) > 10 else ''
+        if kind is NonFiniteError:
+            raise NonFiniteError(
+                f"the embeddings pushed into this History hold NaN or "
+                f"infinite values at nodes [{shown}]; they would poison every "
+                f"later pull. Check the input features and the learning rate "
+                f"(torch.autograd.set_detect_anomaly finds the operation)",
+                rows=rows)
+        finfo = torch.finfo(self.emb.dtype)
+        raise HistoryOverflowError(
+            f"the embeddings pushed into this History exceed the range of "
+            f"its dtype {self.emb.dtype} (largest value {finfo.max:g}) at "
+            f"nodes [{shown}] and would be stored as infinity; create the "
+            f"history with dtype=torch.bfloat16 or torch.float32, or keep "
+            f"the embeddings smaller (e.g., normalization)", rows=rows)
 
     def _apply(self, fn, recurse=True):
         # Track the model's device without moving the table: histories stay
@@ -397,8 +570,10 @@ class History(torch.nn.Module):
         out = f'storage={self._storage!r}'
         if self._storage == 'device':
             out += f', device={self.emb.device}'
-        elif self._storage == 'disk':
+        elif self._storage == 'disk' and self.path is not None:
             out += f', path={self.path!r}'
+        elif self._storage == 'disk':
+            out += f', directory={self.directory!r}'
         return out
 
     def extra_repr(self) -> str:
@@ -419,8 +594,7 @@ class History(torch.nn.Module):
                 out.__dict__[key] = copy.deepcopy(value, memo)
         out.path, out._finalizer = None, None
         if self._storage == 'disk' and not self._closed:
-            out._allocate(self.dtype, torch.device('cpu'),
-                          os.path.dirname(self.path))
+            out._allocate(self.dtype, torch.device('cpu'), self.directory)
             out._zeroed = False
             copy_rows(out.emb, self.emb)
         else:

@@ -8,6 +8,7 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from torch_autoscale import ops
+from torch_autoscale.errors import check_finite
 from torch_autoscale.utils.sparse import (
     index_select_rows,
     sparse_csr,
@@ -53,6 +54,30 @@ def _first(batch: List[Any]) -> Any:
     return batch[0]
 
 
+def _check_finite_data(node_attrs: dict, value: Optional[Tensor]) -> None:
+    r"""Raises :class:`~torch_autoscale.errors.NonFiniteError` naming the
+    nodes whose features (or incoming edge weights) hold NaN or infinite
+    values: one such node poisons every history row and parameter within a
+    few steps, without a word otherwise."""
+    fix = ("replace or drop them before training (e.g., "
+           "torch.nan_to_num(data.x) or a mask of the rows)")
+    for key, attr in node_attrs.items():
+        if attr.layout == torch.sparse_csr:
+            crow = attr.crow_indices()
+            row = torch.repeat_interleave(
+                torch.arange(crow.numel() - 1), crow.diff())
+            values = attr.values()
+            if values.is_floating_point() and \
+                    not bool(torch.isfinite(values).all()):
+                bad = row[~torch.isfinite(values)].unique()
+                check_finite(torch.full((attr.size(0), ), float('nan'))[bad],
+                             f"'data.{key}' (sparse)", fix, index=bad)
+        else:
+            check_finite(attr, f"'data.{key}'", fix)
+    if value is not None:
+        check_finite(value, "the edge weights of 'data'", fix)
+
+
 class SubgraphCollater:
     r"""Builds the :class:`SubgraphBatch` of a list of clusters. Picklable, so
     it runs in :class:`~torch.utils.data.DataLoader` worker processes.
@@ -86,6 +111,7 @@ class SubgraphCollater:
                 # Keep edge attributes attached to their edges: store them
                 # in CSR order once, then slice by kept CSR positions.
                 self.edge_attrs[key] = value[edge_perm]
+        _check_finite_data(self.node_attrs, self.value)
 
     def __call__(self, clusters: Sequence[int]) -> SubgraphBatch:
         clusters = torch.as_tensor(clusters, dtype=torch.long).view(-1)

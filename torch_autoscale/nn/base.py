@@ -446,7 +446,10 @@ class ScalableGNN(torch.nn.Module):
                              f"{batch_size} in-batch nodes")
         h = x[:batch_size]
         if self._async:
-            self.pool.async_push(h, batch.offset, batch.count, history.emb)
+            checked = history.check_values(
+                h.detach(), lambda rows: batch.n_id[rows])
+            self.pool.async_push(checked, batch.offset, batch.count,
+                                 history.emb)
             halo = self.pool.synchronize_pull()
             halo = halo.to(h.dtype)
         else:
@@ -491,7 +494,39 @@ class ScalableGNN(torch.nn.Module):
             f"which mini_inference() needs")
 
     @torch.no_grad()
-    def mini_inference(self, loader: Any, progress: bool = True) -> Tensor:
+    def _check_coverage(self, batches: List[Any],
+                        nodes: Optional[Tensor]) -> None:
+        r"""Checks that the in-batch nodes of :obj:`batches` are
+        :obj:`nodes` (every node if :obj:`None`), each exactly once."""
+        seen = torch.cat([b.n_id[:b.batch_size].cpu() for b in batches])
+        if seen.numel() > 0 and (int(seen.min()) < 0
+                                 or int(seen.max()) >= self.num_nodes):
+            raise ValueError(
+                f"'loader' holds nodes outside [0, {self.num_nodes}); build "
+                f"it from the graph this model was created for "
+                f"(num_nodes={self.num_nodes})")
+        times = torch.bincount(seen, minlength=self.num_nodes)
+        expected = torch.ones(self.num_nodes, dtype=torch.long)
+        what = 'every node'
+        if nodes is not None:
+            expected = torch.zeros(self.num_nodes, dtype=torch.long)
+            expected[nodes.cpu()] = 1
+            what = f"the {int(expected.sum())} nodes of 'nodes'"
+        for bad, how in ((times < expected, 'in no mini-batch'),
+                         (times > expected, 'in more than one mini-batch '
+                          'or not in \'nodes\'')):
+            ids = bad.nonzero().view(-1)
+            if ids.numel() > 0:
+                shown = ', '.join(str(i) for i in ids[:10].tolist())
+                more = ', ...' if ids.numel() > 10 else ''
+                raise ValueError(
+                    f"'loader' must cover {what} exactly once as in-batch "
+                    f"nodes, but {ids.numel()} node(s) [{shown}{more}] are "
+                    f"{how}; use an EvalSubgraphLoader over every cluster "
+                    f"of the partition")
+
+    def mini_inference(self, loader: Any, progress: bool = True,
+                       nodes: Optional[Tensor] = None) -> Tensor:
         r"""Exact layer-wise inference for all nodes.
 
         Layer :math:`\ell` runs over all mini-batches of :obj:`loader` before
@@ -505,9 +540,19 @@ class ScalableGNN(torch.nn.Module):
                 node exactly once.
             progress (bool, optional): Whether to show a progress bar.
                 (default: :obj:`True`)
+            nodes (torch.Tensor, optional): The nodes :obj:`loader` covers,
+                when it covers only some on purpose (*e.g.*, one process's
+                clusters); the other rows of the output are zero.
+                (default: :obj:`None`, every node)
 
         Returns:
             The output for every node, in the loader's node order.
+
+        Raises:
+            ValueError: If the in-batch nodes of :obj:`loader` miss a node
+                (of :obj:`nodes`), hold one twice, or hold one outside the
+                graph, naming the nodes: a missed node's output would be
+                undefined.
         """
         was_training = self.training
         self.eval()
@@ -515,6 +560,7 @@ class ScalableGNN(torch.nn.Module):
         batches = list(loader)
         if len(batches) == 0:
             raise ValueError("'loader' yields no mini-batches")
+        self._check_coverage(batches, nodes)
         states: List[Dict[str, Any]] = [{} for _ in batches]
         use_pool = self._use_pool()
         out: Optional[Tensor] = None
@@ -544,11 +590,13 @@ class ScalableGNN(torch.nn.Module):
                 h = h[:batch.batch_size]
                 if last:
                     if out is None:
-                        out = torch.empty(self.num_nodes, h.size(-1),
+                        out = torch.zeros(self.num_nodes, h.size(-1),
                                           dtype=h.dtype, device='cpu')
                     out[batch.n_id[:batch.batch_size]] = h.cpu()
                 elif use_pool:
-                    self.pool.async_push(h, batch.offset, batch.count,
+                    checked = dst.check_values(
+                        h, lambda rows, n_id=batch.n_id: n_id[rows])
+                    self.pool.async_push(checked, batch.offset, batch.count,
                                          dst.emb)
                 else:
                     dst.push(h, batch.n_id[:batch.batch_size], batch.offset,
