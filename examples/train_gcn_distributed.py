@@ -16,6 +16,11 @@ takes the same steps at any number of processes. Datasets and their
 reference hyperparameters are those of ``train_gcn.py``; the model of best
 validation accuracy is reported, the test split is never used for
 selection. Uses gloo on CPUs and NCCL on GPUs.
+
+A process that stops answering (stalled or dead) ends every other one after
+``--timeout`` seconds (default: 300) with a
+``torch_autoscale.errors.DistributedTimeoutError`` that names its rank, and
+then ``torchrun`` as a whole, with a non-zero exit code.
 """
 import argparse
 import json
@@ -29,6 +34,7 @@ import time
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch.distributed.elastic.multiprocessing.errors import record
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
@@ -56,12 +62,14 @@ def shared_partition(data, args, rank: int):
         cluster[0] = partition(data.edge_index, args.num_parts,
                                method=args.partition,
                                num_nodes=data.num_nodes, seed=args.seed)
-    dist.broadcast_object_list(cluster, src=0)
+    with tad.collective('sharing the partition'):
+        dist.broadcast_object_list(cluster, src=0)
     return prepare(data, args.num_parts, cluster=cluster[0])
 
 
 def run(args) -> dict:
-    rank, world_size = tad.init_process_group(args.backend)
+    rank, world_size = tad.init_process_group(
+        args.backend, timeout=getattr(args, 'timeout', None))
     device = (torch.device('cuda', torch.cuda.current_device())
               if dist.get_backend() == 'nccl' else torch.device('cpu'))
     torch.manual_seed(args.seed)
@@ -84,7 +92,8 @@ def run(args) -> dict:
     model = GCN(data.num_nodes, data.num_features, args.hidden, num_classes,
                 num_layers=args.num_layers, dropout=args.dropout,
                 drop_input=True, history_factory=factory).to(device)
-    ddp = DistributedDataParallel(model)
+    with tad.collective('DistributedDataParallel (sharing parameters)'):
+        ddp = DistributedDataParallel(model)
     # Weight decay on the first convolution only, as in the GCN paper.
     optimizer = torch.optim.Adam([
         dict(params=model.convs[0].parameters(),
@@ -99,29 +108,35 @@ def run(args) -> dict:
     for epoch in pbar:
         loader.set_epoch(epoch)
         ddp.train()
-        dist.barrier()
+        with tad.collective('the start of an epoch'):
+            dist.barrier()
         start = time.perf_counter()
         total = torch.zeros(2)
-        for batch in loader:
-            batch = batch.to(device, non_blocking=True)
-            optimizer.zero_grad()
-            out = ddp(batch.data.x, batch.data.adj_t, batch)
-            bs = batch.batch_size
-            mask = batch.data.train_mask[:bs]
-            if bool(mask.any()):
-                loss = F.cross_entropy(out[:bs][mask],
-                                       batch.data.y[:bs][mask])
-                total += torch.tensor([float(loss.detach()), 1.0])
-            else:  # Every process must take part in every step.
-                loss = out.sum() * 0.0
-            loss.backward()
-            if args.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(ddp.parameters(),
-                                               args.grad_clip)
-            optimizer.step()
-        dist.barrier()
-        times.append(time.perf_counter() - start)
-        dist.all_reduce(total)
+        # The library's collectives (history pulls) name their failures
+        # themselves; this names those of DistributedDataParallel's
+        # gradient all-reduce.
+        with tad.collective('a training step'):
+            for batch in loader:
+                batch = batch.to(device, non_blocking=True)
+                optimizer.zero_grad()
+                out = ddp(batch.data.x, batch.data.adj_t, batch)
+                bs = batch.batch_size
+                mask = batch.data.train_mask[:bs]
+                if bool(mask.any()):
+                    loss = F.cross_entropy(out[:bs][mask],
+                                           batch.data.y[:bs][mask])
+                    total += torch.tensor([float(loss.detach()), 1.0])
+                else:  # Every process must take part in every step.
+                    loss = out.sum() * 0.0
+                loss.backward()
+                if args.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(ddp.parameters(),
+                                                   args.grad_clip)
+                optimizer.step()
+        with tad.collective('the end of an epoch'):
+            dist.barrier()
+            times.append(time.perf_counter() - start)
+            dist.all_reduce(total)
 
         out = tad.mini_inference(ddp, eval_loader, progress=False).cpu()
         val_acc = accuracy(out, data.y, data.val_mask)
@@ -163,12 +178,18 @@ def parser() -> argparse.ArgumentParser:
                    help='intra-op threads per process')
     p.add_argument('--backend', default=None, choices=['gloo', 'nccl'],
                    help='default: nccl with CUDA, gloo otherwise')
+    p.add_argument('--timeout', type=float,
+                   default=tad.DEFAULT_TIMEOUT.total_seconds(),
+                   help='seconds a collective waits for the other processes '
+                   'before the run ends with an error naming the one that '
+                   'stopped answering (default: 300)')
     p.add_argument('--json', default=None,
                    help='rank 0 writes the results here')
     p.add_argument('--quiet', action='store_true')
     return p
 
 
+@record  # torchrun's failure summary then shows the error, not just a code.
 def main():
     args = parser().parse_args()
     for key, value in DEFAULTS[args.dataset].items():

@@ -5,7 +5,10 @@ processes, and histories either in one shared-memory table per machine or
 sharded across processes."""
 from .assignment import ClusterAssignment
 from .context import (
+    DEFAULT_TIMEOUT,
+    collective,
     get_rank,
+    get_timeout,
     get_world_size,
     init_process_group,
     local_rank,
@@ -39,6 +42,9 @@ __all__ = [
     'history_factory',
     'mini_inference',
     'init_process_group',
+    'DEFAULT_TIMEOUT',
+    'get_timeout',
+    'collective',
     'get_rank',
     'get_world_size',
     'local_rank',

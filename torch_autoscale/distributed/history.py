@@ -12,6 +12,7 @@ from torch import Tensor
 
 from torch_autoscale.distributed.assignment import ClusterAssignment
 from torch_autoscale.distributed.context import (
+    collective,
     comm_device,
     get_rank,
     get_world_size,
@@ -86,7 +87,9 @@ class SharedHistory(History):
         # Also a barrier: the file exists before anyone maps it.
         src = dist.get_global_rank(self._group, 0) \
             if self._group is not None else 0
-        dist.broadcast_object_list(path, src=src, group=self._group)
+        with collective("'SharedHistory' (sharing its file's name)",
+                        self._group):
+            dist.broadcast_object_list(path, src=src, group=self._group)
         self.path = path[0]
         try:
             emb = torch.from_file(self.path, shared=True,
@@ -100,7 +103,7 @@ class SharedHistory(History):
         self._zeroed = True
         # Once every process has mapped the file, the creator removes its
         # name (mappings stay valid), so killed processes leave nothing.
-        dist.barrier(group=self._group)
+        self._barrier("'SharedHistory' (mapping its file)")
         if get_rank(self._group) == 0 and not release_name(self.path):
             self._finalizer = weakref.finalize(self, _remove_file, self.path)
 
@@ -110,14 +113,24 @@ class SharedHistory(History):
         if not self._zeroed and get_rank(self._group) == 0:
             self.emb.fill_(0)
         if not self._zeroed:
-            dist.barrier(group=self._group)
+            self._barrier("'SharedHistory.reset_parameters'")
         self._zeroed = False
 
     def sync(self) -> None:
         r"""A barrier over the processes sharing the table: afterwards, every
-        push made before it by any of them is visible."""
+        push made before it by any of them is visible.
+
+        Raises:
+            DistributedTimeoutError: If a process of the group stopped
+                answering (see
+                :func:`~torch_autoscale.distributed.collective`).
+        """
         self._check_open()
-        dist.barrier(group=self._group)
+        self._barrier("'SharedHistory.sync'")
+
+    def _barrier(self, what: str) -> None:
+        with collective(what, self._group):
+            dist.barrier(group=self._group)
 
 
 class ShardedHistory(History):
@@ -230,7 +243,13 @@ class ShardedHistory(History):
     def pull(self, n_id: Optional[Tensor] = None) -> Tensor:
         r"""Returns the rows of the global nodes :obj:`n_id` (all nodes if
         :obj:`None`) on the model's device, gathered from their owners.
-        Collective: every process of the group must call it."""
+        Collective: every process of the group must call it.
+
+        Raises:
+            DistributedTimeoutError: If a process of the group stopped
+                answering (see
+                :func:`~torch_autoscale.distributed.collective`).
+        """
         self._check_open()
         if n_id is None:
             n_id = torch.arange(self.global_num_nodes)
@@ -259,7 +278,18 @@ def exchange_rows(table: Tensor, n_id: Tensor,
         assignment (ClusterAssignment): Who owns which node.
         group (torch.distributed.ProcessGroup, optional): The process group.
             (default: :obj:`None`)
+
+    Raises:
+        DistributedTimeoutError: If a process of the group stopped answering
+            (see :func:`~torch_autoscale.distributed.collective`).
     """
+    with collective("'exchange_rows' (a pull of a sharded history)",
+                    group):
+        return _exchange_rows(table, n_id, assignment, group)
+
+
+def _exchange_rows(table: Tensor, n_id: Tensor,
+                   assignment: ClusterAssignment, group) -> Tensor:
     world_size = get_world_size(group)
     dev = comm_device(group)
     owner = assignment.node_owner[n_id]

@@ -4,7 +4,11 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from torch_autoscale.distributed.context import comm_device, require_group
+from torch_autoscale.distributed.context import (
+    collective,
+    comm_device,
+    require_group,
+)
 from torch_autoscale.nn import ScalableGNN
 
 
@@ -33,6 +37,10 @@ def mini_inference(model: torch.nn.Module, loader,
 
     Returns:
         The output of every node, in the loader's (permuted) node order.
+
+    Raises:
+        DistributedTimeoutError: If a process of the group stopped answering
+            (see :func:`~torch_autoscale.distributed.collective`).
     """
     require_group("'mini_inference'")
     module = getattr(model, 'module', model)  # DistributedDataParallel.
@@ -43,10 +51,12 @@ def mini_inference(model: torch.nn.Module, loader,
     if assignment is None:
         raise ValueError("'loader' must be a DistributedEvalSubgraphLoader "
                          "(it knows which clusters this process owns)")
-    out = module.mini_inference(loader, progress=progress)
+    out = module.mini_inference(loader, progress=progress,
+                                 nodes=assignment.nodes(loader.rank))
     foreign = (assignment.node_owner != loader.rank).nonzero().view(-1)
     out.index_fill_(0, foreign, 0.0)
     dev = comm_device(group)
     total = out.to(dev)
-    dist.all_reduce(total, group=group)
+    with collective("'mini_inference' (summing the outputs)", group):
+        dist.all_reduce(total, group=group)
     return total.to(out.device)

@@ -13,7 +13,11 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from torch_autoscale.distributed.assignment import ClusterAssignment
-from torch_autoscale.distributed.context import get_rank, get_world_size
+from torch_autoscale.distributed.context import (
+    collective,
+    get_rank,
+    get_world_size,
+)
 from torch_autoscale.loader.subgraph_loader import (
     SubgraphCollater,
     _first,
@@ -50,7 +54,9 @@ def _check_same_partition(ptr: Tensor, group) -> None:
         return
     digest = hashlib.sha1(ptr.numpy().tobytes()).hexdigest()
     digests: List[Optional[str]] = [None] * get_world_size(group)
-    dist.all_gather_object(digests, digest, group=group)
+    with collective("'DistributedSubgraphLoader' (comparing partitions)",
+                    group):
+        dist.all_gather_object(digests, digest, group=group)
     if len(set(digests)) > 1:
         raise ValueError(
             "the processes hold different partitions ('ptr' differs between "
