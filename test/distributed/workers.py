@@ -45,8 +45,12 @@ def exchange(rank, world_size, mode):
         if mode != 'sharded':
             # Every process has mapped the file and rank 0 has removed its
             # name before entering the barrier of sync().
+            # On Linux the file never has a name (O_TMPFILE, opened by the
+            # others through /proc).
             out['file_left'] = (out.get('file_left', False)
-                                or os.path.exists(history.path))
+                                or (history.path is not None
+                                    and os.path.exists(history.path)))
+            out['named'] = history.path is not None
         gen = torch.Generator().manual_seed(rank)
         n_id = torch.randint(0, NUM_NODES, (50, ), generator=gen)
         out[str(dtype)] = dict(n_id=n_id, pulled=history.pull(n_id),

@@ -268,7 +268,7 @@ def test_disk_file_removed_when_done_where_open_files_stay(tmp_path,
     # Where an open file cannot be removed (Windows), close() or garbage
     # collection removes it. (Such systems have no O_TMPFILE either.)
     monkeypatch.setattr(history_module, 'release_name', lambda path: False)
-    monkeypatch.setattr(history_module, '_open_unnamed', lambda d: None)
+    monkeypatch.setattr(history_module, 'open_unnamed', lambda d: None)
     a = History(10, 4, storage='disk', directory=str(tmp_path))
     b = History(10, 4, storage='disk', directory=str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == sorted(

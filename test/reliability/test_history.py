@@ -258,3 +258,56 @@ def test_partial_loader_in_mini_inference_is_an_error():
     out = model.mini_inference(partial, progress=False, nodes=nodes)
     assert torch.allclose(out[nodes], full[nodes], atol=1e-5)
     assert (out[int(ptr[-3]):] == 0).all()
+
+
+SHARED = r'''
+import os, sys, json, torch
+import torch.multiprocessing as mp
+from torch_autoscale import distributed as tad
+
+def run(rank, directory, rows, out):
+    os.environ.update(LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE='2')
+    tad.init_process_group('gloo', timeout=60, rank=rank, world_size=2,
+                           init_method='file://' + os.path.join(out, 'rdv'))
+    result = {}
+    try:
+        h = tad.SharedHistory(rows, 8, directory=directory)
+        h.push(torch.full((rows, 8), float(rank + 1)), torch.arange(rows)) \
+            if rank == 0 else None
+        h.sync()
+        result['pulled'] = float(h.pull().mean())
+        result['entries'] = os.listdir(directory)
+        h.sync()
+    except Exception as e:
+        result['error'] = type(e).__name__
+        result['message'] = str(e)
+    with open(os.path.join(out, f'{rank}.json'), 'w') as f:
+        json.dump(result, f)
+
+if __name__ == '__main__':
+    mp.spawn(run, args=(sys.argv[1], int(sys.argv[2]), sys.argv[3]),
+             nprocs=2)
+'''
+
+
+@pytest.mark.parametrize('fits', [True, False])
+def test_shared_history_on_a_full_disk(small_fs, tmp_path, fits):
+    # Rank 0 creates the shared table: a full disk is a named error on every
+    # process (not a timeout, not a signal), and the table never has a name.
+    script = tmp_path / 'shared.py'
+    script.write_text(SHARED)
+    rows = (1 << 16) if fits else (1 << 18)  # 2 MiB or 8 MiB of 4.
+    proc = subprocess.run([sys.executable, str(script), small_fs, str(rows),
+                           str(tmp_path)], capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    results = [__import__('json').loads((tmp_path / f'{r}.json').read_text())
+               for r in range(2)]
+    for result in results:
+        if fits:
+            assert result.get('error') is None, result
+            assert result['pulled'] == 1.0
+            assert result['entries'] == []  # No name, even while in use.
+        else:
+            assert result['error'] == 'StorageFullError', result
+    assert os.listdir(small_fs) == []

@@ -20,11 +20,14 @@ from torch_autoscale.distributed.context import (
     require_group,
 )
 from torch_autoscale.history import History
+from torch_autoscale.errors import StorageFullError
 from torch_autoscale.history.history import (
     _check_directory,
     _check_index,
     _remove_file,
+    open_unnamed,
     release_name,
+    reserve,
 )
 
 #: The ways processes share histories.
@@ -78,34 +81,81 @@ class SharedHistory(History):
 
     def _allocate(self, dtype: torch.dtype, device: torch.device,
                   directory: Optional[str]) -> None:
-        path: List[Optional[str]] = [None]
-        if get_rank(self._group) == 0:
-            directory = _check_directory(directory)
-            fd, path[0] = tempfile.mkstemp(prefix='shared_history_',
-                                           suffix='.bin', dir=directory)
-            os.close(fd)
-        # Also a barrier: the file exists before anyone maps it.
+        # On Linux the file never gets a name: rank 0 creates it with
+        # O_TMPFILE and the others open it through /proc/<pid>/fd/<fd>, so
+        # a process killed at any moment leaves nothing behind. Where that
+        # is not possible (or some process cannot open it), a fresh named
+        # file whose name goes once every process has mapped it.
+        for named in (False, True):
+            if self._map_shared(dtype, directory, named):
+                return
+
+    def _map_shared(self, dtype: torch.dtype, directory: Optional[str],
+                    named: bool) -> bool:
+        rank0 = get_rank(self._group) == 0
+        nbytes = self.num_nodes * self.channels * torch.empty(
+            0, dtype=dtype).element_size()
+        fd, path = None, None
+        share: List = [None]
+        if rank0:
+            try:
+                directory = self.directory = _check_directory(directory)
+                fd = None if named else open_unnamed(directory)
+                if fd is not None:
+                    path = f'/proc/{os.getpid()}/fd/{fd}'
+                else:
+                    named = True
+                    fd, path = tempfile.mkstemp(prefix='shared_history_',
+                                                suffix='.bin', dir=directory)
+                reserve(fd, nbytes, f"a 'SharedHistory' of {self.num_nodes} "
+                        f"x {self.channels}", directory)
+                share[0] = ('ok', path, named, directory)
+            except (OSError, ValueError) as e:
+                share[0] = ('error', isinstance(e, StorageFullError), str(e))
+                if fd is not None:
+                    os.close(fd)
+                if named and path is not None:
+                    _remove_file(path)
+                error = e
+        # Also a barrier: the file exists before anyone maps it; a failure
+        # on rank 0 is raised by every process, not waited for.
         src = dist.get_global_rank(self._group, 0) \
             if self._group is not None else 0
-        with collective("'SharedHistory' (sharing its file's name)",
-                        self._group):
-            dist.broadcast_object_list(path, src=src, group=self._group)
-        self.path = path[0]
+        with collective("'SharedHistory' (sharing its file)", self._group):
+            dist.broadcast_object_list(share, src=src, group=self._group)
+        if share[0][0] == 'error':
+            if rank0:
+                raise error
+            kind = StorageFullError if share[0][1] else ValueError
+            raise kind(f"rank 0 could not create the shared table: "
+                       f"{share[0][2]}")
+        _, path, named, self.directory = share[0]
+        emb, failure = None, None
         try:
-            emb = torch.from_file(self.path, shared=True,
+            emb = torch.from_file(path, shared=True,
                                   size=self.num_nodes * self.channels,
                                   dtype=dtype)
-        except BaseException:
-            if get_rank(self._group) == 0:
-                _remove_file(self.path)
-            raise
+        except (OSError, RuntimeError) as e:
+            failure = f'{type(e).__name__}: {e}'
+        failures: List = [None] * get_world_size(self._group)
+        with collective("'SharedHistory' (mapping its file)", self._group):
+            dist.all_gather_object(failures, failure, group=self._group)
+        if rank0:
+            # Every process has mapped the file (or failed to): the name
+            # and the descriptor can go; the mappings keep the table.
+            if fd is not None:
+                os.close(fd)
+            if named and not release_name(path):
+                self._finalizer = weakref.finalize(self, _remove_file, path)
+        if any(f is not None for f in failures):
+            if not named:
+                return False  # Retry with a named file.
+            raise RuntimeError(f"'SharedHistory': a process could not map "
+                               f"the shared file: {failures}")
+        self.path = path if named else None
         self.emb = emb.view(self.num_nodes, self.channels)
         self._zeroed = True
-        # Once every process has mapped the file, the creator removes its
-        # name (mappings stay valid), so killed processes leave nothing.
-        self._barrier("'SharedHistory' (mapping its file)")
-        if get_rank(self._group) == 0 and not release_name(self.path):
-            self._finalizer = weakref.finalize(self, _remove_file, self.path)
+        return True
 
     def reset_parameters(self):
         r"""Fills the table with zeros: rank 0 writes, then all wait."""

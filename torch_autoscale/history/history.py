@@ -136,7 +136,7 @@ def reserve(fd: int, nbytes: int, what: str, directory: str) -> None:
         os.ftruncate(fd, nbytes)
 
 
-def _open_unnamed(directory: str) -> Optional[int]:
+def open_unnamed(directory: str) -> Optional[int]:
     r"""A new file with no name in :obj:`directory` (Linux's
     :obj:`O_TMPFILE`): a process killed at any moment leaves nothing
     behind. :obj:`None` where the system or file system lacks it."""
@@ -160,7 +160,7 @@ def _map_file(directory: str, num_nodes: int, channels: int,
     file has no name on Linux (the returned path is :obj:`None`); elsewhere,
     and when :obj:`named`, it has an exclusive fresh name."""
     nbytes = num_nodes * channels * torch.empty(0, dtype=dtype).element_size()
-    fd = None if named else _open_unnamed(directory)
+    fd = None if named else open_unnamed(directory)
     path: Optional[str] = None
     if fd is None:
         try:
