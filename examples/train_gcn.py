@@ -22,22 +22,12 @@ import time
 import torch
 import torch.nn.functional as F
 import torch_geometric.transforms as T
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from tqdm import tqdm
 
-from torch_autoscale.loader import EvalSubgraphLoader, SubgraphLoader
+from torch_autoscale.loader import PartitionedData
 from torch_autoscale.nn.models import GCN
-from torch_autoscale.partition import (
-    PARTITION_METHODS,
-    partition,
-    permute,
-    sort_by_cluster,
-)
-from torch_autoscale.utils import (
-    csr_adj_t,
-    homophilous_sbm,
-    sparsify_features,
-)
+from torch_autoscale.partition import PARTITION_METHODS
+from torch_autoscale.utils import homophilous_sbm, sparsify_features
 
 # Reference hyperparameters (GNNAutoScale small benchmark, GCN): METIS parts,
 # clusters per batch, hidden width, weight decay (first layer), gradient clip.
@@ -86,25 +76,6 @@ def random_split(data, seed: int):
                              num_val=num_val, num_test=num_test)(data)
 
 
-def prepare(data, num_parts: int, method: str = 'metis', seed: int = 0,
-            cluster=None):
-    r"""Normalizes the adjacency on the whole graph, clusters it (METIS by
-    default, or the given :obj:`cluster` vector) and permutes it so that
-    every cluster is a contiguous range."""
-    adj_t = csr_adj_t(data.edge_index, data.num_nodes)
-    data.adj_t, _ = gcn_norm(adj_t, add_self_loops=True)
-    if cluster is None:
-        cluster = partition(data.edge_index, num_parts, method=method,
-                            num_nodes=data.num_nodes, seed=seed)
-    perm, ptr = sort_by_cluster(cluster, num_parts)
-    del data.edge_index
-    data = permute(data, perm)
-    # Bag-of-words features (Cora, Coauthor-CS) stay sparse: input dropout
-    # and the first layer then cost time in proportion to the non-zeros.
-    data.x = sparsify_features(data.x)
-    return data, ptr
-
-
 def accuracy(out, y, mask) -> float:
     return float((out[mask].argmax(-1) == y[mask]).float().mean())
 
@@ -113,11 +84,19 @@ def run(args, seed: int):
     torch.manual_seed(seed)
     data = load_dataset(args.dataset, args.root, seed)
     num_classes = int(data.y.max()) + 1
-    data, ptr = prepare(data, args.num_parts, args.partition)
-    train_loader = SubgraphLoader(data, ptr, batch_size=args.batch_size,
-                                  shuffle=True, num_workers=args.num_workers,
-                                  persistent_workers=args.num_workers > 0)
-    eval_loader = EvalSubgraphLoader(data, ptr, batch_size=args.batch_size)
+    # Cluster (METIS by default), normalize the adjacency on the whole graph
+    # (GCN's convolutions do not) and renumber the nodes cluster by cluster.
+    # Model outputs, data.y and the masks are all in that new order.
+    pdata = PartitionedData(data, args.num_parts, args.partition,
+                            normalize='gcn')
+    data = pdata.data
+    # Bag-of-words features (Cora, Coauthor-CS) stay sparse: input dropout
+    # and the first layer then cost time in proportion to the non-zeros.
+    data.x = sparsify_features(data.x)
+    train_loader = pdata.loader(batch_size=args.batch_size, shuffle=True,
+                                num_workers=args.num_workers,
+                                persistent_workers=args.num_workers > 0)
+    eval_loader = pdata.eval_loader(batch_size=args.batch_size)
 
     device = torch.device(args.device)
     model = GCN(data.num_nodes, data.num_features, args.hidden, num_classes,

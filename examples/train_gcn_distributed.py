@@ -44,19 +44,22 @@ from train_gcn import (  # noqa: E402
     accuracy,
     add_arguments,
     load_dataset,
-    prepare,
 )
 
 from torch_autoscale import distributed as tad  # noqa: E402
+from torch_autoscale.loader import PartitionedData  # noqa: E402
 from torch_autoscale.nn.models import GCN  # noqa: E402
 from torch_autoscale.partition import partition  # noqa: E402
+from torch_autoscale.utils import sparsify_features  # noqa: E402
 
 log = logging.getLogger('train_gcn_distributed')
 
 
-def shared_partition(data, args, rank: int):
+def shared_partition(data, args, rank: int) -> PartitionedData:
     r"""Partitions on rank 0 and sends the clusters to all: every process
-    must hold the same partition."""
+    must hold the same partition. The adjacency is normalized on the whole
+    graph (GCN's convolutions do not) and the nodes renumbered cluster by
+    cluster."""
     cluster = [None]
     if rank == 0:
         cluster[0] = partition(data.edge_index, args.num_parts,
@@ -64,7 +67,11 @@ def shared_partition(data, args, rank: int):
                                num_nodes=data.num_nodes, seed=args.seed)
     with tad.collective('sharing the partition'):
         dist.broadcast_object_list(cluster, src=0)
-    return prepare(data, args.num_parts, cluster=cluster[0])
+    pdata = PartitionedData(data, args.num_parts, normalize='gcn',
+                            cluster=cluster[0])
+    # Bag-of-words features (Cora, Coauthor-CS) stay sparse.
+    pdata.data.x = sparsify_features(pdata.data.x)
+    return pdata
 
 
 def run(args) -> dict:
@@ -75,7 +82,8 @@ def run(args) -> dict:
     torch.manual_seed(args.seed)
     data = load_dataset(args.dataset, args.root, args.seed, args.num_nodes)
     num_classes = int(data.y.max()) + 1
-    data, ptr = shared_partition(data, args, rank)
+    pdata = shared_partition(data, args, rank)
+    data, ptr = pdata.data, pdata.ptr  # Outputs, labels, masks: new order.
 
     per_process = max(1, args.batch_size // world_size)
     if per_process * world_size != args.batch_size and rank == 0:

@@ -1,4 +1,6 @@
-r"""Mini-batches of clusters with their 1-hop halo."""
+r"""Mini-batches of clusters with their 1-hop halo, and
+:class:`PartitionedData`, the one call from a graph to its loaders."""
+from .partitioned_data import PartitionedData
 from .subgraph_loader import (
     EvalSubgraphLoader,
     SubgraphBatch,
@@ -6,6 +8,7 @@ from .subgraph_loader import (
 )
 
 __all__ = [
+    'PartitionedData',
     'SubgraphBatch',
     'SubgraphLoader',
     'EvalSubgraphLoader',

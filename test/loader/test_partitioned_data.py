@@ -1,0 +1,191 @@
+import pytest
+import torch
+from torch_geometric.data import Data
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.utils import to_undirected
+
+from torch_autoscale.loader import (
+    EvalSubgraphLoader,
+    PartitionedData,
+    SubgraphLoader,
+)
+from torch_autoscale.nn.models import GCN
+from torch_autoscale.partition import partition, permute, sort_by_cluster
+from torch_autoscale.utils import csr_adj_t
+
+
+def random_graph(num_nodes=80, num_edges=40, seed=0):
+    r"""A path of :obj:`num_nodes` nodes in shuffled order plus
+    :obj:`num_edges` random edges: clusters to find, none in the input
+    order."""
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(num_nodes, generator=gen)
+    path = torch.stack([order[:-1], order[1:]])
+    extra = torch.randint(num_nodes, (2, num_edges), generator=gen)
+    edge_index = to_undirected(torch.cat([path, extra], dim=1),
+                               num_nodes=num_nodes)
+    return Data(x=torch.randn(num_nodes, 6, generator=gen),
+                y=torch.randint(3, (num_nodes, ), generator=gen),
+                train_mask=torch.rand(num_nodes, generator=gen) < 0.5,
+                edge_index=edge_index)
+
+
+def dense_adj(adj_t):
+    return adj_t.to_dense()
+
+
+@pytest.mark.parametrize('method', ['metis', 'random', 'contiguous'])
+def test_layout_matches_step_by_step(method):
+    data = random_graph()
+    pdata = PartitionedData(data, 4, method=method, normalize='gcn')
+    assert 'edge_index' in data and 'adj_t' not in data  # input untouched
+    assert 'edge_index' not in pdata.data
+    assert pdata.data.adj_t.layout == torch.sparse_csr
+
+    cluster = partition(data, 4, method=method, seed=0)
+    perm, ptr = sort_by_cluster(cluster, 4)
+    ref = data.clone()
+    ref.adj_t, _ = gcn_norm(csr_adj_t(ref.edge_index, ref.num_nodes),
+                            add_self_loops=True)
+    del ref.edge_index
+    ref = permute(ref, perm)
+    assert torch.equal(pdata.perm, perm)
+    assert torch.equal(pdata.ptr, ptr)
+    assert torch.equal(pdata.cluster, cluster)
+    assert torch.equal(dense_adj(pdata.data.adj_t), dense_adj(ref.adj_t))
+    for key in ('x', 'y', 'train_mask'):
+        assert torch.equal(pdata.data[key], ref[key])
+    assert len(pdata) == pdata.num_parts == 4
+    assert pdata.num_nodes == data.num_nodes
+    assert repr(pdata) == (f"PartitionedData(num_nodes=80, num_parts=4, "
+                           f"method='{method}', normalize='gcn')")
+
+
+def test_round_trip_and_masks():
+    data = random_graph()
+    pdata = PartitionedData(data, 5)
+    perm = pdata.perm
+    t = torch.randn(data.num_nodes, 3)
+    assert torch.equal(pdata.to_original(pdata.to_permuted(t)), t)
+    assert torch.equal(pdata.to_permuted(pdata.to_original(t)), t)
+    # Along another dimension:
+    assert torch.equal(pdata.to_original(pdata.to_permuted(t.t(), dim=1),
+                                         dim=1), t.t())
+    # Labels and masks of the input land where `data` has them:
+    assert torch.equal(pdata.to_permuted(data.y), pdata.data.y)
+    assert torch.equal(pdata.to_permuted(data.train_mask),
+                       pdata.data.train_mask)
+    assert torch.equal(pdata.to_original(pdata.data.x), data.x)
+    # Node indices map through inv_perm:
+    idx = torch.tensor([0, 7, 42])
+    assert torch.equal(perm[pdata.inv_perm[idx]], idx)
+    assert torch.equal(pdata.data.y[pdata.inv_perm[idx]], data.y[idx])
+    # Sparse node features:
+    x = data.x.relu().to_sparse_csr()
+    assert torch.equal(pdata.to_permuted(x).to_dense(), pdata.data.x.relu())
+
+
+def test_mini_inference_equals_full_batch_in_original_order():
+    data = random_graph(num_nodes=120, num_edges=60)
+    pdata = PartitionedData(data, 6, normalize='gcn')
+    model = GCN(data.num_nodes, 6, 16, 3, num_layers=3).eval()
+    out = model.mini_inference(pdata.eval_loader(batch_size=2),
+                               progress=False)
+    adj_t, _ = gcn_norm(csr_adj_t(data.edge_index, data.num_nodes),
+                        add_self_loops=True)
+    with torch.no_grad():
+        expected = model(data.x, adj_t)  # Unpermuted, full batch.
+    assert torch.allclose(pdata.to_original(out), expected, atol=1e-5)
+    # Accuracy against the permuted labels equals that in the input order:
+    acc = (out.argmax(-1) == pdata.data.y).float().mean()
+    acc_orig = (pdata.to_original(out).argmax(-1) == data.y).float().mean()
+    assert acc == acc_orig
+
+
+def test_loaders_cover_every_node():
+    data = random_graph()
+    pdata = PartitionedData(data, 7)
+    loader = pdata.loader(batch_size=2)
+    assert isinstance(loader, SubgraphLoader)
+    for make in (lambda: loader, lambda: pdata.eval_loader(batch_size=3)):
+        seen = torch.cat([b.n_id[:b.batch_size] for b in make()])
+        assert torch.equal(seen.sort().values, torch.arange(data.num_nodes))
+    assert isinstance(pdata.eval_loader(), EvalSubgraphLoader)
+    first = [b.offset.tolist() for b in pdata.eval_loader(batch_size=3)]
+    assert first == [b.offset.tolist() for b in pdata.eval_loader(3)]
+
+
+def test_given_cluster_and_edge_attributes():
+    data = random_graph()
+    cluster = partition(data, 4)
+    data.edge_weight = torch.rand(data.num_edges)
+    data.edge_attr = torch.randn(data.num_edges, 2)
+    pdata = PartitionedData(data, 4, cluster=cluster)
+    assert pdata.method is None
+    assert 'edge_weight' not in pdata.data
+    # Values of adj_t are the weights; edge attributes follow the entries.
+    perm, inv = pdata.perm, pdata.inv_perm
+    adj_t = pdata.data.adj_t
+    row = torch.repeat_interleave(torch.arange(data.num_nodes),
+                                  adj_t.crow_indices().diff())
+    src, dst = perm[adj_t.col_indices()], perm[row]  # Original ids.
+    key = data.edge_index[1] * data.num_nodes + data.edge_index[0]
+    pos = {int(k): i for i, k in enumerate(key)}
+    index = torch.tensor([pos[int(d) * data.num_nodes + int(s)]
+                          for s, d in zip(src, dst)])
+    assert torch.equal(adj_t.values(), data.edge_weight[index])
+    assert torch.equal(pdata.data.edge_attr, data.edge_attr[index])
+    assert torch.equal(inv[perm], torch.arange(data.num_nodes))
+
+    with pytest.raises(ValueError, match="edge attributes 'edge_attr'"):
+        PartitionedData(data, 4, cluster=cluster, normalize='gcn')
+
+
+def test_adj_t_input():
+    data = random_graph()
+    ref = PartitionedData(data, 4, normalize='gcn')
+    sparse = Data(x=data.x, y=data.y,
+                  adj_t=csr_adj_t(data.edge_index, data.num_nodes))
+    pdata = PartitionedData(sparse, 4, normalize='gcn', cluster=ref.cluster)
+    assert torch.allclose(dense_adj(pdata.data.adj_t),
+                          dense_adj(ref.data.adj_t))
+
+
+def test_bad_arguments():
+    data = random_graph(num_nodes=10, num_edges=5)
+    with pytest.raises(ValueError, match=r"'num_parts' must lie in \[1, 10\]"):
+        PartitionedData(data, 11)
+    with pytest.raises(ValueError, match=r"'num_parts' must lie in \[1, 10\]"):
+        PartitionedData(data, 0)
+    with pytest.raises(ValueError, match=r"'num_parts' must lie in"):
+        PartitionedData(data, -3)
+    with pytest.raises(ValueError, match="'num_parts' must be an integer"):
+        PartitionedData(data, 2.5)
+    with pytest.raises(ValueError, match="unknown partition method 'kmeans'"):
+        PartitionedData(data, 2, method='kmeans')
+    with pytest.raises(ValueError, match="unknown normalization 'sym'"):
+        PartitionedData(data, 2, normalize='sym')
+    with pytest.raises(ValueError, match="must be a 'torch_geometric"):
+        PartitionedData(data.edge_index, 2)
+    with pytest.raises(ValueError, match="neither 'edge_index' nor 'adj_t'"):
+        PartitionedData(Data(x=data.x), 2)
+    with pytest.raises(ValueError, match=r"'cluster' must be a tensor of "
+                       r"shape \[10\]"):
+        PartitionedData(data, 2, cluster=torch.zeros(9, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"outside of \[0, 2\)"):
+        PartitionedData(data, 2, cluster=torch.full((10, ), 2))
+    with pytest.raises(ValueError, match="have no effect"):
+        PartitionedData(data, 2, cluster=torch.zeros(10, dtype=torch.long),
+                        num_iters=3)
+
+    pdata = PartitionedData(data, 2, method='contiguous')
+    with pytest.raises(ValueError, match=r"PartitionedData.to_original: "
+                       r"'out' has 9 entries .* 10 nodes"):
+        pdata.to_original(torch.randn(9, 4))
+    with pytest.raises(ValueError, match=r"PartitionedData.to_permuted: "
+                       r"'t' has 4 entries along dimension 1"):
+        pdata.to_permuted(torch.randn(10, 4), dim=1)
+    with pytest.raises(ValueError, match="'dim' \\(2\\) is not a dimension"):
+        pdata.to_original(torch.randn(10, 4), dim=2)
+    with pytest.raises(ValueError, match="must be a tensor"):
+        pdata.to_original([0] * 10)
