@@ -1,4 +1,5 @@
 import pickle
+import warnings
 
 import pytest
 import torch
@@ -182,3 +183,24 @@ def test_required_buffer_size():
     for _ in range(5):
         for batch in loader:
             assert batch.n_id.numel() - batch.batch_size <= bound
+
+
+def test_unpermuted_graph_warns():
+    from torch_autoscale.testing import clustered_graph
+    data, ptr = clustered_graph(400, 8, num_classes=4, avg_degree=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        SubgraphLoader(data, ptr, batch_size=2)  # Permuted: no warning.
+    perm = torch.randperm(data.num_nodes)
+    from torch_autoscale.partition import permute
+    with pytest.warns(UserWarning, match='looks unpermuted.*sort_by_cluster'):
+        SubgraphLoader(permute(data, perm), ptr, batch_size=2)
+
+
+def test_loader_refuses_what_it_would_drop():
+    from torch_autoscale.testing import clustered_graph
+    data, ptr = clustered_graph(100, 4, num_classes=2, avg_degree=4)
+    with pytest.raises(ValueError, match="cannot take 'collate_fn'"):
+        SubgraphLoader(data, ptr, collate_fn=lambda b: b)
+    with pytest.raises(ValueError, match="leave 'shuffle' out"):
+        EvalSubgraphLoader(data, ptr, shuffle=True)

@@ -1,3 +1,5 @@
+import warnings
+
 import pytest
 import torch
 from torch.nn import ModuleList
@@ -195,3 +197,93 @@ def test_async_pool_inference_frees_every_batch_output():
     model.mini_inference(eval_loader, progress=False)
     extra = torch.cuda.max_memory_allocated() - base
     assert extra < data.num_nodes * width * 4 / 2
+
+
+# Common mistakes get a message that says what to do (issue 19, section 2) ##
+
+
+class Forgetful(SAGE):
+    r"""A model that forgets 'push_and_pull'."""
+    def forward(self, x, adj_t, batch=None):
+        for conv in self.convs[:-1]:
+            x = conv((x, x[:adj_t.size(0)]), adj_t).relu()
+        return self.convs[-1]((x, x[:adj_t.size(0)]), adj_t)
+
+
+def test_forgotten_push_and_pull_is_named():
+    data, ptr = clustered()
+    batch = next(iter(SubgraphLoader(data, ptr, batch_size=2)))
+    model = Forgetful(data.num_nodes, [data.num_features, 16, 4])
+    with pytest.raises(RuntimeError, match="never called 'self.push_and_pu"):
+        model(batch.data.x, batch.data.adj_t, batch)
+    # Full-batch needs no histories; one-layer models have none.
+    assert model(data.x, data.adj_t).size(0) == data.num_nodes
+    one = Forgetful(data.num_nodes, [data.num_features, 4])
+    assert one(batch.data.x, batch.data.adj_t, batch).size(0) == \
+        batch.batch_size
+
+
+def test_forgotten_batch_is_named():
+    data, ptr = clustered()
+    batch = next(iter(SubgraphLoader(data, ptr, batch_size=2)))
+    model = SAGE(data.num_nodes, [data.num_features, 16, 4])
+    with pytest.raises(ValueError, match='without its batch'):
+        model(batch.data.x, batch.data.adj_t)
+
+
+def test_edge_index_or_batch_in_place_of_adj_t():
+    data, ptr = clustered()
+    batch = next(iter(SubgraphLoader(data, ptr, batch_size=2)))
+    model = SAGE(data.num_nodes, [data.num_features, 16, 4])
+    edge_index = torch.stack([data.adj_t.col_indices(),
+                              data.adj_t.col_indices()])
+    with pytest.raises(ValueError, match="got an 'edge_index'.*csr_adj_t"):
+        model(data.x, edge_index)
+    with pytest.raises(TypeError, match='batch.data.adj_t, batch'):
+        model(batch.data.x, batch)
+    with pytest.raises(TypeError, match='not a SubgraphBatch'):
+        model(batch, batch.data.adj_t, batch)
+
+
+def test_wrong_num_nodes_is_named():
+    data, ptr = clustered()
+    batch = list(SubgraphLoader(data, ptr, batch_size=2))[-1]
+    model = SAGE(100, [data.num_features, 16, 4])
+    with pytest.raises(ValueError, match='num_nodes=100 but the mini-batch'):
+        model(batch.data.x, batch.data.adj_t, batch)
+    model = SAGE(data.num_nodes, [data.num_features, 16, 4])
+    with pytest.raises(ValueError, match="pass the batch's own features"):
+        model(data.x, batch.data.adj_t, batch)
+
+
+def test_unnormalized_adjacency_warns_for_gcn():
+    from torch_autoscale.nn.models import GCN
+    data, ptr = clustered_graph(400, 8, 'raw', num_classes=4, avg_degree=6)
+    model = GCN(data.num_nodes, data.num_features, 16, 4, num_layers=2)
+    with pytest.warns(UserWarning, match='looks unnormalized.*gcn_norm'):
+        model(data.x, data.adj_t)
+    normalized, _ = clustered()
+    model = GCN(data.num_nodes, data.num_features, 16, 4, num_layers=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        model(normalized.x, normalized.adj_t)
+
+
+class SparseTensor:
+    r"""Stands in for :class:`torch_sparse.SparseTensor` (not on PyPI): the
+    models convert any adjacency of that name through its
+    :meth:`to_torch_sparse_csr_tensor`."""
+    def __init__(self, csr):
+        self.csr = csr
+
+    def to_torch_sparse_csr_tensor(self):
+        return self.csr
+
+
+def test_sparse_tensor_adjacency_is_converted():
+    data, ptr = clustered()
+    model = SAGE(data.num_nodes, [data.num_features, 16, 4]).eval()
+    adj = SparseTensor(data.adj_t)
+    assert torch.allclose(model(data.x, adj), model(data.x, data.adj_t))
+    assert torch.allclose(model(x=data.x, adj_t=adj),
+                          model(data.x, data.adj_t))

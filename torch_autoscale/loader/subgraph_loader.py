@@ -1,4 +1,5 @@
 import logging
+import warnings
 from typing import Any, List, NamedTuple, Optional, Sequence, Union
 
 import torch
@@ -78,6 +79,32 @@ def _check_finite_data(node_attrs: dict, value: Optional[Tensor]) -> None:
         check_finite(value, "the edge weights of 'data'", fix)
 
 
+def _check_clustered(ptr: Tensor, rowptr: Tensor, col: Tensor) -> None:
+    r"""Warns when the clusters of :obj:`ptr` (contiguous node ranges) hold
+    hardly more of the edges than a random split would: the graph was most
+    likely not permuted by its partition, and every mini-batch then drags in
+    a halo many times its size."""
+    num_parts = ptr.numel() - 1
+    num_nodes, num_edges = rowptr.numel() - 1, col.numel()
+    if num_parts < 2 or num_edges == 0:
+        return
+    sizes = ptr.diff().double()
+    random = float(((sizes / num_nodes)**2).sum())
+    part = torch.repeat_interleave(torch.arange(num_parts), ptr.diff(),
+                                   output_size=num_nodes)
+    row = torch.repeat_interleave(part, rowptr.diff(), output_size=num_edges)
+    inside = float((row == part[col]).double().mean())
+    if inside < min(2 * random, 0.5):
+        warnings.warn(
+            f"Only {100 * inside:.1f}% of the edges lie within the "
+            f"{num_parts} clusters of 'ptr' ({100 * random:.1f}% for a "
+            f"random split): 'data' looks unpermuted by its partition, so "
+            f"mini-batches will carry large halos. Lay every cluster out as "
+            f"a contiguous range first: 'perm, ptr = sort_by_cluster("
+            f"cluster, num_parts)' and 'data = permute(data, perm)'",
+            UserWarning, stacklevel=4)
+
+
 class SubgraphCollater:
     r"""Builds the :class:`SubgraphBatch` of a list of clusters. Picklable, so
     it runs in :class:`~torch.utils.data.DataLoader` worker processes.
@@ -112,6 +139,7 @@ class SubgraphCollater:
                 # in CSR order once, then slice by kept CSR positions.
                 self.edge_attrs[key] = value[edge_perm]
         _check_finite_data(self.node_attrs, self.value)
+        _check_clustered(self.ptr, self.rowptr, self.col)
 
     def __call__(self, clusters: Sequence[int]) -> SubgraphBatch:
         clusters = torch.as_tensor(clusters, dtype=torch.long).view(-1)
@@ -213,7 +241,13 @@ class SubgraphLoader(DataLoader):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"'batch_size' (clusters per batch) must be a "
                              f"positive integer (got {batch_size!r})")
-        kwargs.pop('collate_fn', None)
+        for key in ('collate_fn', 'batch_sampler', 'sampler'):
+            if kwargs.get(key) is not None:
+                raise ValueError(
+                    f"'{self.__class__.__name__}' builds its mini-batches "
+                    f"itself and cannot take '{key}'; transform the "
+                    f"SubgraphBatch objects it yields instead (or subclass "
+                    f"SubgraphCollater)")
         self.collater = SubgraphCollater(data, ptr, bipartite)
         ptr = self.collater.ptr
         clusters = (ptr[1:] > ptr[:-1]).nonzero().view(-1).tolist()
@@ -280,7 +314,10 @@ class EvalSubgraphLoader(SubgraphLoader):
     def __init__(self, data: Data, ptr: Tensor,
                  batch_size: Optional[int] = None, bipartite: bool = True,
                  **kwargs):
-        kwargs.pop('shuffle', None)
+        if kwargs.pop('shuffle', False):
+            raise ValueError("'EvalSubgraphLoader' visits clusters in their "
+                             "fixed order (layer-wise inference needs it); "
+                             "leave 'shuffle' out, or use SubgraphLoader")
         super().__init__(data, ptr, batch_size=batch_size, shuffle=False,
                          bipartite=bipartite, precompute=True, **kwargs)
 

@@ -1,4 +1,5 @@
 import contextlib
+import functools
 import logging
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
@@ -20,6 +21,40 @@ def _find_batch(args: tuple, kwargs: dict) -> Optional[SubgraphBatch]:
         if isinstance(value, SubgraphBatch):
             return value
     return None
+
+
+def _check_pushes(forward: Callable) -> Callable:
+    r"""Wraps a subclass's :meth:`ScalableGNN.forward` so that a GAS call
+    (one given a batch) that never reaches :meth:`ScalableGNN.push_and_pull`
+    says so, instead of failing later with a shape error deep inside a
+    sparse product (or training on stale zeros without a word)."""
+    @functools.wraps(forward)
+    def checked(self, *args, **kwargs):
+        if not getattr(self, '_gas_call', False):
+            return forward(self, *args, **kwargs)
+        self._forward_depth += 1  # super().forward() of a subclass.
+        try:
+            out = forward(self, *args, **kwargs)
+        except Exception as e:
+            if self._forward_depth == 1 and self._pushes == 0:
+                raise RuntimeError(_no_push_message(self)) from e
+            raise
+        finally:
+            self._forward_depth -= 1
+        if self._forward_depth == 0 and self._pushes == 0:
+            raise RuntimeError(_no_push_message(self))
+        return out
+
+    checked._checked = True
+    return checked
+
+
+def _no_push_message(model: 'ScalableGNN') -> str:
+    return (f"'{model.__class__.__name__}.forward' was given a mini-batch but "
+            f"never called 'self.push_and_pull(history, x, batch)': call it "
+            f"on the output of every layer but the last (with the 'batch' "
+            f"argument passed on), so that in-batch rows go to the history "
+            f"and the halo's rows come back")
 
 
 def _per_history(name: str, value: Any, kind: type,
@@ -75,8 +110,11 @@ class ScalableGNN(torch.nn.Module):
                 self.convs = ModuleList(...)
 
             def forward(self, x, adj_t, batch=None):
+                # In a mini-batch, 'adj_t' has a row per in-batch node and
+                # a column per node of 'x' (in-batch nodes, then the halo),
+                # so bipartite convolutions take (sources, targets).
                 for conv, history in zip(self.convs[:-1], self.histories):
-                    x = conv(x, adj_t).relu()
+                    x = conv((x, x[:adj_t.size(0)]), adj_t).relu()
                     x = self.push_and_pull(history, x, batch)
                 return self.convs[-1](x, adj_t)
 
@@ -165,6 +203,17 @@ class ScalableGNN(torch.nn.Module):
     #: Whether the model runs its layers through :meth:`run_layer`, so that
     #: :obj:`recompute` applies.
     supports_recompute: bool = False
+    #: Whether the model propagates with an :obj:`adj_t` normalized
+    #: beforehand (*e.g.*, by :func:`~torch_geometric.nn.conv.gcn_conv.gcn_norm`)
+    #: rather than normalizing itself; the first forward pass warns if every
+    #: edge weight is one.
+    expects_normalized_adj: bool = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        forward = cls.__dict__.get('forward')
+        if forward is not None and not getattr(forward, '_checked', False):
+            cls.forward = _check_pushes(forward)
 
     def __init__(self, num_nodes: int,
                  hidden_channels: Union[int, Sequence[int]], num_layers: int,
@@ -292,6 +341,10 @@ class ScalableGNN(torch.nn.Module):
         self.recompute: List[bool] = recompute
         self._reg_terms: List[Tensor] = []
         self._reg_warned = False
+        self._norm_checked = False
+        self._pushes = 0
+        self._gas_call = False
+        self._forward_depth = 0
         self.register_forward_pre_hook(self._gas_pre_hook, with_kwargs=True)
         self.register_forward_hook(self._gas_post_hook, with_kwargs=True)
 
@@ -364,13 +417,86 @@ class ScalableGNN(torch.nn.Module):
                 f"'{self.__class__.__name__}' takes dense node features only "
                 f"(got a torch.sparse_csr 'x'); pass 'x.to_dense()'")
 
+    def _check_call(self, args: tuple, kwargs: dict) -> Optional[tuple]:
+        r"""Catches the common mistakes of a :meth:`forward` call with a
+        message that says what to do; returns new :obj:`(args, kwargs)`
+        where :obj:`adj_t` was converted."""
+        name = self.__class__.__name__
+        x = args[0] if len(args) > 0 else kwargs.get('x')
+        in_args = len(args) > 1
+        adj_t = args[1] if in_args else kwargs.get('adj_t')
+        batch = _find_batch(args, kwargs)
+        if isinstance(x, SubgraphBatch) or isinstance(adj_t, SubgraphBatch):
+            raise TypeError(
+                f"'{name}' takes 'x', 'adj_t' and the batch, not a "
+                f"SubgraphBatch in place of a tensor; call "
+                f"model(batch.data.x, batch.data.adj_t, batch)")
+        replaced = None
+        if type(adj_t).__name__ == 'SparseTensor' and hasattr(
+                adj_t, 'to_torch_sparse_csr_tensor'):
+            # A torch_sparse.SparseTensor: the hot path multiplies with
+            # PyTorch's own CSR tensor.
+            adj_t = adj_t.to_torch_sparse_csr_tensor()
+            if in_args:
+                replaced = (args[:1] + (adj_t, ) + args[2:], kwargs)
+            else:
+                replaced = (args, dict(kwargs, adj_t=adj_t))
+        if isinstance(adj_t, Tensor) and adj_t.layout == torch.strided \
+                and adj_t.dim() == 2 and adj_t.size(0) == 2 \
+                and not adj_t.is_floating_point():
+            raise ValueError(
+                f"'{name}' got an 'edge_index' ([2, {adj_t.size(1)}] "
+                f"integer tensor) where it expects 'adj_t', a sparse "
+                f"adjacency (rows are targets); build it once with "
+                f"'data.adj_t = torch_autoscale.utils.csr_adj_t("
+                f"data.edge_index, data.num_nodes)' before partitioning, "
+                f"and the loaders slice it per mini-batch")
+        if not isinstance(x, Tensor) or not isinstance(adj_t, Tensor):
+            return replaced
+        if batch is not None:
+            if batch.n_id.numel() > 0 and \
+                    int(batch.n_id.max()) >= self.num_nodes:
+                raise ValueError(
+                    f"'{name}' was built for num_nodes={self.num_nodes} but "
+                    f"the mini-batch holds node {int(batch.n_id.max())}; "
+                    f"build the model with the graph's 'data.num_nodes'")
+            if x.size(0) != batch.n_id.numel():
+                raise ValueError(
+                    f"'x' has {x.size(0)} rows but the mini-batch has "
+                    f"{batch.n_id.numel()} nodes (in-batch and halo); pass "
+                    f"the batch's own features 'batch.data.x'")
+        elif adj_t.dim() == 2 and adj_t.size(0) != adj_t.size(1) and \
+                x.size(0) == adj_t.size(1) and x.size(0) < self.num_nodes:
+            raise ValueError(
+                f"'{name}' got a mini-batch ('adj_t' of shape "
+                f"{list(adj_t.shape)}) without its batch, so it would run "
+                f"full-batch on part of the graph; call "
+                f"model(batch.data.x, batch.data.adj_t, batch)")
+        if self.expects_normalized_adj and not self._norm_checked:
+            self._norm_checked = True
+            if adj_t.layout == torch.sparse_csr:
+                values = adj_t.values()
+                if values.numel() > 0 and bool((values == 1).all()):
+                    warnings.warn(
+                        f"'{name}' propagates with 'adj_t' as given, but "
+                        f"every edge weight of 'adj_t' is 1: it looks "
+                        f"unnormalized (accuracy suffers, e.g. Cora 74.8 "
+                        f"against 82.3). Normalize it on the whole graph "
+                        f"before partitioning: 'data.adj_t, _ = torch_"
+                        f"geometric.nn.conv.gcn_conv.gcn_norm(data.adj_t)'",
+                        UserWarning, stacklevel=3)
+        return replaced
+
     def _gas_pre_hook(self, module, args: tuple, kwargs: dict):
         self._reg_terms = []
         self._check_input(args[0] if len(args) > 0 else kwargs.get('x'))
+        replaced = self._check_call(args, kwargs)
         batch = _find_batch(args, kwargs)
+        self._pushes = 0
+        self._gas_call = batch is not None and len(self.histories) > 0
         self._async = False
         if batch is None or not self._use_pool():
-            return None
+            return replaced
         if self.pool.num_pending_pulls > 0:
             # A previous forward raised or skipped a history: drop its pulls
             # so that every layer receives its own rows.
@@ -380,7 +506,7 @@ class ScalableGNN(torch.nn.Module):
         for history in self.histories:
             self.pool.async_pull(history.emb, None, None, halo)
         self._async = True
-        return None
+        return replaced
 
     def _gas_post_hook(self, module, args: tuple, kwargs: dict, output: Any):
         if (self.training and self.reg_weight > 0 and not self._reg_terms
@@ -440,6 +566,7 @@ class ScalableGNN(torch.nn.Module):
         """
         if batch is None:
             return x
+        self._pushes += 1
         batch_size = batch.batch_size
         if x.size(0) < batch_size:
             raise ValueError(f"'x' has {x.size(0)} rows but the batch holds "

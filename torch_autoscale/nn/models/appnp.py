@@ -55,6 +55,7 @@ class APPNP(ScalableGNN):
         - **output:** :math:`(|\mathcal{B}|, F_{out})`
     """
     supports_sparse_input = True
+    expects_normalized_adj = True
 
     def __init__(self, num_nodes: int, in_channels: int, hidden_channels: int,
                  out_channels: int, num_layers: int, alpha: float,

@@ -48,6 +48,7 @@ class GCN(BasicGNN):
         - **output:** :math:`(|\mathcal{B}|, F_{out})`
     """
     sparse_conv_input = True  # GCNConv transforms before propagating.
+    expects_normalized_adj = True
 
     def init_conv(self, in_channels: int, out_channels: int,
                   layer: int) -> Module:
