@@ -1,3 +1,6 @@
+import os.path as osp
+import textwrap
+
 import pytest
 import torch
 from torch_geometric.data import Data
@@ -189,3 +192,27 @@ def test_bad_arguments():
         pdata.to_original(torch.randn(10, 4), dim=2)
     with pytest.raises(ValueError, match="must be a tensor"):
         pdata.to_original([0] * 10)
+
+
+def test_step_by_step_docs_equal_partitioned_data():
+    r"""The quickstart's "Step by step" code builds what PartitionedData
+    builds."""
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    with open(osp.join(root, 'docs', 'source', 'quickstart.rst')) as f:
+        text = f.read().split('Step by step\n', 1)[1]
+    block = text.split('.. code-block:: python\n', 1)[1]
+    lines = []
+    for line in block.split('\n')[1:]:
+        if line and not line.startswith('   '):
+            break
+        lines.append(line)
+    data = random_graph()
+    scope = {'data': data.clone()}
+    exec(compile(textwrap.dedent('\n'.join(lines)), 'step_by_step', 'exec'),
+         scope)
+    pdata = PartitionedData(data, 40, normalize='gcn')
+    assert torch.equal(scope['ptr'], pdata.ptr)
+    assert torch.equal(scope['perm'].argsort(), pdata.inv_perm)
+    assert torch.equal(scope['data'].adj_t.to_dense(),
+                       pdata.data.adj_t.to_dense())
+    assert torch.equal(scope['data'].x, pdata.data.x)
