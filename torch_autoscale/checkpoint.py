@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import socket
+import stat
 import zlib
 from collections.abc import Mapping
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
@@ -69,6 +70,16 @@ _TEMP_TAIL = re.compile(r'([0-9a-f]{8})-([0-9]+)\.[0-9a-f]{16}\.tmp\Z')
 
 
 # Integrity records ##########################################################
+
+def _check_args(model: Any, optimizer: Any) -> None:
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"'model' must be a torch.nn.Module (got "
+                        f"{type(model).__name__})")
+    if optimizer is not None and not isinstance(optimizer,
+                                                torch.optim.Optimizer):
+        raise TypeError(f"'optimizer' must be a torch.optim.Optimizer or "
+                        f"None (got {type(optimizer).__name__})")
+
 
 def _histories(model: torch.nn.Module) -> Dict[str, History]:
     return {
@@ -463,6 +474,7 @@ def save_checkpoint(path: PathLike, model: torch.nn.Module,
         >>> extra = load_checkpoint('last.pt', model, optimizer)
         >>> start = extra['epoch'] + 1
     """
+    _check_args(model, optimizer)
     histories = {}
     for name, history in _histories(model).items():
         history._check_open()
@@ -495,8 +507,19 @@ def _fail(path: str, what: str) -> CheckpointError:
 
 
 def _read(path: str, map_location: Any, weights_only: bool) -> Any:
-    with open(path, 'rb'):  # Missing or unreadable: the OSError as is.
-        pass
+    if isinstance(map_location, (str, torch.device)) and \
+            torch.device(map_location).type == 'meta':
+        raise ValueError("'map_location' must not be 'meta': meta tensors "
+                         "hold no data to verify or load; load to 'cpu'")
+    # Missing or unreadable: the OSError as is. O_NONBLOCK: a FIFO (or a
+    # device) planted at the path must not block the load forever.
+    fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _fail(path, "is not a regular file (a FIFO, a device or a "
+                        "folder)")
+    finally:
+        os.close(fd)
     try:
         return torch.load(path, map_location=map_location, mmap=True,
                           weights_only=weights_only)
@@ -776,6 +799,7 @@ def load_checkpoint(path: PathLike, model: torch.nn.Module,
             range of its history's storage dtype; nothing has been modified.
     """
     path = os.fspath(path)
+    _check_args(model, optimizer)
     state = _read(path, map_location, weights_only)
     if not isinstance(state, dict) or 'histories' not in state:
         raise CheckpointError(f"{path!r} is not a checkpoint written by "

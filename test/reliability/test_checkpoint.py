@@ -484,3 +484,30 @@ def test_weights_only_refuses_objects(tmp_path):
         load_checkpoint(path, model)
     extra = load_checkpoint(path, model, weights_only=False)
     assert extra == {'ratio': fractions.Fraction(1, 3)}
+
+
+def test_fifo_or_folder_at_the_path_is_an_error_not_a_hang(tmp_path,
+                                                            isolated):
+    # A FIFO planted at the path used to block load_checkpoint forever.
+    fifo = tmp_path / 'fifo.pt'
+    os.mkfifo(fifo)
+    result = isolated(f'''
+        import torch
+        from torch_autoscale import load_checkpoint
+        load_checkpoint({str(fifo)!r}, torch.nn.Linear(2, 2))
+        ''', timeout=60)
+    assert result['error'] == 'CheckpointError', result
+    assert 'not a regular file' in result['message']
+    with pytest.raises(CheckpointError, match='not a regular file'):
+        load_checkpoint(str(tmp_path), torch.nn.Linear(2, 2))
+
+
+def test_bad_arguments(tmp_path):
+    path = str(tmp_path / 'c.pt')
+    with pytest.raises(TypeError, match="'model' must be a torch.nn.Module"):
+        save_checkpoint(path, {})
+    save_checkpoint(path, torch.nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="'optimizer' must be"):
+        load_checkpoint(path, torch.nn.Linear(2, 2), optimizer={})
+    with pytest.raises(ValueError, match="must not be 'meta'"):
+        load_checkpoint(path, torch.nn.Linear(2, 2), map_location='meta')
