@@ -311,3 +311,27 @@ def test_shared_history_on_a_full_disk(small_fs, tmp_path, fits):
         else:
             assert result['error'] == 'StorageFullError', result
     assert os.listdir(small_fs) == []
+
+
+def test_push_rejects_duplicate_or_inconsistent_ids():
+    history = History(10, 3)
+    with pytest.raises(ValueError, match='node 1 more than once'):
+        history.push(torch.ones(2, 3), torch.tensor([1, 1]))
+    with pytest.raises(ValueError, match='describe different rows'):
+        history.push(torch.ones(2, 3), torch.tensor([1, 2]),
+                     torch.tensor([3]), torch.tensor([2]))
+    history.push(torch.ones(2, 3), torch.tensor([3, 4]), torch.tensor([3]),
+                 torch.tensor([2]))
+    assert history.pull().sum() == 6
+    with pytest.raises(ValueError, match="'num_nodes' must be"):
+        History(True, 3)
+
+
+def test_mini_inference_validates_nodes():
+    data, ptr = sbm()
+    model = GCN(data.num_nodes, 16, 32, 4, num_layers=2)
+    loader = EvalSubgraphLoader(data, ptr, batch_size=2)
+    for nodes in (torch.arange(-10, 0), torch.tensor([0, 10_000]),
+                  torch.tensor([0.5])):
+        with pytest.raises(ValueError, match="'nodes'"):
+            model.mini_inference(loader, progress=False, nodes=nodes)

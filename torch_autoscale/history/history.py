@@ -275,10 +275,12 @@ class History(torch.nn.Module):
                  storage: Optional[str] = None,
                  directory: Optional[str] = None, keep_file: bool = False):
         super().__init__()
-        if not isinstance(num_nodes, int) or num_nodes < 0:
+        if not isinstance(num_nodes, int) or isinstance(num_nodes, bool) \
+                or num_nodes < 0:
             raise ValueError(f"'num_nodes' must be a non-negative integer "
                              f"(got {num_nodes!r})")
-        if not isinstance(channels, int) or channels <= 0:
+        if not isinstance(channels, int) or isinstance(channels, bool) \
+                or channels <= 0:
             raise ValueError(f"'channels' must be a positive integer (got "
                              f"{channels!r})")
         dtype = dtype or torch.get_default_dtype()
@@ -425,7 +427,9 @@ class History(torch.nn.Module):
         Args:
             x (torch.Tensor): The embeddings to write, on the model's device.
             n_id (torch.Tensor, optional): The node index of every row of
-                :obj:`x`. (default: :obj:`None`)
+                :obj:`x`, each node at most once; with :obj:`offset` and
+                :obj:`count`, it must name the same rows. (default:
+                :obj:`None`)
             offset (torch.Tensor, optional): Start of each contiguous run.
                 (default: :obj:`None`)
             count (torch.Tensor, optional): Length of each contiguous run.
@@ -458,6 +462,11 @@ class History(torch.nn.Module):
         if offset is not None:
             offset, count = offset.cpu(), count.cpu()
             self._check_runs(offset, count, x.size(0))
+            if n_id is not None and not torch.equal(
+                    n_id.cpu(), _run_rows(offset, count)):
+                raise ValueError("'n_id' and the runs 'offset'/'count' "
+                                 "describe different rows; pass one of "
+                                 "them, or both for the same rows")
             x = self.check_values(x, lambda rows: _run_rows(offset, count)[
                 rows])
             src = 0
@@ -473,6 +482,14 @@ class History(torch.nn.Module):
                 raise ValueError(
                     f"'n_id' holds indices outside [0, {self.num_nodes}) of "
                     f"this History")
+            if n_id.numel() > 1:
+                ids = n_id.sort()[0]
+                dup = (ids[1:] == ids[:-1]).nonzero()
+                if dup.numel() > 0:
+                    raise ValueError(
+                        f"'n_id' holds node {int(ids[int(dup[0])])} more "
+                        f"than once; every node is pushed at most once (the "
+                        f"row that lands would be arbitrary)")
             x = self.check_values(x, lambda rows: n_id.cpu()[rows])
             self.emb.index_copy_(0, n_id.to(self.emb.device),
                                  x.to(self.emb.device))

@@ -55,6 +55,10 @@ class AsyncIOPool(torch.nn.Module):
         self.pool_size = pool_size
         self.buffer_size = buffer_size
         self.channels = channels
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise ValueError(f"'dtype' of AsyncIOPool must be a floating "
+                             f"point torch.dtype such as torch.float32, as "
+                             f"histories are (got {dtype!r})")
         self.dtype = dtype
         self.capacity = buffer_size * channels * dtype.itemsize  # in bytes
 

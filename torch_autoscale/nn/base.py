@@ -636,6 +636,14 @@ class ScalableGNN(torch.nn.Module):
         expected = torch.ones(self.num_nodes, dtype=torch.long)
         what = 'every node'
         if nodes is not None:
+            if not isinstance(nodes, Tensor) or nodes.dtype != torch.long \
+                    or nodes.dim() != 1:
+                raise ValueError("'nodes' must be a one-dimensional int64 "
+                                 "tensor of node ids")
+            if nodes.numel() > 0 and (int(nodes.min()) < 0 or int(
+                    nodes.max()) >= self.num_nodes):
+                raise ValueError(f"'nodes' holds ids outside [0, "
+                                 f"{self.num_nodes}) of this model's graph")
             expected = torch.zeros(self.num_nodes, dtype=torch.long)
             expected[nodes.cpu()] = 1
             what = f"the {int(expected.sum())} nodes of 'nodes'"
