@@ -204,3 +204,54 @@ def test_loader_refuses_what_it_would_drop():
         SubgraphLoader(data, ptr, collate_fn=lambda b: b)
     with pytest.raises(ValueError, match="leave 'shuffle' out"):
         EvalSubgraphLoader(data, ptr, shuffle=True)
+
+
+def test_attributes_the_loader_cannot_slice_are_named():
+    from torch_autoscale.errors import NonFiniteError
+    from torch_autoscale.testing import clustered_graph
+    data, ptr = clustered_graph(200, 4, num_classes=2, avg_degree=4)
+    data.num_nodes = 200
+    short = data.clone()
+    short.x = short.x[:150]
+    with pytest.raises(ValueError, match="'data.x' has 150 rows.*200 nodes"):
+        SubgraphLoader(short, ptr)
+    extra = data.clone()
+    extra.class_weight = torch.ones(3)  # Graph-level: left out, with a word.
+    with pytest.warns(UserWarning, match="'data.class_weight' has 3 rows"):
+        SubgraphLoader(extra, ptr)
+
+    # Non-finite edge values name the target nodes of their edges.
+    crow = data.adj_t.crow_indices()
+    target = int((crow <= 7).sum()) - 1
+    value = data.adj_t.values().clone()
+    value[7] = float('nan')
+    bad = data.clone()
+    bad.adj_t = torch.sparse_csr_tensor(crow, data.adj_t.col_indices(),
+                                        value, data.adj_t.size())
+    with pytest.raises(NonFiniteError, match='edge weights') as info:
+        SubgraphLoader(bad, ptr)
+    assert info.value.rows == [target]
+    bad = data.clone()
+    bad.edge_attr = torch.ones(data.adj_t.values().numel(), 2)
+    bad.edge_attr[7, 1] = float('inf')
+    del bad.adj_t
+    bad.edge_index = torch.stack([
+        data.adj_t.col_indices(),
+        torch.repeat_interleave(torch.arange(200), crow.diff())
+    ])
+    with pytest.raises(NonFiniteError, match="'data.edge_attr'") as info:
+        SubgraphLoader(bad, ptr)
+    assert info.value.rows == [target]
+
+
+def test_edge_weight_without_weighted_adjacency_warns():
+    from torch_autoscale.testing import clustered_graph
+    data, ptr = clustered_graph(200, 4, num_classes=2, avg_degree=4)
+    crow = data.adj_t.crow_indices()
+    data.edge_index = torch.stack([data.adj_t.col_indices(),
+                                   torch.repeat_interleave(
+                                       torch.arange(200), crow.diff())])
+    del data.adj_t
+    data.edge_weight = torch.rand(data.edge_index.size(1))
+    with pytest.warns(UserWarning, match='ignore the weights.*csr_adj_t'):
+        SubgraphLoader(data, ptr)

@@ -9,7 +9,7 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from torch_autoscale import ops
-from torch_autoscale.errors import check_finite
+from torch_autoscale.errors import check_finite, finite_checks_enabled
 from torch_autoscale.utils.sparse import (
     index_select_rows,
     sparse_csr,
@@ -55,28 +55,61 @@ def _first(batch: List[Any]) -> Any:
     return batch[0]
 
 
-def _check_finite_data(node_attrs: dict, value: Optional[Tensor]) -> None:
+def _check_finite_data(node_attrs: dict, edge_attrs: dict,
+                       value: Optional[Tensor], rowptr: Tensor) -> None:
     r"""Raises :class:`~torch_autoscale.errors.NonFiniteError` naming the
-    nodes whose features (or incoming edge weights) hold NaN or infinite
-    values: one such node poisons every history row and parameter within a
-    few steps, without a word otherwise."""
+    nodes whose features, edge weights or edge attributes (of their
+    incoming edges) hold NaN or infinite values: one such node poisons every
+    history row and parameter within a few steps, without a word
+    otherwise."""
+    if not finite_checks_enabled():
+        return
     fix = ("replace or drop them before training (e.g., "
            "torch.nan_to_num(data.x) or a mask of the rows)")
     for key, attr in node_attrs.items():
         if attr.layout == torch.sparse_csr:
-            crow = attr.crow_indices()
-            row = torch.repeat_interleave(
-                torch.arange(crow.numel() - 1), crow.diff())
-            values = attr.values()
-            if values.is_floating_point() and \
-                    not bool(torch.isfinite(values).all()):
-                bad = row[~torch.isfinite(values)].unique()
-                check_finite(torch.full((attr.size(0), ), float('nan'))[bad],
-                             f"'data.{key}' (sparse)", fix, index=bad)
+            _check_entries(attr.crow_indices(), attr.values(),
+                           f"'data.{key}' (sparse)", fix)
         else:
             check_finite(attr, f"'data.{key}'", fix)
     if value is not None:
-        check_finite(value, "the edge weights of 'data'", fix)
+        _check_entries(rowptr, value, "the edge weights of 'data.adj_t' "
+                       "(by target node)", fix)
+    for key, attr in edge_attrs.items():
+        _check_entries(rowptr, attr, f"'data.{key}' (by target node)", fix)
+
+
+def _check_entries(crow: Tensor, values: Tensor, what: str,
+                   fix: str) -> None:
+    r"""Checks the entries of a CSR structure, naming the rows that hold
+    non-finite ones."""
+    if not values.is_floating_point() or values.numel() == 0 or \
+            bool(torch.isfinite(values).all()):
+        return
+    bad = ~torch.isfinite(values.reshape(values.size(0), -1)).all(dim=1)
+    row = torch.repeat_interleave(torch.arange(crow.numel() - 1),
+                                  crow.diff().long(),
+                                  output_size=values.size(0))
+    rows = row[bad].unique()
+    check_finite(torch.full((rows.numel(), ), float('nan')), what, fix,
+                 index=rows)
+
+
+#: Node-level attributes by name: a length that is not the number of nodes
+#: is a mistake, not a graph-level attribute.
+_NODE_KEYS = ('x', 'y', 'pos', 'train_mask', 'val_mask', 'test_mask',
+              'node_weight', 'n_id')
+
+
+def _dropped(key: str, value: Tensor, num_nodes: int, num_edges: int) -> None:
+    msg = (f"'data.{key}' has {value.size(0)} rows, but the graph has "
+           f"{num_nodes} nodes and {num_edges} edges, so the loaders "
+           f"cannot slice it per mini-batch")
+    if key in _NODE_KEYS or key.endswith('_mask'):
+        raise ValueError(f"{msg}; fix 'data.num_nodes' or the attribute")
+    warnings.warn(f"{msg} and leave it out of the mini-batches; delete it "
+                  f"from 'data' (or keep graph-level values elsewhere) to "
+                  f"silence this warning", UserWarning, stacklevel=5)
 
 
 def _check_clustered(ptr: Tensor, rowptr: Tensor, col: Tensor) -> None:
@@ -131,6 +164,9 @@ class SubgraphCollater:
         for key, value in data.items():
             if key in _STRUCTURE_KEYS or not isinstance(value, Tensor):
                 continue
+            if value.dim() > 0 and value.size(0) not in (self.num_nodes,
+                                                          num_edges):
+                _dropped(key, value, self.num_nodes, num_edges)
             if data.is_node_attr(key) and value.size(0) == self.num_nodes:
                 self.node_attrs[key] = value
             elif data.is_edge_attr(key) and value.dim() > 0 and \
@@ -138,8 +174,19 @@ class SubgraphCollater:
                 # Keep edge attributes attached to their edges: store them
                 # in CSR order once, then slice by kept CSR positions.
                 self.edge_attrs[key] = value[edge_perm]
-        _check_finite_data(self.node_attrs, self.value)
+        _check_finite_data(self.node_attrs, self.edge_attrs, self.value,
+                           self.rowptr)
         _check_clustered(self.ptr, self.rowptr, self.col)
+        if self.value is None and isinstance(
+                getattr(data, 'edge_weight', None), Tensor):
+            warnings.warn(
+                "'data.edge_weight' travels with every mini-batch as an edge "
+                "attribute, but the mini-batches' 'adj_t' is built from "
+                "'data.edge_index' without it, so convolutions that take "
+                "'adj_t' ignore the weights; build the adjacency with them: "
+                "'data.adj_t = torch_autoscale.utils.csr_adj_t("
+                "data.edge_index, data.num_nodes, data.edge_weight)'",
+                UserWarning, stacklevel=4)
 
     def __call__(self, clusters: Sequence[int]) -> SubgraphBatch:
         clusters = torch.as_tensor(clusters, dtype=torch.long).view(-1)
