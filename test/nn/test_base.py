@@ -245,6 +245,14 @@ def test_edge_index_or_batch_in_place_of_adj_t():
         model(batch, batch.data.adj_t, batch)
 
 
+def test_wrong_in_channels_is_named():
+    from torch_autoscale.nn.models import GCN
+    data, ptr = clustered()
+    model = GCN(data.num_nodes, data.num_features + 2, 16, 4, num_layers=2)
+    with pytest.raises(ValueError, match='built with in_channels='):
+        model(data.x, data.adj_t)
+
+
 def test_wrong_num_nodes_is_named():
     data, ptr = clustered()
     batch = list(SubgraphLoader(data, ptr, batch_size=2))[-1]

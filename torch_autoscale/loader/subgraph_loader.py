@@ -133,8 +133,9 @@ def _check_clustered(ptr: Tensor, rowptr: Tensor, col: Tensor) -> None:
             f"{num_parts} clusters of 'ptr' ({100 * random:.1f}% for a "
             f"random split): 'data' looks unpermuted by its partition, so "
             f"mini-batches will carry large halos. Lay every cluster out as "
-            f"a contiguous range first: 'perm, ptr = sort_by_cluster("
-            f"cluster, num_parts)' and 'data = permute(data, perm)'",
+            f"a contiguous range first: 'PartitionedData(data, num_parts)' "
+            f"does it all, or 'perm, ptr = sort_by_cluster(cluster, "
+            f"num_parts)' and 'data = permute(data, perm)'",
             UserWarning, stacklevel=4)
 
 

@@ -453,6 +453,13 @@ class ScalableGNN(torch.nn.Module):
                 f"and the loaders slice it per mini-batch")
         if not isinstance(x, Tensor) or not isinstance(adj_t, Tensor):
             return replaced
+        in_channels = getattr(self, 'in_channels', None)
+        if isinstance(in_channels, int) and in_channels > 0 and \
+                x.dim() == 2 and x.size(1) != in_channels:
+            raise ValueError(
+                f"'x' has {x.size(1)} features but '{name}' was built with "
+                f"in_channels={in_channels}; build it with "
+                f"'data.num_features'")
         if batch is not None:
             if batch.n_id.numel() > 0 and \
                     int(batch.n_id.max()) >= self.num_nodes:
