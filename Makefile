@@ -11,11 +11,20 @@ TORCH_VERSION ?= 2.13.0
 SHARED_DATA ?= ../shared/data
 DATA_DIR ?= data
 
+# nvcc and the CUDA headers from PyPI, to compile-check the CUDA sources on
+# machines without a GPU (tools/check_cuda.py); about 350 MB, installed once.
+CUDA_TOOLKIT ?= $(VENV)/cuda-toolkit
+CUDA_PACKAGES ?= "nvidia-cuda-nvcc>=13,<14" "nvidia-cuda-runtime>=13,<14" \
+	"nvidia-cuda-cccl>=13,<14" "nvidia-cuda-crt>=13,<14"
+
 DEPS_STAMP := $(VENV)/.stamp-deps
 PKG_STAMP := $(VENV)/.stamp-package
-NATIVE_SOURCES := $(shell find csrc -type f 2>/dev/null) setup.py
+CUDA_STAMP := $(VENV)/.stamp-cuda-toolkit
+CUDA_CHECK_STAMP := $(VENV)/.stamp-cuda-check
+NATIVE_SOURCES := $(shell find csrc -type f 2>/dev/null) setup.py \
+	tools/build_backend.py
 
-.PHONY: install demo test docs bench data clean
+.PHONY: install demo test docs bench data clean check-cuda check-install
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +32,8 @@ $(PY):
 $(DEPS_STAMP): $(PY) pyproject.toml Makefile
 	# torch first and pinned, so that nothing below pulls another build.
 	$(PIP) install "torch==$(TORCH_VERSION)"
-	$(PIP) install "setuptools>=64" wheel ninja numpy scipy tqdm pytest \
-		torch-geometric pymetis sphinx hypothesis
+	$(PIP) install "setuptools>=64" wheel ninja build numpy scipy tqdm \
+		pytest torch-geometric pymetis sphinx hypothesis
 	touch $@
 
 $(PKG_STAMP): $(DEPS_STAMP) $(NATIVE_SOURCES)
@@ -43,8 +52,31 @@ data:
 		echo "no dataset archives at $(SHARED_DATA); data tests will skip"; \
 	fi
 
-test: install data
-	TORCH_AUTOSCALE_DATA="$(abspath $(DATA_DIR))" $(PY) -m pytest test
+$(CUDA_STAMP): $(PY)
+	rm -rf $(CUDA_TOOLKIT)
+	$(PIP) install --quiet --target $(CUDA_TOOLKIT) $(CUDA_PACKAGES)
+	touch $@
+
+# Every csrc/**/*.cu compiled to an object file with nvcc against torch's
+# headers; fails when one does not compile. Reruns only when csrc/ changes.
+$(CUDA_CHECK_STAMP): $(CUDA_STAMP) $(DEPS_STAMP) $(NATIVE_SOURCES) \
+		tools/check_cuda.py
+	$(PY) tools/check_cuda.py --toolkit $(CUDA_TOOLKIT) --build build/cuda-check
+	touch $@
+
+check-cuda: $(CUDA_CHECK_STAMP)
+
+test: install data check-cuda
+	TORCH_AUTOSCALE_DATA="$(abspath $(DATA_DIR))" \
+	TORCH_AUTOSCALE_CUDA_TOOLKIT="$(abspath $(CUDA_TOOLKIT))" \
+		$(PY) -m pytest test
+
+# pip install of the sdist into a fresh venv that has torch (a dependency
+# install), then a tiny training with the native ops; a few minutes, most of
+# them compiling _C, so not part of `make test` (.ci/run runs both).
+check-install: $(DEPS_STAMP)
+	$(PY) tools/check_install.py --torch "torch==$(TORCH_VERSION)" \
+		--python "$(PYTHON)"
 
 docs: install
 	$(PY) -m sphinx -W --keep-going -b html docs/source docs/build/html
@@ -54,5 +86,6 @@ bench: install data
 	$(PY) examples/train_gcn.py --dataset cora --root "$(DATA_DIR)" --runs 5 --quiet
 
 clean:
-	rm -rf build docs/build docs/source/generated *.egg-info
+	rm -rf build docs/build docs/source/generated *.egg-info \
+		torch_autoscale/_build_info.py
 	find . -name '*.so' -path './torch_autoscale/*' -delete

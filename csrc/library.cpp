@@ -1,5 +1,6 @@
 #include <Python.h>
 #include <torch/library.h>
+#include <torch/version.h>
 
 #ifdef WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -36,6 +37,12 @@ int64_t cuda_version() {
 #endif
 }
 
+// The torch release the extension was compiled against, e.g. "2.13.0"
+// (torch_autoscale.typing refuses to load it into another minor release).
+std::string torch_version() {
+  return TORCH_VERSION;
+}
+
 // Waits for every task of the I/O worker thread and rethrows the first error
 // one of them raised.
 void synchronize() {
@@ -44,6 +51,7 @@ void synchronize() {
 
 TORCH_LIBRARY(torch_autoscale, m) {
   m.def("cuda_version() -> int", &cuda_version);
+  m.def("torch_version() -> str", &torch_version);
   m.def("synchronize() -> ()", &synchronize);
   m.def(
       "relabel_one_hop(Tensor rowptr, Tensor col, Tensor? value, Tensor n_id, "

@@ -4,8 +4,10 @@ Every optional native piece is imported here and exposed as a boolean flag, so
 call sites pick the best available backend and fall back to pure PyTorch
 (the pattern of :mod:`torch_geometric.typing`).
 """
+import json
 import logging
 import os
+import os.path as osp
 import warnings
 
 import torch
@@ -15,18 +17,89 @@ log = logging.getLogger(__name__)
 WITH_NATIVE: bool = False
 r"""Whether the :obj:`torch_autoscale._C` extension was built and loaded."""
 
+NATIVE_TORCH_VERSION = None
+r"""The torch release :obj:`torch_autoscale._C` was compiled against (as the
+loaded extension reports it), or :obj:`None` when it is not loaded."""
+
+
+def _minor(version):
+    return tuple(version.split('+')[0].split('.')[:2])
+
+
+def _rebuild_advice():
+    r"""The command that builds ``_C`` against the running torch, for the way
+    this copy of torch_autoscale was installed."""
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    from importlib import metadata
+    try:
+        dist = metadata.distribution('torch_autoscale')
+        direct = json.loads(dist.read_text('direct_url.json') or 'null')
+    except (metadata.PackageNotFoundError, ValueError):
+        dist = direct = None
+    if dist is None or (direct or {}).get('dir_info', {}).get('editable'):
+        # A source checkout (editable install, or on the path uninstalled).
+        if osp.exists(osp.join(root, 'Makefile')):
+            return f"run 'make install' in {root}"
+        return f"run 'pip install --no-build-isolation -e {root}'"
+    # A regular install: reinstall from the same source, which compiles
+    # against the installed torch; no cache, which may hold a wheel built
+    # against another torch.
+    source = f'torch_autoscale=={dist.version}'
+    if direct and direct.get('url'):
+        url = direct['url']
+        if url.startswith('file://'):
+            from urllib.parse import unquote
+            url = unquote(url[len('file://'):])
+        source = url
+    return (f"run 'pip install --force-reinstall --no-deps --no-cache-dir "
+            f"{source}' with torch installed")
+
+
+def _load_native():
+    r"""Loads ``_C`` if it was built against this torch's minor release.
+    Returns the torch version it reports, or :obj:`None` and the reason it is
+    not used."""
+    try:
+        from torch_autoscale import _build_info as info
+    except ImportError:
+        info = None
+    if info is not None and not info.NATIVE:
+        return None, f'this copy was installed without it ({info.SKIPPED})'
+    if info is not None and _minor(info.TORCH_VERSION) != _minor(
+            torch.__version__):
+        # PyTorch's C++ ABI changes between releases: loading it could fail
+        # on a missing symbol or, worse, load and misbehave.
+        return None, (f'it was compiled against torch {info.TORCH_VERSION}, '
+                      f'but this process runs torch {torch.__version__}')
+    try:
+        from torch_autoscale import _C  # noqa: F401
+    except ImportError as e:
+        if info is None:
+            return None, 'it was not built in this source checkout'
+        return None, f'it could not be loaded ({e})'
+    try:
+        built = torch.ops.torch_autoscale.torch_version()
+    except (AttributeError, RuntimeError):  # pragma: no cover
+        return None, 'it is older than its sources (no torch_version op)'
+    if _minor(built) != _minor(torch.__version__):  # pragma: no cover
+        return None, (f'it was compiled against torch {built}, but this '
+                      f'process runs torch {torch.__version__}')
+    return built, None
+
+
 if os.environ.get('TORCH_AUTOSCALE_DISABLE_NATIVE', '0') == '1':
     log.info('torch_autoscale._C disabled by TORCH_AUTOSCALE_DISABLE_NATIVE=1')
 else:
-    try:
-        from torch_autoscale import _C  # noqa: F401
-        WITH_NATIVE = True
-    except ImportError as e:  # pragma: no cover - depends on the build
+    NATIVE_TORCH_VERSION, _reason = _load_native()
+    WITH_NATIVE = NATIVE_TORCH_VERSION is not None
+    if _reason is not None:  # pragma: no cover - depends on the build
         warnings.warn(
-            f"The native extension 'torch_autoscale._C' could not be loaded "
-            f"({e}); falling back to pure-PyTorch implementations with the "
-            f"same results. Reinstall with 'pip install --no-build-isolation "
-            f"-e .' to build it.", stacklevel=2)
+            f"The native extension 'torch_autoscale._C' is not used: "
+            f"{_reason}. Every operation falls back to pure PyTorch with the "
+            f"same results, more slowly. To build it against the installed "
+            f"torch {torch.__version__}, {_rebuild_advice()}. "
+            f"TORCH_AUTOSCALE_DISABLE_NATIVE=1 silences this warning.",
+            stacklevel=2)
 
 WITH_CUDA_OPS: bool = (WITH_NATIVE and torch.cuda.is_available()
                        and torch.ops.torch_autoscale.cuda_version() > 0)
@@ -54,6 +127,7 @@ except Exception:  # pragma: no cover
 
 __all__ = [
     'WITH_NATIVE',
+    'NATIVE_TORCH_VERSION',
     'WITH_CUDA_OPS',
     'WITH_PYMETIS',
     'WITH_TORCH_SPARSE',
