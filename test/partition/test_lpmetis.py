@@ -111,6 +111,19 @@ def test_edgeless_graph_and_single_part():
     (dict(num_parts=2, iterations=0), 'iterations'),
     (dict(num_parts=2, max_cluster_size=0), 'max_cluster_size'),
     (dict(num_parts=2, edge_weight=torch.ones(3)), 'edge_weight'),
+    (dict(num_parts=2, refine=-2), "'refine' must be at least 0"),
+    (dict(num_parts=2, refine=1.5), "'refine' must be an integer"),
+    (dict(num_parts=2, seed=1.5), "'seed' must be an integer"),
+    (dict(num_parts=2, seed='0'), "'seed' must be an integer"),
+    (dict(num_parts=2, seed=2**64), "'seed' must lie in"),
+    (dict(num_parts=2, rounds=2.5), "'rounds' must be an integer"),
+    (dict(num_parts=2, iterations=1.5), "'iterations' must be an integer"),
+    (dict(num_parts=2, max_cluster_size=2.5), "'max_cluster_size' must be"),
+    (dict(num_parts=2.0), "'num_parts' must be an integer"),
+    (dict(num_parts=2, p_b='0.1'), "'p_b'"),
+    (dict(num_parts=2, p_ratio=None), "'p_ratio'"),
+    # Checked also where a single part needs no work:
+    (dict(num_parts=1, seed=1.5), "'seed'"),
 ])
 def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):

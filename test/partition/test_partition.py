@@ -71,6 +71,8 @@ def test_kwargs_reach_the_method():
     (dict(num_parts=0, method='contiguous'), 'num_parts'),
     (dict(num_parts=2.5, method='random'), 'num_parts'),
     (dict(num_parts=2, method='random', rounds=1), 'no further arguments'),
+    (dict(num_parts=2, method='random', seed=1.5), "'seed'"),
+    (dict(num_parts=2, method='lpmetis', seed=1.5), "'seed'"),
 ])
 def test_bad_input(kwargs, match):
     edge_index, _ = grid_graph()

@@ -178,3 +178,62 @@ def test_permute_invalid_perm():
         permute(data, torch.arange(10).view(2, 5))
     with pytest.raises(ValueError, match='data'):
         permute(data.to_dict(), torch.arange(10))
+
+
+def ring(n: int) -> torch.Tensor:
+    return torch.stack([torch.arange(n), (torch.arange(n) + 1) % n])
+
+
+def test_permute_rejects_attributes_of_the_wrong_size():
+    perm = torch.tensor([3, 2, 1, 0])
+    # A node attribute a row short is neither node-, edge- nor graph-level:
+    data = Data(x=torch.ones(3, 1), edge_index=ring(4), num_nodes=4)
+    with pytest.raises(ValueError, match="'x' has size 3 along dimension 0.*"
+                       r"number of nodes \(4\)"):
+        permute(data, perm)
+    data = Data(x=torch.ones(4, 1), edge_index=ring(4), num_nodes=4,
+                edge_attr=torch.ones(5, 2))
+    with pytest.raises(ValueError, match="'edge_attr' has size 5"):
+        permute(data, perm)
+    data = Data(x=torch.ones(5, 1).to_sparse_csr(), edge_index=ring(4),
+                num_nodes=4)
+    with pytest.raises(ValueError, match="'x' has size 5"):
+        permute(data, perm)
+    adj_t = torch.sparse_coo_tensor(ring(3), torch.ones(3), (3, 3))
+    data = Data(edge_index=ring(4), adj_t=adj_t, num_nodes=4)
+    with pytest.raises(ValueError, match=r"'adj_t' has shape \[3, 3\] but "
+                       "the graph has 4 nodes"):
+        permute(data, perm)
+
+
+def test_permute_rejects_node_indices_out_of_range():
+    perm = torch.tensor([3, 2, 1, 0])
+    for bad, index in ((ring(4) + 1, 4), (ring(4) - 1, -1)):
+        data = Data(x=torch.ones(4, 1), edge_index=bad, num_nodes=4)
+        with pytest.raises(ValueError, match=f"'edge_index' holds node "
+                           fr"index {index}, outside of \[0, 4\)"):
+            permute(data, perm)
+    data = Data(edge_index=ring(4).float(), num_nodes=4)
+    with pytest.raises(ValueError, match="'edge_index' must hold integer"):
+        permute(data, perm)
+    data = Data(edge_index=ring(4), edge_label_index=torch.tensor([[0], [9]]),
+                num_nodes=4)
+    with pytest.raises(ValueError, match="'edge_label_index' holds node "
+                       "index 9"):
+        permute(data, perm)
+
+
+def test_permute_graph_level_and_other_node_indices():
+    perm = torch.tensor([3, 2, 1, 0])
+    data = Data(x=torch.arange(4.).view(4, 1), edge_index=ring(4),
+                y=torch.tensor([7]), u=torch.ones(1, 3),
+                scalar=torch.tensor(2),
+                edge_label_index=torch.tensor([[0, 1], [2, 3]]),
+                face=torch.tensor([[0], [1], [2]]))
+    out = permute(data, perm)
+    assert out.x.view(-1).tolist() == [3., 2., 1., 0.]
+    # Graph-level attributes stay; other node indices are relabelled:
+    assert out.y.tolist() == [7] and torch.equal(out.u, data.u)
+    assert int(out.scalar) == 2
+    assert out.edge_label_index.tolist() == [[3, 2], [1, 0]]
+    assert out.face.view(-1).tolist() == [3, 2, 1]

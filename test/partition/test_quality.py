@@ -70,3 +70,63 @@ def test_self_loops_ignored():
 def test_bad_input(cluster, num_parts, match):
     with pytest.raises(ValueError, match=match):
         partition_report(PATH, cluster, num_parts)
+
+
+def ring(n: int) -> torch.Tensor:
+    return torch.stack([torch.arange(n), (torch.arange(n) + 1) % n])
+
+
+@pytest.mark.parametrize('cluster,num_parts,match', [
+    (torch.tensor([0, 5, 1]), 2, "part id 5, which does not fit "
+     "'num_parts=2'"),
+    (torch.tensor([0, -1, 1]), None, 'non-negative part ids'),
+    (torch.tensor([0, -1, 1]), 2, 'non-negative part ids'),
+    (torch.tensor([0.0, 1.0, 1.0]), None, 'integer part ids'),
+    (torch.tensor([0, 1, 1]), 0, "'num_parts' must be at least 1"),
+    (torch.tensor([0, 1, 1]), 1.5, "'num_parts' must be an integer"),
+])
+def test_every_metric_rejects_the_same_ids(cluster, num_parts, match):
+    # part_sizes and size_std used to count ids beyond 'num_parts' (or fail
+    # in torch.bincount on negative ones) where the others raised:
+    calls = [
+        lambda: part_sizes(cluster, num_parts),
+        lambda: size_std(cluster, num_parts),
+        lambda: balance(ring(3), cluster, num_parts),
+        lambda: partition_report(ring(3), cluster, num_parts),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=match):
+            call()
+
+
+def test_a_short_cluster_is_named():
+    # The metrics take no 'num_nodes': the fault is a short 'cluster'.
+    cluster = torch.tensor([0, 1, 0])
+    for call in (lambda: edge_cut(ring(10), cluster),
+                 lambda: partition_report(ring(10), cluster),
+                 lambda: balance(ring(10), cluster)):
+        with pytest.raises(ValueError) as info:
+            call()
+        message = str(info.value)
+        assert "'cluster' has 3 entries but 'edge_index' holds node index " \
+            "9" in message and 'num_nodes' not in message
+    adj = torch.sparse_coo_tensor(ring(10), torch.ones(10), (10, 10))
+    with pytest.raises(ValueError, match="'cluster' has 3 entries but the "
+                       "sparse 'edge_index' is a 10 x 10"):
+        partition_report(adj, cluster)
+    with pytest.raises(ValueError, match="'cluster' has 12 entries"):
+        partition_report(adj, torch.zeros(12, dtype=torch.long))
+    # Isolated nodes past the last edge are fine:
+    assert partition_report(ring(3), torch.tensor([0, 0, 0, 1])).sizes \
+        .tolist() == [3, 1]
+
+
+def test_empty_graph():
+    empty = torch.empty(2, 0, dtype=torch.long)
+    for call in (balance, edge_cut, partition_report):
+        with pytest.raises(ValueError, match="'cluster' is empty.*graph "
+                           "without nodes"):
+            call(empty, torch.empty(0, dtype=torch.long))
+    # An edgeless graph with nodes is measured:
+    assert balance(empty, torch.tensor([0, 1, 1])) == 1.0
+    assert part_sizes(torch.empty(0, dtype=torch.long), 2).tolist() == [0, 0]

@@ -155,7 +155,11 @@ def lpmetis(
                          f"number of nodes ({num_nodes}); pass "
                          f"'num_parts <= {num_nodes}'")
     for name, value in (('p_ratio', p_ratio), ('p_b', p_b)):
-        if not 0.0 <= float(value) <= 1.0:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if isinstance(value, (bool, str)) or not 0.0 <= number <= 1.0:
             raise ValueError(f"'{name}' is a probability and must lie in "
                              f"[0, 1] (got {value})")
     rounds = _check_int(rounds, 'rounds', 0)
@@ -163,6 +167,8 @@ def lpmetis(
     if max_cluster_size is None:
         max_cluster_size = math.ceil(num_nodes / (32 * num_parts))
     max_cluster_size = _check_int(max_cluster_size, 'max_cluster_size', 1)
+    refine = _check_int(refine, 'refine', 0)
+    seed = _check_seed(seed)
     if num_parts == 1:
         return torch.zeros(num_nodes, dtype=torch.long, device=device)
 
@@ -172,7 +178,7 @@ def lpmetis(
     if seed is None:
         seed = int(torch.randint(2**62, (1, )))
     gen = torch.Generator(device=device)
-    gen.manual_seed(int(seed))
+    gen.manual_seed(seed)
 
     t = time.perf_counter()
     # Every undirected edge once, as (u, v) with u < v: half the memory of a
@@ -246,6 +252,23 @@ def _check_int(value, name: str, minimum: int) -> int:
         raise ValueError(f"'{name}' must be at least {minimum} (got "
                          f"{value})")
     return value
+
+
+def _check_seed(seed) -> Optional[int]:
+    r"""A seed :meth:`torch.Generator.manual_seed` takes: an integer in
+    :obj:`[-2**63, 2**64)`, or :obj:`None`."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool):
+        raise ValueError(f"'seed' must be an integer or None (got {seed!r})")
+    try:
+        seed = operator.index(seed)
+    except TypeError:
+        raise ValueError(f"'seed' must be an integer or None (got "
+                         f"{seed!r}); pass, e.g., 'seed=0'") from None
+    if not -2**63 <= seed < 2**64:
+        raise ValueError(f"'seed' must lie in [-2**63, 2**64) (got {seed})")
+    return seed
 
 
 def _undirected(row: Tensor, col: Tensor, weight: Optional[Tensor],

@@ -50,7 +50,20 @@ def permute(data: Data, perm: Tensor) -> Data:
       column (by column, then row, for CSC). If :obj:`data` has no
       :obj:`edge_index`, edge-level attributes are assumed to be aligned
       with the stored entries of such a matrix and are reordered with them;
-    * graph-level attributes are left untouched.
+    * every other tensor of node indices (a key containing :obj:`"index"`,
+      *e.g.*, :obj:`edge_label_index`, or :obj:`face`: those PyG offsets by
+      :obj:`num_nodes` when batching) is relabelled like
+      :obj:`edge_index`;
+    * graph-level attributes (of size :obj:`1` along their concatenation
+      dimension, *e.g.*, :obj:`y` of shape :obj:`[1]` or :obj:`[1, C]`,
+      and scalars) are left untouched.
+
+    Every tensor attribute must be node-level, edge-level or graph-level:
+    one whose size along its concatenation dimension is neither
+    :obj:`num_nodes`, nor :obj:`num_edges`, nor :obj:`1` (*e.g.*, an
+    :obj:`x` with a row too few) raises a :class:`ValueError` naming it,
+    since it could be neither permuted nor left as it is without leaving
+    the graph inconsistent.
 
     Args:
         data (torch_geometric.data.Data): The graph data object.
@@ -63,7 +76,10 @@ def permute(data: Data, perm: Tensor) -> Data:
 
     Raises:
         ValueError: If :obj:`perm` is not a permutation of
-            :obj:`range(data.num_nodes)`.
+            :obj:`range(data.num_nodes)`, if :obj:`edge_index` (or another
+            tensor of node indices) holds an index outside of
+            :obj:`[0, num_nodes)`, or if a tensor attribute's size matches
+            neither :obj:`num_nodes`, :obj:`num_edges` nor :obj:`1`.
     """
     if not isinstance(data, Data):
         raise ValueError(f"'data' must be a 'torch_geometric.data.Data' "
@@ -74,6 +90,8 @@ def permute(data: Data, perm: Tensor) -> Data:
         raise ValueError("Cannot infer the number of nodes of 'data'; set "
                          "'data.num_nodes' before calling 'permute'")
     perm = _check_perm(perm, num_nodes)
+    for key, value in data.items():
+        _check_attr(data, key, value, num_nodes)
     inv = torch.empty_like(perm)
     inv[perm] = torch.arange(num_nodes, device=perm.device)
 
@@ -99,6 +117,9 @@ def permute(data: Data, perm: Tensor) -> Data:
 
     for key, value in data.items():
         if key == 'edge_index' or _is_adj(data, key, value, num_nodes):
+            continue
+        if _is_node_index(key, value):  # e.g., `edge_label_index`, `face`.
+            out[key] = _relabel_edge_index(value, inv, num_nodes)
             continue
         if data.is_node_attr(key):
             out[key] = _select(value, perm, data.__cat_dim__(key, value))
@@ -134,6 +155,78 @@ def _check_perm(perm: Tensor, num_nodes: int) -> Tensor:
             raise ValueError(f"'perm' repeats some node indices and misses "
                              f"{int((~seen).sum())} others; {fix}")
     return perm
+
+
+def _is_node_index(key: str, value) -> bool:
+    r"""Whether :obj:`value` holds node indices other than :obj:`edge_index`
+    (the keys PyG's :meth:`~torch_geometric.data.Data.__inc__` offsets by
+    :obj:`num_nodes`), as a dense tensor."""
+    return (key != 'edge_index' and ('index' in key or key == 'face')
+            and isinstance(value, Tensor) and value.layout == torch.strided
+            and value.dim() >= 1)
+
+
+def _check_attr(data: Data, key: str, value, num_nodes: int) -> None:
+    r"""Raises a :class:`ValueError` naming :obj:`key` if :obj:`value` can
+    be neither permuted nor left as it is: node indices outside of
+    :obj:`[0, num_nodes)`, or a tensor that is not node-, edge- or
+    graph-level."""
+    if key == 'edge_index' and isinstance(value, Tensor) and (
+            value.layout == torch.strided):
+        if value.dim() != 2 or value.size(0) != 2:
+            raise ValueError(f"'edge_index' must have shape [2, num_edges] "
+                             f"(got {list(value.shape)})")
+        _check_node_index(value, key, num_nodes)
+        return
+    if _is_node_index(key, value):
+        _check_node_index(value, key, num_nodes)
+        return
+    if isinstance(value, SparseTensor):
+        shape = tuple(value.sizes())
+    elif isinstance(value, (Tensor, np.ndarray)) and value.ndim > 0:
+        shape = tuple(value.shape)
+    else:
+        return  # Lists, strings, numbers: PyG decides by length.
+    cat_dim = data.__cat_dim__(key, value)
+    if not isinstance(cat_dim, int):  # A sparse matrix over node pairs:
+        if isinstance(cat_dim, tuple) and any(
+                shape[d] != num_nodes for d in cat_dim):
+            raise ValueError(
+                f"'{key}' has shape {list(shape)} but the graph has "
+                f"{num_nodes} nodes, so 'permute' cannot reorder its rows "
+                f"and columns; pass a [{num_nodes}, {num_nodes}] adjacency "
+                f"matrix or set 'data.num_nodes' to its size")
+        return
+    size = shape[cat_dim]
+    if size in (num_nodes, data.num_edges, 1):
+        return
+    raise ValueError(
+        f"'{key}' has size {size} along dimension {cat_dim} (shape "
+        f"{list(shape)}), which is neither the number of nodes "
+        f"({num_nodes}), nor the number of edges ({data.num_edges}), nor 1 "
+        f"(a graph-level attribute), so 'permute' can neither reorder it "
+        f"with the nodes nor leave it as it is; give '{key}' one row per "
+        f"node (or set 'data.num_nodes' to the right count), or delete it "
+        f"before permuting")
+
+
+def _check_node_index(value: Tensor, key: str, num_nodes: int) -> None:
+    if (value.is_floating_point() or value.is_complex()
+            or value.dtype == torch.bool):
+        raise ValueError(f"'{key}' must hold integer node indices (got "
+                         f"dtype {value.dtype}); convert it via "
+                         f"'{key}.long()'")
+    if value.numel() == 0:
+        return
+    if type(value) is not Tensor:  # e.g., `EdgeIndex`.
+        value = value.as_subclass(Tensor)
+    low, high = int(value.min()), int(value.max())
+    if low < 0 or high >= num_nodes:
+        bad = low if low < 0 else high
+        raise ValueError(
+            f"'{key}' holds node index {bad}, outside of [0, {num_nodes}) "
+            f"(the graph has {num_nodes} nodes); fix '{key}' or set "
+            f"'data.num_nodes' to the number of nodes")
 
 
 def _is_adj(data: Data, key: str, value, num_nodes: int) -> bool:

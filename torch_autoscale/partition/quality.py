@@ -1,11 +1,13 @@
 r"""How good a partition is: edge cut, balance and part-size spread, the
 metrics of the `"LPS-GNN" <https://arxiv.org/abs/2507.14570>`_ paper."""
 import math
+import operator
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
+from torch_geometric.typing import SparseTensor
 
 from .metis import _check_weight, _to_edge_index
 
@@ -68,31 +70,104 @@ class PartitionReport:
                 f"{self.num_empty} empty)")
 
 
-def _prepare(edge_index: Tensor, cluster: Tensor,
-             num_parts: Optional[int]) -> Tuple[Tensor, Tensor, int]:
-    if not isinstance(cluster, Tensor) or cluster.dim() != 1:
+def _check_cluster(cluster: Tensor,
+                   num_parts: Optional[int]) -> Tuple[Tensor, int]:
+    r"""Validates part ids and returns them as :obj:`int64`, together with
+    the number of parts (the largest id plus one if :obj:`num_parts` is
+    :obj:`None`)."""
+    if not isinstance(cluster, Tensor) or cluster.dim() != 1 or (
+            cluster.layout != torch.strided):
         raise ValueError("'cluster' must be a one-dimensional tensor holding "
                          "the part id of every node")
-    if cluster.is_floating_point() or cluster.dtype == torch.bool:
+    if (cluster.is_floating_point() or cluster.is_complex()
+            or cluster.dtype == torch.bool):
         raise ValueError(f"'cluster' must hold integer part ids (got dtype "
                          f"{cluster.dtype})")
-    edge_index, _ = _to_edge_index(edge_index, cluster.numel())
-    cluster = cluster.long().to(edge_index.device)
+    if num_parts is not None:
+        try:
+            num_parts = operator.index(num_parts)
+        except TypeError:
+            raise ValueError(f"'num_parts' must be an integer or None (got "
+                             f"{num_parts!r})") from None
+        if num_parts < 1:
+            raise ValueError(f"'num_parts' must be at least 1 (got "
+                             f"{num_parts})")
+    cluster = cluster.long()
     if cluster.numel() > 0 and int(cluster.min()) < 0:
-        raise ValueError("'cluster' must hold non-negative part ids")
+        raise ValueError(f"'cluster' must hold non-negative part ids (got "
+                         f"{int(cluster.min())})")
     max_part = int(cluster.max()) + 1 if cluster.numel() > 0 else 0
     if num_parts is None:
         num_parts = max_part
     elif num_parts < max_part:
         raise ValueError(f"'cluster' holds part id {max_part - 1}, which "
-                         f"does not fit 'num_parts={num_parts}'")
-    return edge_index, cluster, num_parts
+                         f"does not fit 'num_parts={num_parts}' (ids lie in "
+                         f"[0, num_parts)); pass 'num_parts >= {max_part}' "
+                         f"or 'num_parts=None'")
+    return cluster, num_parts
+
+
+def _prepare(edge_index: Tensor, cluster: Tensor,
+             num_parts: Optional[int]) -> Tuple[Tensor, Tensor, int]:
+    cluster, num_parts = _check_cluster(cluster, num_parts)
+    num_nodes = cluster.numel()
+    if num_nodes == 0:
+        raise ValueError("'cluster' is empty: there is no partition to "
+                         "measure on a graph without nodes; pass the part "
+                         "id of every node of a graph with at least one "
+                         "node")
+    # The graph is measured on the nodes `cluster` holds; say so, rather
+    # than ask for a 'num_nodes' the metrics do not take:
+    needed = _graph_nodes(edge_index)
+    if needed is not None:
+        count, exact = needed
+        if count > num_nodes or (exact and count != num_nodes):
+            what = (f"the sparse 'edge_index' is a {count} x {count} "
+                    f"adjacency matrix" if exact else
+                    f"'edge_index' holds node index {count - 1}")
+            raise ValueError(
+                f"'cluster' has {num_nodes} entries but {what}; pass one "
+                f"part id per node of the graph ('cluster' of length "
+                f"{count}{'' if exact else ' or more'})")
+    edge_index, _ = _to_edge_index(edge_index, num_nodes)
+    return edge_index, cluster.to(edge_index.device), num_parts
+
+
+def _graph_nodes(edge_index) -> Optional[Tuple[int, bool]]:
+    r"""The number of nodes :obj:`edge_index` needs and whether it is exact
+    (a sparse matrix) or a lower bound (a :obj:`[2, E]` list), where it can
+    be read; :obj:`None` leaves malformed input to :func:`_to_edge_index`."""
+    if isinstance(edge_index, SparseTensor):
+        size = tuple(edge_index.sizes())
+        return (size[0], True) if size[0] == size[1] else None
+    if not isinstance(edge_index, Tensor):
+        return None
+    if edge_index.layout != torch.strided:
+        size = tuple(edge_index.shape)
+        ok = len(size) == 2 and size[0] == size[1]
+        return (size[0], True) if ok else None
+    if (edge_index.dim() != 2 or edge_index.size(0) != 2
+            or edge_index.numel() == 0 or edge_index.is_floating_point()
+            or edge_index.is_complex() or edge_index.dtype == torch.bool):
+        return None
+    return int(edge_index.max()) + 1, False
 
 
 def part_sizes(cluster: Tensor, num_parts: Optional[int] = None) -> Tensor:
-    r"""The number of nodes of every part."""
-    minlength = 0 if num_parts is None else num_parts
-    return torch.bincount(cluster.long().view(-1), minlength=minlength)
+    r"""The number of nodes of every part.
+
+    Args:
+        cluster (torch.Tensor): The part id of every node.
+        num_parts (int, optional): The number of parts; every id must lie in
+            :obj:`[0, num_parts)`. (default: :obj:`None`, the largest id
+            plus one)
+
+    Raises:
+        ValueError: If :obj:`cluster` does not hold non-negative integer
+            ids, or an id does not fit :obj:`num_parts`.
+    """
+    cluster, num_parts = _check_cluster(cluster, num_parts)
+    return torch.bincount(cluster, minlength=num_parts)
 
 
 def edge_cut(edge_index: Tensor, cluster: Tensor,
@@ -120,7 +195,11 @@ def balance(edge_index: Tensor, cluster: Tensor,
 
 
 def size_std(cluster: Tensor, num_parts: Optional[int] = None) -> float:
-    r"""STD: :math:`\sqrt{\sum_i (|V_i| - |V| / K)^2 / (K - 1)}`."""
+    r"""STD: :math:`\sqrt{\sum_i (|V_i| - |V| / K)^2 / (K - 1)}`.
+
+    Raises:
+        ValueError: As :func:`part_sizes`.
+    """
     sizes = part_sizes(cluster, num_parts).double()
     k = sizes.numel()
     if k <= 1:
@@ -151,8 +230,9 @@ def partition_report(edge_index: Tensor, cluster: Tensor,
         PartitionReport: The metrics.
 
     Raises:
-        ValueError: If :obj:`cluster` does not hold one non-negative integer
-            id per node, or an id does not fit :obj:`num_parts`.
+        ValueError: If :obj:`cluster` is empty or does not hold one
+            non-negative integer id per node of :obj:`edge_index`, or an
+            id does not fit :obj:`num_parts`.
 
     Example:
         >>> edge_index = torch.tensor([[0, 1, 2], [1, 2, 3]])
