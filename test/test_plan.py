@@ -214,3 +214,99 @@ def test_plan_from_a_csr_adjacency(graph, spec):
     assert a.halo == b.halo
     with pytest.raises(ValueError, match='edge_index'):
         plan(Data(x=graph.x, num_nodes=graph.num_nodes), spec, num_parts=6)
+
+
+def ring(n: int) -> torch.Tensor:
+    return torch.stack([torch.arange(n), (torch.arange(n) + 1) % n])
+
+
+def test_parse_bytes_rejects_non_finite_and_malformed():
+    for bad in (float('nan'), float('inf'), '1.2.3', '.', 'GB', None):
+        with pytest.raises(ValueError, match="'device_budget'"):
+            parse_bytes(bad, 'device_budget')
+    assert parse_bytes('.5G') == 5 * 10**8
+    assert parse_bytes(10**400) == 10**400  # No float conversion of ints.
+
+
+def test_halo_stats_checks_ptr_against_the_graph():
+    t = torch.tensor
+    # 'ptr' past the graph used to count 10 nodes that do not exist:
+    with pytest.raises(ValueError, match="'ptr' ends at 20 but 'edge_index' "
+                       "spans 10 nodes"):
+        halo_stats(ring(10), t([0, 5, 20]), 1)
+    with pytest.raises(ValueError, match="'ptr' ends at 20 but the graph "
+                       "has 10 nodes"):
+        halo_stats(ring(10), t([0, 5, 20]), 1, num_nodes=10)
+    with pytest.raises(ValueError, match="'ptr' ends at 8"):
+        halo_stats(ring(10), t([0, 5, 8]), 1)
+    with pytest.raises(ValueError, match="'edge_index' holds node index 9"):
+        halo_stats(ring(10), t([0, 5, 8]), 1, num_nodes=8)
+    # Isolated nodes past the last edge, when 'num_nodes' says so:
+    assert halo_stats(ring(10), t([0, 5, 20]), 1, num_nodes=20).max_nodes \
+        == 15
+    for ptr, match in ((t([0., 5., 10.]), 'integer'), (t([1, 5, 10]),
+                                                       'start at 0'),
+                       (t([0, 6, 5, 10]), 'non-decreasing'),
+                       (t([10]), 'length num_parts')):
+        with pytest.raises(ValueError, match=f"'ptr'.*{match}"):
+            halo_stats(ring(10), ptr, 1)
+    for batch_size in (0, 1.5):
+        with pytest.raises(ValueError, match="'batch_size'"):
+            halo_stats(ring(10), t([0, 5, 10]), batch_size)
+    with pytest.raises(ValueError, match="'edge_index'"):
+        halo_stats(ring(10).float(), t([0, 5, 10]), 1)
+
+
+def test_plan_checks_in_channels_against_the_features(graph):
+    wrong = ModelSpec(3, 50, 64, 8)
+    with pytest.raises(ValueError, match=r"'spec.in_channels' \(50\) does "
+                       f"not match the {graph.num_features} features of "
+                       "'data.x'"):
+        plan(graph, wrong, num_parts=6, device='cpu')
+
+
+@pytest.mark.parametrize('device', ['cpu', 'cuda'])
+def test_budget_error_names_the_budget_that_failed(graph, spec, device):
+    kwargs = dict(num_parts=[6], device=device)
+    with pytest.raises(BudgetError) as info:
+        plan(graph, spec, device_budget='1KB', host_budget='10GB', **kwargs)
+    message = str(info.value)
+    assert "'device_budget' (1000 B) is below" in message
+    assert "'host_budget'" not in message
+    with pytest.raises(BudgetError) as info:
+        plan(graph, spec, device_budget='10GB', host_budget='1KB', **kwargs)
+    message = str(info.value)
+    assert "'host_budget' (1000 B) is below" in message
+    assert "'device_budget'" not in message
+    with pytest.raises(BudgetError, match="'device_budget'.* and "
+                       "'host_budget'.*raise both"):
+        plan(graph, spec, device_budget='1KB', host_budget='1KB', **kwargs)
+
+
+def test_budget_error_minimum_follows_precision_and_recompute(graph, spec):
+    # Without half precision and recomputation, the smallest budget is the
+    # one that fits float32 histories and kept activations:
+    fixed = dict(num_parts=[6], batch_sizes=[2], precision='float32-only',
+                 recompute=False, host_budget='1GB')
+    with pytest.raises(BudgetError) as info:
+        plan(graph, spec, device_budget=1000, **fixed)
+    smallest = info.value.min_device_bytes
+    assert 'precision=' in str(info.value) and 'recompute=True' in str(
+        info.value)
+    p = plan(graph, spec, device_budget=smallest, **fixed)
+    assert p.placement.dtypes == ('float32', 'float32')
+    with pytest.raises(BudgetError):
+        plan(graph, spec, device_budget=smallest - 1, **fixed)
+
+
+def test_budget_error_when_only_both_together_fail(graph, spec):
+    # Each minimum puts the histories in the other memory; both at once
+    # leave them nowhere:
+    fixed = dict(num_parts=[6], batch_sizes=[2])
+    with pytest.raises(BudgetError) as info:
+        plan(graph, spec, device_budget=1, host_budget=1, **fixed)
+    device, host = info.value.min_device_bytes, info.value.min_host_bytes
+    plan(graph, spec, device_budget=device, **fixed)
+    plan(graph, spec, host_budget=host, **fixed)
+    with pytest.raises(BudgetError, match='together.*raise either budget'):
+        plan(graph, spec, device_budget=device, host_budget=host, **fixed)

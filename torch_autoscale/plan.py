@@ -64,11 +64,14 @@ def parse_bytes(value: ByteSize, name: str = 'budget') -> int:
         raise ValueError(f"'{name}' must be a number of bytes or a string "
                          f"such as '8GB' (got {value!r})")
     if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"'{name}' must be a finite number of bytes "
+                             f"(got {value!r}); pass None for no limit")
         if value < 0:
             raise ValueError(f"'{name}' must be non-negative (got {value})")
         return int(value)
-    match = re.fullmatch(r'\s*([0-9.]+)\s*([kKmMgGtT]?)(i?)[bB]?\s*',
-                         str(value))
+    match = re.fullmatch(r'\s*([0-9]*\.?[0-9]+|[0-9]+\.)\s*'
+                         r'([kKmMgGtT]?)(i?)[bB]?\s*', str(value))
     if match is None:
         raise ValueError(f"'{name}' must be a number of bytes or a string "
                          f"such as '8GB' or '512MiB' (got {value!r})")
@@ -142,7 +145,8 @@ class GraphStats:
                              8 * x.crow_indices().numel())
         else:
             feature_bytes = x.numel() * x.element_size()
-        return cls(data.num_nodes, num_edges, x.size(-1), feature_bytes)
+        num_features = 1 if x.dim() == 1 else x.size(-1)
+        return cls(data.num_nodes, num_edges, num_features, feature_bytes)
 
 
 @dataclass(frozen=True)
@@ -241,8 +245,8 @@ class HaloStats:
         return self.mean_halo / max(self.mean_nodes, 1.0)
 
 
-def halo_stats(edge_index: Tensor, ptr: Tensor,
-               batch_size: int) -> HaloStats:
+def halo_stats(edge_index: Tensor, ptr: Tensor, batch_size: int,
+               num_nodes: Optional[int] = None) -> HaloStats:
     r"""The in-batch, halo and edge counts of every mini-batch of
     :obj:`batch_size` consecutive clusters of a graph permuted by cluster
     (boundaries :obj:`ptr`), as :class:`~torch_autoscale.loader.
@@ -251,11 +255,20 @@ def halo_stats(edge_index: Tensor, ptr: Tensor,
     Args:
         edge_index (torch.Tensor): The permuted graph's edges
             :obj:`[2, num_edges]` (sources in row 0, targets in row 1).
-        ptr (torch.Tensor): The cluster boundaries.
+        ptr (torch.Tensor): The cluster boundaries: an integer tensor
+            from :obj:`0` to :obj:`num_nodes`, non-decreasing.
         batch_size (int): Clusters per mini-batch.
+        num_nodes (int, optional): The number of nodes. (default:
+            :obj:`None`, the largest index of :obj:`edge_index` plus one;
+            pass it when the last nodes have no edges)
+
+    Raises:
+        ValueError: If :obj:`ptr` does not partition the graph's nodes, or
+            an argument is malformed (the message names it).
     """
+    ptr, num_nodes = _check_halo_args(edge_index, ptr, batch_size,
+                                      num_nodes)
     num_parts = ptr.numel() - 1
-    num_nodes = int(ptr[-1])
     cluster = torch.repeat_interleave(torch.arange(num_parts), ptr.diff())
     group = cluster // batch_size
     num_batches = int(group.max()) + 1 if num_nodes > 0 else 0
@@ -274,6 +287,65 @@ def halo_stats(edge_index: Tensor, ptr: Tensor,
         mean_edges=float(edges.float().mean()),
         max_nodes=int(nodes.max()), max_halo=int(halo.max()),
         max_edges=int(edges.max()), max_rows=int(rows.max()))
+
+
+def _check_halo_args(edge_index: Tensor, ptr: Tensor, batch_size: int,
+                     num_nodes: Optional[int]) -> Tuple[Tensor, int]:
+    r"""Validates the arguments of :func:`halo_stats`; returns :obj:`ptr`
+    as a CPU :obj:`int64` tensor and the number of nodes."""
+    if isinstance(batch_size, bool) or not isinstance(
+            batch_size, int) or batch_size < 1:
+        raise ValueError(f"'batch_size' (clusters per batch) must be a "
+                         f"positive integer (got {batch_size!r})")
+    if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or (
+            edge_index.size(0) != 2) or edge_index.is_floating_point() or (
+            edge_index.dtype == torch.bool):
+        what = (f'shape {list(edge_index.shape)}, dtype {edge_index.dtype}'
+                if isinstance(edge_index, Tensor) else
+                type(edge_index).__name__)
+        raise ValueError(f"'edge_index' must be an integer tensor of shape "
+                         f"[2, num_edges] (got {what})")
+    if not isinstance(ptr, Tensor) or ptr.dim() != 1 or ptr.numel() < 2 or (
+            ptr.is_floating_point() or ptr.is_complex()
+            or ptr.dtype == torch.bool):
+        what = (f'shape {list(ptr.shape)}, dtype {ptr.dtype}' if isinstance(
+            ptr, Tensor) else type(ptr).__name__)
+        raise ValueError(f"'ptr' must be a one-dimensional integer tensor of "
+                         f"cluster boundaries, of length num_parts + 1 (got "
+                         f"{what}); pass the 'ptr' of 'sort_by_cluster'")
+    ptr = ptr.long().cpu()
+    if int(ptr[0]) != 0 or bool((ptr[1:] < ptr[:-1]).any()):
+        raise ValueError("'ptr' must start at 0 and be non-decreasing; pass "
+                         "the 'ptr' of 'sort_by_cluster'")
+    low = int(edge_index.min()) if edge_index.numel() > 0 else 0
+    high = int(edge_index.max()) if edge_index.numel() > 0 else -1
+    if low < 0:
+        raise ValueError(f"'edge_index' must hold non-negative node indices "
+                         f"(got {low})")
+    end = int(ptr[-1])
+    if end == 0 and (num_nodes is None or num_nodes == 0):
+        raise ValueError("'ptr' describes a graph without nodes; there are "
+                         "no mini-batches to measure")
+    if num_nodes is None:
+        if end != high + 1:
+            raise ValueError(
+                f"'ptr' ends at {end} but 'edge_index' spans {high + 1} "
+                f"nodes: pass the 'ptr' of this graph's partition (it ends "
+                f"at the number of nodes), or 'num_nodes' if nodes past "
+                f"index {high} have no edges")
+        return ptr, end
+    if isinstance(num_nodes, bool) or not isinstance(
+            num_nodes, int) or num_nodes < 0:
+        raise ValueError(f"'num_nodes' must be a non-negative integer or "
+                         f"None (got {num_nodes!r})")
+    if high >= num_nodes:
+        raise ValueError(f"'edge_index' holds node index {high}, which does "
+                         f"not fit 'num_nodes={num_nodes}'")
+    if end != num_nodes:
+        raise ValueError(f"'ptr' ends at {end} but the graph has {num_nodes} "
+                         f"nodes; pass the 'ptr' of this graph's partition "
+                         f"(ptr[-1] == num_nodes)")
+    return ptr, end
 
 
 @dataclass(frozen=True)
@@ -685,8 +757,11 @@ def plan(data: Data, spec: ModelSpec,
 
     Raises:
         BudgetError: If nothing fits (a :class:`ValueError`); the message
-            and its attributes name the smallest budgets that would.
-        ValueError: If an argument is invalid.
+            names the budget that is too small, and it and the error's
+            attributes the smallest budgets that would do.
+        ValueError: If an argument is invalid, *e.g.*,
+            :obj:`spec.in_channels` differs from the width of
+            :obj:`data.x`.
     """
     from torch_autoscale.partition import partition, sort_by_cluster
 
@@ -699,7 +774,20 @@ def plan(data: Data, spec: ModelSpec,
         device_budget, 'device_budget'))
     host_left = (math.inf if host_budget is None else parse_bytes(
         host_budget, 'host_budget'))
+    if not isinstance(data, Data):
+        raise ValueError(f"'data' must be a 'torch_geometric.data.Data' "
+                         f"object (got '{type(data).__name__}')")
+    if not isinstance(spec, ModelSpec):
+        raise ValueError(f"'spec' must be a ModelSpec (got "
+                         f"'{type(spec).__name__}')")
     stats = GraphStats.from_data(data)
+    if isinstance(data.x, Tensor) and spec.in_channels != stats.num_features:
+        raise ValueError(
+            f"'spec.in_channels' ({spec.in_channels}) does not match the "
+            f"{stats.num_features} features of 'data.x' (shape "
+            f"{list(data.x.shape)}); pass ModelSpec(in_channels="
+            f"{stats.num_features}, ...) or the model built for this data "
+            f"(ModelSpec.from_model)")
     n = stats.num_nodes
     if num_parts is None:
         num_parts = sorted({max(1, round(n / size))
@@ -729,7 +817,7 @@ def plan(data: Data, spec: ModelSpec,
             if not isinstance(b, int) or not 1 <= b <= k:
                 continue
             candidates.append((k, b, perm, ptr,
-                               halo_stats(permuted, ptr, b)))
+                               halo_stats(permuted, ptr, b, n)))
     if not candidates:
         raise ValueError("no candidate configuration: check 'num_parts' and "
                          "'batch_sizes'")
@@ -757,7 +845,8 @@ def plan(data: Data, spec: ModelSpec,
 
     if best is None:
         raise _nothing_fits(stats, spec, candidates, hardware, cpu,
-                            disk_dir, device_budget, host_budget)
+                            disk_dir, device_budget, host_budget, precision,
+                            recompute)
     _, k, b, perm, ptr, halo, choices = best
     tiers = tuple(c[1] for c in choices if c[0] == 'h')
     dts = tuple(c[2] for c in choices if c[0] == 'h')
@@ -804,35 +893,68 @@ class BudgetError(ValueError):
 
 
 def _nothing_fits(stats, spec, candidates, hardware, cpu, disk_dir,
-                  device_budget, host_budget) -> BudgetError:
-    r"""The error: the smallest budgets any candidate needs."""
+                  device_budget, host_budget, precision,
+                  recompute) -> BudgetError:
+    r"""The error: which budget is too small, and the smallest budgets any
+    candidate needs with the dtypes and fates :func:`plan` was allowed."""
+    dtypes = ('float32', ) if precision == 'float32-only' else tuple(DTYPES)
     min_device = min_host = math.inf
     for k, b, _, _, halo in candidates:
-        items, fixed, _ = _fates(stats, spec, halo, hardware, cpu,
-                                 tuple(DTYPES), disk_dir is not None, True)
+        items, fixed, _ = _fates(stats, spec, halo, hardware, cpu, dtypes,
+                                 disk_dir is not None, recompute)
         dev = fixed + sum(min(o[0] for o in opts) for opts in items)
         host = stats.graph_bytes + sum(min(o[1] for o in opts)
                                        for opts in items)
-        if cpu:
+        if cpu:  # One memory: the step's tensors are host memory too.
             host += dev
         min_device, min_host = min(min_device, dev), min(min_host, host)
-    hint = '' if disk_dir else "; pass 'disk_dir' to allow disk histories"
     min_device, min_host = int(math.ceil(min_device)), int(
         math.ceil(min_host))
-    if cpu:
-        return BudgetError(
-            f"nothing fits a host budget of {_budget_str(host_budget)}: "
-            f"the smallest plan needs {format_bytes(min_host)} "
-            f"(half-precision histories, recomputed layers, the smallest "
-            f"batches){hint}", min_device, min_host)
-    return BudgetError(
-            f"nothing fits device budget {_budget_str(device_budget)} and "
-            f"host budget {_budget_str(host_budget)}: the smallest plan "
-            f"needs a device budget of at least {format_bytes(min_device)} "
-            f"and a host budget of at least {format_bytes(min_host)}{hint}",
-            min_device, min_host)
 
+    smallest = ['the smallest batches']
+    if len(dtypes) > 1:
+        smallest.insert(0, 'half-precision histories')
+    if recompute:
+        smallest.insert(-1, 'recomputed layers')
+    if disk_dir is not None:
+        smallest.insert(0, 'disk histories')
+    how = f"({', '.join(smallest)})"
+    hints = []
+    if disk_dir is None:
+        hints.append("pass 'disk_dir' to allow disk histories")
+    if precision == 'float32-only':
+        hints.append("allow half-precision histories with "
+                     "precision='float32'")
+    if not recompute:
+        hints.append("allow recomputed layers with recompute=True")
+    hint = ''.join(f'; {h}' for h in hints)
 
-def _budget_str(value: Optional[ByteSize]) -> str:
-    return 'unlimited' if value is None else format_bytes(
-        parse_bytes(value))
+    device_bytes = None if device_budget is None else parse_bytes(
+        device_budget, 'device_budget')
+    host_bytes = None if host_budget is None else parse_bytes(
+        host_budget, 'host_budget')
+    where = ("on a CPU, where the step, the histories and the graph share "
+             "one memory, " if cpu else '')
+    failed = []
+    if device_bytes is not None and device_bytes < min_device:
+        failed.append(f"'device_budget' ({format_bytes(device_bytes)}) is "
+                      f"below the {format_bytes(min_device)} the smallest "
+                      f"plan {how} needs on the device")
+    if host_bytes is not None and host_bytes < min_host:
+        failed.append(f"'host_budget' ({format_bytes(host_bytes)}) is below "
+                      f"the {format_bytes(min_host)} the smallest plan "
+                      f"{how} needs in host memory" +
+                      (', the graph included' if cpu else ''))
+    if failed:
+        message = (f"nothing fits: {where}{' and '.join(failed)}; "
+                   f"raise {'it' if len(failed) == 1 else 'both'} to at "
+                   f"least that{hint}")
+    else:  # Each budget would do alone, but no plan fits both at once.
+        message = (f"nothing fits device budget {_budget(device_bytes)} and "
+                   f"host budget {_budget(host_bytes)} together: a plan "
+                   f"needs a device budget of at least "
+                   f"{format_bytes(min_device)} with unlimited host memory, "
+                   f"and a host budget of at least {format_bytes(min_host)} "
+                   f"with unlimited device memory, but none needs little of "
+                   f"both; raise either budget{hint}")
+    return BudgetError(message, min_device, min_host)
