@@ -199,3 +199,66 @@ def test_history_factory_of_scalable_gnn():
     with pytest.raises(TypeError, match='must return a History'):
         GCN(10, 4, 8, 3, num_layers=2,
             history_factory=lambda *args: torch.zeros(10, 8))
+
+
+def test_input_checks_without_a_process_group():
+    t = torch.tensor
+    # 'ptr' must hold integer offsets, from 0, non-decreasing:
+    with pytest.raises(ValueError, match="'ptr' must hold integer"):
+        tad.ClusterAssignment(t([0., 5.5, 10.]), 2)
+    with pytest.raises(ValueError, match="'ptr' must start at 0"):
+        tad.ClusterAssignment(t([1, 5, 10]), 2)
+    with pytest.raises(ValueError, match=r"'ptr' must be non-decreasing "
+                       r"\(ptr\[2\] = 4"):
+        tad.ClusterAssignment(t([0, 5, 4, 10]), 2)
+    assignment = tad.ClusterAssignment(t([0, 5, 10]), 2)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="'batch_size'"):
+            tad.num_steps(assignment, bad)
+    with pytest.raises(ValueError, match="'assignment'"):
+        tad.num_steps(t([0, 5, 10]), 1)
+    # The library's own message, not torch's "Default process group has
+    # not been initialized":
+    with pytest.raises(RuntimeError, match="'exchange_rows' needs a torch."
+                       "distributed process group; call 'torch_autoscale."
+                       "distributed.init_process_group"):
+        tad.exchange_rows(torch.zeros(5, 2), t([-1]), assignment)
+    # Backend names are checked before anything starts:
+    for bad in ('mpi2', 'cpu:gloo,cuda:ncl', 3):
+        with pytest.raises(ValueError, match="'backend'"):
+            tad.init_process_group(backend=bad)
+
+
+_EXCHANGE_IDS = r'''
+import sys
+import torch
+from torch_autoscale import distributed as tad
+tad.init_process_group(backend='gloo')
+assignment = tad.ClusterAssignment(torch.tensor([0, 3, 5]), 1)
+table = torch.arange(10.).view(5, 2)
+out = tad.exchange_rows(table, torch.tensor([4, 0]), assignment)
+assert torch.equal(out, table[torch.tensor([4, 0])]), out
+for bad, match in ((torch.tensor([-1]), 'node id -1, outside of [0, 5)'),
+                   (torch.tensor([2, 5]), 'node id 5, outside of [0, 5)'),
+                   (torch.tensor([0.5]), 'integer tensor'),
+                   (torch.tensor([[0]]), 'one-dimensional')):
+    try:
+        tad.exchange_rows(table, bad, assignment)
+    except ValueError as e:
+        assert "'n_id'" in str(e) and match in str(e), str(e)
+    else:
+        sys.exit(f'no error for {bad}')
+try:
+    tad.exchange_rows(table[:4], torch.tensor([0]), assignment)
+except ValueError as e:
+    assert "'table'" in str(e) and '[5, channels]' in str(e), str(e)
+else:
+    sys.exit('no error for a short table')
+'''
+
+
+def test_exchange_rows_validates_ids():
+    # A group of one, in a fresh interpreter (not to leave a group behind):
+    proc = subprocess.run([sys.executable, '-c', _EXCHANGE_IDS],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]

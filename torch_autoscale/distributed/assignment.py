@@ -23,19 +23,36 @@ class ClusterAssignment:
     Args:
         ptr (torch.Tensor): Cluster boundaries of the permuted graph:
             cluster :obj:`i` holds nodes :obj:`ptr[i]` to
-            :obj:`ptr[i + 1] - 1`.
+            :obj:`ptr[i + 1] - 1`; an integer tensor that starts at
+            :obj:`0` and does not decrease.
         world_size (int): The number of processes.
+
+    Raises:
+        ValueError: If :obj:`ptr` is not such a tensor, or holds fewer
+            non-empty clusters than :obj:`world_size`.
     """
     def __init__(self, ptr: Tensor, world_size: int):
         if not isinstance(ptr, Tensor) or ptr.dim() != 1 or ptr.numel() < 2:
             raise ValueError("'ptr' must be a one-dimensional tensor of "
                              "cluster boundaries (length num_parts + 1)")
-        if not isinstance(world_size, int) or world_size < 1:
+        if (ptr.is_floating_point() or ptr.is_complex()
+                or ptr.dtype == torch.bool):
+            raise ValueError(f"'ptr' must hold integer node offsets (got "
+                             f"dtype {ptr.dtype}); pass the 'ptr' of "
+                             f"'sort_by_cluster' (an int64 tensor)")
+        if isinstance(world_size, bool) or not isinstance(
+                world_size, int) or world_size < 1:
             raise ValueError(f"'world_size' must be a positive integer (got "
                              f"{world_size!r})")
         ptr = ptr.long().cpu()
-        if int(ptr[0]) != 0 or bool((ptr[1:] < ptr[:-1]).any()):
-            raise ValueError("'ptr' must start at 0 and be non-decreasing")
+        if int(ptr[0]) != 0:
+            raise ValueError(f"'ptr' must start at 0 (got {int(ptr[0])}); "
+                             f"pass the 'ptr' of 'sort_by_cluster'")
+        if bool((ptr[1:] < ptr[:-1]).any()):
+            i = int((ptr[1:] < ptr[:-1]).nonzero()[0])
+            raise ValueError(f"'ptr' must be non-decreasing (ptr[{i + 1}] = "
+                             f"{int(ptr[i + 1])} < ptr[{i}] = {int(ptr[i])}); "
+                             f"pass the 'ptr' of 'sort_by_cluster'")
         sizes = ptr[1:] - ptr[:-1]
         clusters = (sizes > 0).nonzero().view(-1)
         if clusters.numel() < world_size:

@@ -69,11 +69,15 @@ def init_process_group(
             :func:`torch.distributed.init_process_group`.
 
     Raises:
+        ValueError: If :obj:`backend` names no backend of
+            :mod:`torch.distributed`.
         DistributedTimeoutError: If the processes do not all join within
             :obj:`timeout`.
     """
     if not dist.is_available():
         raise RuntimeError("this PyTorch build has no torch.distributed")
+    if backend is not None:
+        _check_backend(backend)
     if not dist.is_initialized():
         if backend is None:
             backend = 'nccl' if torch.cuda.is_available() else 'gloo'
@@ -93,6 +97,25 @@ def init_process_group(
         if backend == 'nccl':
             torch.cuda.set_device(local_rank())
     return dist.get_rank(), dist.get_world_size()
+
+
+def _check_backend(backend: str) -> None:
+    r"""Raises a :class:`ValueError` unless :obj:`backend` names backends
+    :mod:`torch.distributed` knows (built in or registered via
+    :meth:`torch.distributed.Backend.register_backend`), alone
+    (:obj:`"gloo"`) or per device (:obj:`"cpu:gloo,cuda:nccl"`)."""
+    known = [b for b in dist.Backend.backend_list if b != 'undefined']
+    fix = (f"pass one of {', '.join(repr(b) for b in known)}, per device "
+           f"as in 'cpu:gloo,cuda:nccl', or None for 'nccl' with CUDA and "
+           f"'gloo' without")
+    if not isinstance(backend, str):
+        raise ValueError(f"'backend' must be a string (got "
+                         f"{type(backend).__name__}); {fix}")
+    for part in backend.split(','):
+        name = part.split(':', 1)[1] if ':' in part else part
+        if name.strip().lower() not in known:
+            raise ValueError(f"'backend' names an unknown backend "
+                             f"{name.strip()!r} (got {backend!r}); {fix}")
 
 
 def get_rank(group: ProcessGroup = None) -> int:

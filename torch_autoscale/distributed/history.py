@@ -274,6 +274,7 @@ class ShardedHistory(History):
             offset = offset.cpu()
             self._check_owned('offset', offset)
             offset = local[offset]
+            n_id = None  # The local runs say it all.
         elif n_id is not None:
             self._check_global('n_id', n_id)
             n_id = n_id.cpu()
@@ -330,12 +331,60 @@ def exchange_rows(table: Tensor, n_id: Tensor,
             (default: :obj:`None`)
 
     Raises:
+        RuntimeError: If no process group is initialized.
+        ValueError: If :obj:`n_id` holds ids outside of
+            :obj:`[0, assignment.num_nodes)`, or :obj:`table` or
+            :obj:`assignment` do not fit this process and its group.
         DistributedTimeoutError: If a process of the group stopped answering
             (see :func:`~torch_autoscale.distributed.collective`).
     """
+    require_group("'exchange_rows'")
+    n_id = _check_exchange(table, n_id, assignment, group)
     with collective("'exchange_rows' (a pull of a sharded history)",
                     group):
         return _exchange_rows(table, n_id, assignment, group)
+
+
+def _check_exchange(table: Tensor, n_id: Tensor,
+                    assignment: ClusterAssignment, group) -> Tensor:
+    r"""Validates the arguments of :func:`exchange_rows` before any
+    collective (a bad id on one process would otherwise fail it there and
+    leave the others waiting) and returns :obj:`n_id` as CPU :obj:`int64`."""
+    if not isinstance(assignment, ClusterAssignment):
+        raise ValueError(f"'assignment' must be a ClusterAssignment (got "
+                         f"{type(assignment).__name__})")
+    world_size = get_world_size(group)
+    if assignment.world_size != world_size:
+        raise ValueError(
+            f"'assignment' splits the graph over {assignment.world_size} "
+            f"processes but the group has {world_size}; build it with "
+            f"world_size={world_size}")
+    rank = get_rank(group)
+    rows = assignment.num_local_nodes(rank)
+    if not isinstance(table, Tensor) or table.dim() != 2 or table.size(
+            0) != rows:
+        shape = (list(table.shape) if isinstance(table, Tensor) else
+                 type(table).__name__)
+        raise ValueError(f"'table' must be this process's shard of shape "
+                         f"[{rows}, channels] (the nodes rank {rank} owns; "
+                         f"got {shape})")
+    if not isinstance(n_id, Tensor) or n_id.dim() != 1 or (
+            n_id.is_floating_point() or n_id.is_complex()
+            or n_id.dtype == torch.bool):
+        what = (f'shape {list(n_id.shape)}, dtype {n_id.dtype}' if isinstance(
+            n_id, Tensor) else type(n_id).__name__)
+        raise ValueError(f"'n_id' must be a one-dimensional integer tensor "
+                         f"of global node ids (got {what})")
+    n_id = n_id.cpu().long()
+    num_nodes = assignment.num_nodes
+    if n_id.numel() > 0:
+        low, high = int(n_id.min()), int(n_id.max())
+        if low < 0 or high >= num_nodes:
+            bad = low if low < 0 else high
+            raise ValueError(f"'n_id' holds node id {bad}, outside of [0, "
+                             f"{num_nodes}) (the nodes of 'assignment'); "
+                             f"pass global node ids of the permuted graph")
+    return n_id
 
 
 def _exchange_rows(table: Tensor, n_id: Tensor,

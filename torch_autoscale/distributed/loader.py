@@ -41,7 +41,24 @@ def num_steps(assignment: ClusterAssignment, batch_size: int) -> int:
     r"""The number of mini-batches every process takes per epoch:
     :obj:`ceil(c / batch_size)` for the fewest clusters :obj:`c` any process
     owns, so that no process gets an empty batch (one with a cluster more
-    puts it into one of its batches)."""
+    puts it into one of its batches).
+
+    Args:
+        assignment (ClusterAssignment): Who owns which cluster.
+        batch_size (int): Clusters per mini-batch of one process.
+
+    Raises:
+        ValueError: If :obj:`assignment` is not a
+            :class:`ClusterAssignment` or :obj:`batch_size` is not a
+            positive integer.
+    """
+    if not isinstance(assignment, ClusterAssignment):
+        raise ValueError(f"'assignment' must be a ClusterAssignment (got "
+                         f"{type(assignment).__name__})")
+    if isinstance(batch_size, bool) or not isinstance(
+            batch_size, int) or batch_size < 1:
+        raise ValueError(f"'batch_size' (clusters per batch of one process) "
+                         f"must be a positive integer (got {batch_size!r})")
     fewest = min(len(assignment.clusters(r))
                  for r in range(assignment.world_size))
     return -(-fewest // batch_size)
