@@ -33,3 +33,32 @@ def test_homophilous_sbm_errors():
         homophilous_sbm(100, homophily=1.5)
     with pytest.raises(ValueError, match="'num_classes'"):
         homophilous_sbm(100, num_classes=0)
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(avg_degree=-3), "'avg_degree' must be a number in \\[0, 99\\]"),
+    (dict(avg_degree=float('nan')), "'avg_degree'"),
+    (dict(avg_degree=1e12), "'avg_degree'"),
+    (dict(num_nodes=100.5), "'num_nodes' must be an integer"),
+    (dict(num_nodes=True), "'num_nodes' must be an integer"),
+    (dict(num_classes=2.0), "'num_classes' must be an integer"),
+    (dict(num_classes=101), "'num_classes' must lie in"),
+    (dict(num_features=-1), "'num_features' must be at least 0"),
+    (dict(homophily=float('nan')), "'homophily'"),
+    (dict(feature_signal=float('inf')), "'feature_signal' must be a finite"),
+    (dict(train_ratio=-0.1), "'train_ratio'"),
+    (dict(val_ratio='0.1'), "'val_ratio'"),
+    (dict(train_ratio=0.6, val_ratio=0.6), 'sum to at most 1'),
+    (dict(seed=0.5), "'seed' must be an integer"),
+])
+def test_homophilous_sbm_checks_every_argument(kwargs, match):
+    kwargs = dict(dict(num_nodes=100), **kwargs)
+    with pytest.raises(ValueError, match=match):
+        homophilous_sbm(**kwargs)
+
+
+def test_homophilous_sbm_edgeless_and_numpy_arguments():
+    import numpy as np
+    data = homophilous_sbm(np.int64(50), avg_degree=0, num_features=0,
+                           seed=np.int64(3))
+    assert data.edge_index.size(1) == 0 and data.x.size() == (50, 0)

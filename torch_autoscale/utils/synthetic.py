@@ -1,3 +1,5 @@
+import math
+import operator
 from typing import Optional
 
 import torch
@@ -45,17 +47,33 @@ def homophilous_sbm(num_nodes: int = 20_000, num_classes: int = 8,
         A :class:`torch_geometric.data.Data` with :obj:`x`, :obj:`y`, an
         undirected :obj:`edge_index` and :obj:`train_mask`, :obj:`val_mask`,
         :obj:`test_mask`.
+
+    Raises:
+        ValueError: If an argument is of the wrong type or out of range (the
+            message names it): counts must be integers, :obj:`avg_degree`
+            must lie in :obj:`[0, num_nodes - 1]`, probabilities and ratios
+            in :obj:`[0, 1]`.
     """
-    if num_nodes < 2:
-        raise ValueError(f"'num_nodes' must be at least 2 (got {num_nodes})")
-    if num_classes < 1 or num_classes > num_nodes:
+    num_nodes = _integer(num_nodes, 'num_nodes', 2)
+    num_classes = _integer(num_classes, 'num_classes', 1)
+    if num_classes > num_nodes:
         raise ValueError(f"'num_classes' must lie in [1, num_nodes] (got "
-                         f"{num_classes})")
-    if not 0.0 <= homophily <= 1.0:
-        raise ValueError(f"'homophily' must lie in [0, 1] (got {homophily})")
-    if train_ratio + val_ratio > 1.0 or min(train_ratio, val_ratio) < 0:
-        raise ValueError("'train_ratio' and 'val_ratio' must be non-negative "
-                         "and sum to at most 1")
+                         f"{num_classes} for {num_nodes} nodes)")
+    num_features = _integer(num_features, 'num_features', 0)
+    avg_degree = _real(avg_degree, 'avg_degree', 0.0, num_nodes - 1.0)
+    homophily = _real(homophily, 'homophily', 0.0, 1.0)
+    feature_signal = _real(feature_signal, 'feature_signal', -math.inf,
+                           math.inf)
+    train_ratio = _real(train_ratio, 'train_ratio', 0.0, 1.0)
+    val_ratio = _real(val_ratio, 'val_ratio', 0.0, 1.0)
+    if train_ratio + val_ratio > 1.0:
+        raise ValueError(f"'train_ratio' and 'val_ratio' must sum to at most "
+                         f"1 (got {train_ratio} + {val_ratio})")
+    if seed is not None:
+        seed = _integer(seed, 'seed', -2**63)
+        if seed >= 2**64:
+            raise ValueError(f"'seed' must lie in [-2**63, 2**64) (got "
+                             f"{seed})")
 
     gen = torch.Generator()
     gen.manual_seed(seed if seed is not None else torch.seed())
@@ -97,3 +115,30 @@ def homophilous_sbm(num_nodes: int = 20_000, num_classes: int = 8,
 
     return Data(x=x, y=y, edge_index=edge_index, train_mask=train_mask,
                 val_mask=val_mask, test_mask=test_mask)
+
+
+def _integer(value, name: str, minimum: int) -> int:
+    try:
+        if isinstance(value, bool):  # A flag is not a count.
+            raise TypeError
+        value = operator.index(value)
+    except TypeError:
+        raise ValueError(f"'{name}' must be an integer (got "
+                         f"{value!r})") from None
+    if value < minimum:
+        raise ValueError(f"'{name}' must be at least {minimum} (got "
+                         f"{value})")
+    return value
+
+
+def _real(value, name: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, (bool, str)) or not low <= number <= high or (
+            math.isinf(number)):
+        bounds = (f'a finite number' if math.isinf(low) else
+                  f'a number in [{low:g}, {high:g}]')
+        raise ValueError(f"'{name}' must be {bounds} (got {value!r})")
+    return number
