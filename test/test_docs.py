@@ -38,3 +38,30 @@ def test_quickstart_runs(get_code):
     out = scope['out']
     assert out.size() == (2_000, 8)
     assert torch.isfinite(out).all()
+
+
+def planning_code() -> str:
+    with open(osp.join(ROOT, 'docs', 'source', 'planning.rst')) as f:
+        text = f.read()
+    block = text.split('.. code-block:: python\n', 1)[1]
+    lines = []
+    for line in block.split('\n')[1:]:
+        if line and not line.startswith('   '):
+            break
+        lines.append(line)
+    return textwrap.dedent('\n'.join(lines))
+
+
+def test_planning_example_runs(tmp_path):
+    # On this machine's device (a CPU here), with a graph of its own.
+    from torch_autoscale.utils import homophilous_sbm
+    code = planning_code().replace('/scratch/histories', str(tmp_path))
+    assert 'gcn_norm' in code
+    prelude = ('from torch_autoscale.loader import SubgraphLoader\n'
+               'from torch_autoscale.nn.models import GCN\n')
+    scope = dict(data=homophilous_sbm(num_nodes=3000), num_classes=8)
+    exec(compile(prelude + code, 'planning.rst', 'exec'), scope)
+    batch = next(iter(scope['loader']))
+    out = scope['model'](batch.data.x, batch.data.adj_t, batch)
+    assert out.size() == (batch.batch_size, 8)
+    assert torch.isfinite(out).all()

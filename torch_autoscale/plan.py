@@ -582,6 +582,8 @@ class Plan:
         ptr (torch.Tensor): The cluster boundaries after permuting.
         disk_dir (str, optional): The directory of disk-tier histories.
         budgets (dict): The budgets it was planned for, in bytes.
+        device (str, optional): The compute device it was planned for, where
+            device-tier histories live.
     """
     num_parts: int
     batch_size: int
@@ -592,15 +594,19 @@ class Plan:
     ptr: Tensor
     disk_dir: Optional[str] = None
     budgets: Dict[str, Optional[int]] = field(default_factory=dict)
+    device: Optional[str] = None
 
     def model_kwargs(self) -> Dict[str, Any]:
         r"""Keyword arguments of :class:`~torch_autoscale.nn.ScalableGNN`
         (and every bundled model) that realize the placement."""
-        return dict(history_storage=list(self.placement.tiers),
-                    history_dtype=[getattr(torch, d)
-                                   for d in self.placement.dtypes],
-                    history_dir=self.disk_dir,
-                    recompute=list(self.placement.recompute))
+        kwargs = dict(history_storage=list(self.placement.tiers),
+                      history_dtype=[getattr(torch, d)
+                                     for d in self.placement.dtypes],
+                      history_dir=self.disk_dir,
+                      recompute=list(self.placement.recompute))
+        if 'device' in self.placement.tiers and self.device is not None:
+            kwargs['history_device'] = self.device
+        return kwargs
 
     def loader_kwargs(self) -> Dict[str, Any]:
         r"""Keyword arguments of
@@ -859,7 +865,8 @@ def plan(data: Data, spec: ModelSpec,
                 budgets=dict(device=None if device_budget is None else
                              parse_bytes(device_budget),
                              host=None if host_budget is None else
-                             parse_bytes(host_budget)))
+                             parse_bytes(host_budget)),
+                device=str(torch.device(device)))
 
 
 def _edge_index(data: Data) -> Tensor:

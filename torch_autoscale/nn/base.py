@@ -256,6 +256,8 @@ class ScalableGNN(torch.nn.Module):
             history_dtype = planned['history_dtype']
             history_dir = planned['history_dir']
             recompute = planned['recompute']
+            if history_device is None:
+                history_device = planned.get('history_device')
         if reg_weight < 0 or reg_std < 0:
             raise ValueError(f"'reg_weight' and 'reg_std' must be "
                              f"non-negative (got {reg_weight}, {reg_std})")
