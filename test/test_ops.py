@@ -234,6 +234,25 @@ RELABEL_ERRORS = {
                           r"\[4, 3\) of 6 edges"),
     'col_range': (dict(col=torch.tensor([1, 3, 0, 1, 7, 2])),
                   r"'col' contains node 7 but the graph has 4 nodes"),
+    # Rows 0 and 3 would span [1, 2) and [5, 6): edge 0 silently dropped.
+    'rowptr_start': (dict(rowptr=torch.tensor([1, 2, 3, 5, 6])),
+                     r"'rowptr' must start at 0 \(got 1\)"),
+    'rowptr_negative_start': (dict(rowptr=torch.tensor([-1, 2, 3, 5, 6])),
+                              r"'rowptr' must start at 0 \(got -1\)"),
+    'bipartite_str': (dict(bipartite='yes'),
+                      r"'bipartite' must be a bool \(got str 'yes'\)"),
+    'bipartite_int': (dict(bipartite=1),
+                      r"'bipartite' must be a bool \(got int 1\)"),
+    'rowptr_meta': (dict(rowptr=torch.tensor([0, 2, 3, 5, 6],
+                                             device='meta')),
+                    r"'rowptr' must be a CPU tensor \(got device meta\)"),
+    'n_id_meta': (dict(n_id=torch.empty(2, dtype=torch.long,
+                                        device='meta')),
+                  r"'n_id' must be a CPU tensor \(got device meta\)"),
+    'value_meta': (dict(value=torch.empty(6, device='meta')),
+                   r"'value' must be a CPU tensor \(got device meta\)"),
+    'col_list': (dict(col=[1, 3, 0, 1, 3, 2]),
+                 r"'col' must be a tensor \(got list\)"),
 }
 
 
@@ -362,6 +381,36 @@ TRANSPOSE_ERRORS = {
     'empty rowptr': (lambda: csr_transpose(
         torch.tensor([], dtype=torch.long), torch.tensor([0]), 3),
         "'rowptr' must have at least one entry"),
+    'rowptr start': (lambda: csr_transpose(
+        torch.tensor([1, 2]), torch.tensor([0]), 3),
+        "'rowptr' must run from 0 .* got 1 to 2"),
+    # Not truncated to 4 by the native path:
+    'float num_cols': (lambda: csr_transpose(
+        torch.tensor([0, 1]), torch.tensor([0]), 4.7),
+        "^csr_transpose: 'num_cols' must be an int \\(got float 4.7\\)$"),
+    'nan num_cols': (lambda: csr_transpose(
+        torch.tensor([0, 1]), torch.tensor([0]), float('nan')),
+        "^csr_transpose: 'num_cols' must be an int \\(got float nan\\)$"),
+    'bool num_cols': (lambda: csr_transpose(
+        torch.tensor([0, 1]), torch.tensor([0]), True),
+        "'num_cols' must be an int \\(got bool True\\)"),
+    'str num_cols': (lambda: csr_transpose(
+        torch.tensor([0, 1]), torch.tensor([0]), '3'),
+        "'num_cols' must be an int \\(got str '3'\\)"),
+    'meta rowptr': (lambda: csr_transpose(
+        torch.tensor([0, 1], device='meta'), torch.tensor([0]), 3),
+        "'rowptr' must be a CPU tensor \\(got device meta\\)"),
+    'meta col': (lambda: csr_transpose(
+        torch.tensor([0, 1]), torch.tensor([0], device='meta'), 3),
+        "'col' must be a CPU tensor \\(got device meta\\)"),
+    # num_cols + 1 int64 entries (8 TiB) cannot be allocated:
+    'huge num_cols': (lambda: csr_transpose(
+        torch.tensor([0, 1]), torch.tensor([0]), 2**40),
+        "^csr_transpose: 'num_cols' = 1099511627776 needs 8,192.0 GiB "
+        "for the row pointer of the transpose"),
+    'num_cols past int64': (lambda: csr_transpose(
+        torch.tensor([0, 1]), torch.tensor([0]), 2**70),
+        "'num_cols' = 1180591620717411303424 needs"),
 }
 
 
@@ -369,6 +418,41 @@ TRANSPOSE_ERRORS = {
 def test_csr_transpose_errors(case, monkeypatch):
     fn, match = TRANSPOSE_ERRORS[case]
     assert_same_error(fn, monkeypatch, match)
+
+
+def test_csr_transpose_accepts_integer_types(backend):
+    import numpy as np
+    rowptr, col = torch.tensor([0, 2, 3]), torch.tensor([0, 2, 2])
+    expected = csr_transpose(rowptr, col, 3)
+    for num_cols in (np.int64(3), torch.tensor(3)):
+        for a, b in zip(csr_transpose(rowptr, col, num_cols), expected):
+            assert torch.equal(a, b)
+
+
+def test_csr_transpose_allocation_failure(monkeypatch):
+    # Where the memory check lets a size through that the allocator then
+    # refuses, the allocator's RuntimeError becomes the same ValueError.
+    import torch_autoscale.ops as ops_module
+
+    def refuse(*args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] "
+                           "DefaultCPUAllocator: can't allocate memory: you "
+                           "tried to allocate 8796093022216 bytes.")
+
+    monkeypatch.setattr(torch_autoscale.typing, 'WITH_NATIVE', False)
+    monkeypatch.setattr(ops_module, '_physical_memory', lambda: 0)
+    monkeypatch.setattr(ops_module, '_csr_transpose_fallback', refuse)
+    with pytest.raises(ValueError, match=r"^csr_transpose: 'num_cols' = "
+                       r"1099511627776 needs 8,192.0 GiB") as info:
+        csr_transpose(torch.tensor([0, 1]), torch.tensor([0]), 2**40)
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+    def other(*args):
+        raise RuntimeError('something else')
+
+    monkeypatch.setattr(ops_module, '_csr_transpose_fallback', other)
+    with pytest.raises(RuntimeError, match='something else'):
+        csr_transpose(torch.tensor([0, 1]), torch.tensor([0]), 3)
 
 
 @onlyNative
@@ -525,6 +609,22 @@ def read_error_cases():
                          r"run 0 \(offset 2, count -1\) is out of range"),
         'run_lengths': (dict(count=torch.tensor([3])),
                         r"'offset' has 2 entries but 'count' has 1"),
+        # The fallback used to copy into a meta 'dst' without complaint.
+        'dst_meta': (dict(dst=torch.empty(7, 4, device='meta')),
+                     r"'dst' must be a CPU or CUDA tensor \(got device "
+                     r"meta\)"),
+        'src_meta': (dict(src=torch.empty(10, 4, device='meta')),
+                     r"'src' must be a CPU tensor \(got device meta\)"),
+        'buffer_meta': (dict(buffer=torch.empty(7, 4, device='meta')),
+                        r"'buffer' must be a CPU tensor \(got device meta\)"),
+        'index_meta': (dict(index=torch.empty(2, dtype=torch.long,
+                                              device='meta')),
+                       r"'index' must be a CPU tensor \(got device meta\)"),
+        'offset_meta': (dict(offset=torch.empty(2, dtype=torch.long,
+                                                device='meta')),
+                        r"'offset' must be a CPU tensor \(got device meta\)"),
+        'index_list': (dict(index=[1, 9]),
+                       r"'index' must be a tensor \(got list\)"),
     }
 
 
@@ -555,6 +655,12 @@ def write_error_cases():
                          r"'offset' must be an int64 tensor"),
         'src_contiguous': (dict(src=torch.randn(4, 5).t()),
                            r"'src' must be contiguous"),
+        'src_meta': (dict(src=torch.empty(5, 4, device='meta')),
+                     r"'src' must be a CPU or CUDA tensor \(got device "
+                     r"meta\)"),
+        'count_meta': (dict(count=torch.empty(2, dtype=torch.long,
+                                              device='meta')),
+                       r"'count' must be a CPU tensor \(got device meta\)"),
     }
 
 

@@ -7,9 +7,16 @@ pure-PyTorch implementation with identical results otherwise. Both paths raise
 :class:`ValueError` with the same message for bad arguments: every index a
 kernel dereferences (row pointers, columns, node ids, runs, rows) is
 validated before any memory is touched, and outputs that alias inputs are
-rejected, so malformed input is an error, never a crash or wrong rows.
+rejected, so malformed input is an error, never a crash or wrong rows. The
+types and devices of the arguments are checked before either path is
+chosen: every tensor must be on the CPU (:obj:`dst` of :meth:`read_async`
+and :obj:`src` of :meth:`write_async` may be on a CUDA device), so a meta
+tensor is a :class:`ValueError` too; integers must be integers (a float
+:obj:`num_cols` is not truncated) and flags :obj:`bool`.
 """
-from typing import List, Optional, Tuple
+import operator
+import os
+from typing import Any, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -30,6 +37,36 @@ def _first(mask: Tensor) -> int:
     r"""The position of the first :obj:`True` in :obj:`mask`, or -1."""
     pos = mask.nonzero()
     return int(pos[0, 0]) if pos.numel() > 0 else -1
+
+
+def _check_tensor(t: Any, op: str, name: str, cuda: bool = False) -> None:
+    r"""Checks that :obj:`t` is a tensor on the CPU (or, if :obj:`cuda`, on a
+    CUDA device): run by every wrapper before it picks a path, so that meta
+    tensors, tensors of other devices and non-tensors give the same
+    :class:`ValueError` on both."""
+    _check(isinstance(t, Tensor), f"{op}: '{name}' must be a tensor (got "
+           f"{type(t).__name__})")
+    where = 'a CPU or CUDA' if cuda else 'a CPU'
+    _check(t.device.type == 'cpu' or (cuda and t.device.type == 'cuda'),
+           f"{op}: '{name}' must be {where} tensor (got device {t.device})")
+
+
+def _check_int(v: Any, op: str, name: str) -> int:
+    r"""Returns :obj:`v` as an :obj:`int` if it is an integer (anything with
+    :meth:`__index__` but a :obj:`bool`), and raises :class:`ValueError`
+    otherwise (a float is not truncated)."""
+    try:
+        _check(not isinstance(v, bool), '')
+        return operator.index(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{op}: '{name}' must be an int (got "
+                         f"{type(v).__name__} {v!r})") from None
+
+
+def _check_bool(v: Any, op: str, name: str) -> bool:
+    _check(isinstance(v, bool), f"{op}: '{name}' must be a bool (got "
+           f"{type(v).__name__} {v!r})")
+    return v
 
 
 def _check_index(t: Tensor, op: str, name: str) -> None:
@@ -63,7 +100,8 @@ def relabel_one_hop(
 
     Args:
         rowptr (torch.Tensor): The CSR row pointer of the graph, an int64 CPU
-            tensor of :obj:`num_nodes + 1` entries.
+            tensor of :obj:`num_nodes + 1` entries from :obj:`0` to
+            :obj:`col.numel()`.
         col (torch.Tensor): The column indices of the graph, an int64 CPU
             tensor of :obj:`num_edges` entries.
         value (torch.Tensor, optional): Edge values of any dtype, with
@@ -74,7 +112,14 @@ def relabel_one_hop(
         bipartite (bool, optional): If set to :obj:`False`, the halo nodes get
             empty rows, so that the result is a square adjacency of size
             :obj:`len(out_n_id)`; otherwise it only has the
-            :obj:`len(n_id)` rows of the mini-batch. (default: :obj:`False`)
+            :obj:`len(n_id)` rows of the mini-batch. Must be a :obj:`bool`.
+            (default: :obj:`False`)
+
+    Raises:
+        ValueError: If an argument has the wrong type, dtype, shape or
+            device, :obj:`rowptr` does not run from :obj:`0` to
+            :obj:`col.numel()` without decreasing over the rows of
+            :obj:`n_id`, or a node id or column is out of range.
 
     Returns:
         (torch.Tensor, torch.Tensor, torch.Tensor or None, torch.Tensor):
@@ -90,13 +135,18 @@ def relabel_one_hop(
         >>> relabel_one_hop(rowptr, col, None, torch.tensor([2]))
         (tensor([0, 2, 2, 2]), tensor([1, 2]), None, tensor([2, 1, 3]))
     """
+    op = 'relabel_one_hop'
+    for name, t in (('rowptr', rowptr), ('col', col), ('value', value),
+                    ('n_id', n_id)):
+        if t is not None or name != 'value':
+            _check_tensor(t, op, name)
+    _check_bool(bipartite, op, 'bipartite')
     rowptr, col = rowptr.contiguous(), col.contiguous()
     n_id = n_id.contiguous()
     if _native():
         return torch.ops.torch_autoscale.relabel_one_hop(
             rowptr, col, value, n_id, bipartite)
 
-    op = 'relabel_one_hop'
     for name, t in (('rowptr', rowptr), ('col', col), ('n_id', n_id)):
         _check_index(t, op, name)
     if value is not None:
@@ -106,6 +156,8 @@ def relabel_one_hop(
                f"{op}: 'value' must hold one entry per edge along its first "
                f"dimension ({col.numel()}), got shape {list(value.shape)}")
     _check(rowptr.numel() >= 1, f"{op}: 'rowptr' must have at least one entry")
+    first = int(rowptr[0])
+    _check(first == 0, f"{op}: 'rowptr' must start at 0 (got {first})")
     num_nodes, last = rowptr.numel() - 1, int(rowptr[-1])
     _check(last == col.numel(), f"{op}: 'rowptr' ends at {last} but 'col' "
            f"has {col.numel()} entries")
@@ -222,7 +274,19 @@ def csr_transpose(rowptr: Tensor, col: Tensor,
             :obj:`col.numel()`.
         col (torch.Tensor): The column indices, an int64 CPU tensor with
             entries in :obj:`[0, num_cols)`.
-        num_cols (int): The number of columns of the matrix.
+        num_cols (int): The number of columns of the matrix, a non-negative
+            int (not a float, which would be truncated). It may exceed the
+            largest column, but the transpose has :obj:`num_cols + 1` row
+            pointer entries: a :obj:`num_cols` whose row pointer (built at
+            about twice its size) does not fit into the physical memory of
+            the machine, or that the allocator refuses, is a
+            :class:`ValueError` stating the GiB needed, not an allocator
+            error.
+
+    Raises:
+        ValueError: If an argument has the wrong type, dtype, shape or
+            device, :obj:`rowptr` or :obj:`col` is malformed, or the
+            transpose does not fit into memory.
 
     Returns:
         (torch.Tensor, torch.Tensor, torch.Tensor): The row pointer of the
@@ -236,10 +300,61 @@ def csr_transpose(rowptr: Tensor, col: Tensor,
         >>> csr_transpose(rowptr, col, num_cols=3)
         (tensor([0, 1, 1, 3]), tensor([0, 0, 1]), tensor([0, 1, 2]))
     """
+    op = 'csr_transpose'
+    _check_tensor(rowptr, op, 'rowptr')
+    _check_tensor(col, op, 'col')
+    num_cols = _check_int(num_cols, op, 'num_cols')
+    _check_transpose_memory(num_cols, op)
     rowptr, col = rowptr.contiguous(), col.contiguous()
-    if _native():
-        return torch.ops.torch_autoscale.csr_transpose(rowptr, col,
-                                                       int(num_cols))
+    try:
+        if _native():
+            return torch.ops.torch_autoscale.csr_transpose(
+                rowptr, col, num_cols)
+        return _csr_transpose_fallback(rowptr, col, num_cols)
+    except RuntimeError as e:
+        if not _is_allocation_failure(e):
+            raise
+        raise ValueError(_transpose_memory_message(num_cols, op)) from e
+
+
+def _physical_memory() -> int:
+    r"""The bytes of physical memory of the machine (0 where unknown)."""
+    try:
+        return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    except (AttributeError, OSError, ValueError):  # pragma: no cover
+        return 0
+
+
+def _transpose_bytes(num_cols: int) -> int:
+    r"""The bytes of the row pointer of the transpose (:obj:`num_cols + 1`
+    int64 entries); building it takes about twice that."""
+    return (max(num_cols, 0) + 1) * 8
+
+
+def _transpose_memory_message(num_cols: int, op: str) -> str:
+    gib = _transpose_bytes(num_cols) / 2**30
+    return (f"{op}: 'num_cols' = {num_cols} needs {gib:,.1f} GiB for the row "
+            f"pointer of the transpose ({num_cols} + 1 int64 entries, about "
+            f"twice that while it is built), more than this machine can "
+            f"allocate ({_physical_memory() / 2**30:,.1f} GiB of memory); "
+            f"pass the actual number of columns")
+
+
+def _check_transpose_memory(num_cols: int, op: str) -> None:
+    r"""Rejects a :obj:`num_cols` whose row pointer, built at about twice its
+    size, would not fit into the physical memory."""
+    memory = _physical_memory()
+    _check(memory <= 0 or 2 * _transpose_bytes(num_cols) <= memory,
+           _transpose_memory_message(num_cols, op))
+
+
+def _is_allocation_failure(e: BaseException) -> bool:
+    return isinstance(e, torch.OutOfMemoryError) or (
+        "can't allocate memory" in str(e))
+
+
+def _csr_transpose_fallback(rowptr: Tensor, col: Tensor,
+                            num_cols: int) -> Tuple[Tensor, Tensor, Tensor]:
     op = 'csr_transpose'
     _check_index(rowptr, op, 'rowptr')
     _check_index(col, op, 'col')
@@ -408,6 +523,11 @@ def read_async(
         dst (torch.Tensor): The destination (CPU or CUDA) with the dtype and
             row width of :obj:`src` and at least :obj:`n` rows.
     """
+    op = 'read_async'
+    for name, t in (('src', src), ('offset', offset), ('count', count),
+                    ('index', index), ('buffer', buffer), ('dst', dst)):
+        if t is not None or name not in ('offset', 'count'):
+            _check_tensor(t, op, name, cuda=name == 'dst')
     if offset is not None:
         offset = offset.contiguous()
     if count is not None:
@@ -418,7 +538,6 @@ def read_async(
                                              buffer, dst)
         return
 
-    op = 'read_async'
     _check_table(src, op, 'src')
     _check_table(buffer, op, 'buffer')
     _check_table(dst, op, 'dst')
@@ -495,12 +614,15 @@ def write_async(src: Tensor, offset: Tensor, count: Tensor,
             :obj:`[num_rows, num_channels]` with the dtype of :obj:`src`;
             pinned if :obj:`src` is on a GPU.
     """
+    op = 'write_async'
+    for name, t in (('src', src), ('offset', offset), ('count', count),
+                    ('dst', dst)):
+        _check_tensor(t, op, name, cuda=name == 'src')
     offset, count = offset.contiguous(), count.contiguous()
     if _use_native(src):
         torch.ops.torch_autoscale.write_async(src, offset, count, dst)
         return
 
-    op = 'write_async'
     _check_table(src, op, 'src')
     _check_table(dst, op, 'dst')
     _check_cpu(dst, op, 'dst')

@@ -29,6 +29,11 @@ void check_relabel_one_hop(const at::Tensor& rowptr,
   TORCH_CHECK_VALUE(rowptr.numel() >= 1,
                     "relabel_one_hop: 'rowptr' must have at least one entry");
   const auto num_nodes = rowptr.numel() - 1;
+  const auto first = rowptr.const_data_ptr<int64_t>()[0];
+  TORCH_CHECK_VALUE(first == 0,
+                    "relabel_one_hop: 'rowptr' must start at 0 (got ",
+                    first,
+                    ")");
   const auto last = rowptr.const_data_ptr<int64_t>()[num_nodes];
   TORCH_CHECK_VALUE(last == col.numel(),
                     "relabel_one_hop: 'rowptr' ends at ",

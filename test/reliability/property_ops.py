@@ -110,26 +110,38 @@ def rowptrs(draw, num_rows: int, nnz: int) -> List[int]:
     return []
 
 
+# Arguments of the wrong type for an int: never truncated, on neither path.
+NOT_INTS = [4.7, 3.0, float('nan'), float('inf'), True, False, '3', None]
+
+
+def on_meta(t: torch.Tensor, draw, p: int = 12) -> torch.Tensor:
+    r"""Sometimes (one case in :obj:`p`) :obj:`t` as a meta tensor, which
+    both paths must reject with the same error."""
+    return t.to('meta') if draw(st.integers(0, p - 1)) == 0 else t
+
+
 @st.composite
 def csr(draw):
     num_rows = draw(st.integers(0, 6))
     num_cols = draw(st.one_of(*[st.integers(0, 6)] * 4, st.integers(-2, -1),
-                              st.sampled_from([2**61, 2**63 - 1])))
+                              st.sampled_from([2**40, 2**61, 2**63 - 1]),
+                              st.sampled_from(NOT_INTS)))
     nnz = draw(st.integers(0, 12))
     rowptr = draw(rowptrs(num_rows, nnz))
-    high = max(num_cols, 1) if num_cols < 2**20 else 8
+    cols = num_cols if type(num_cols) is int else 6
+    high = max(cols, 1) if cols < 2**20 else 8
     col = draw(st.one_of(
         st.lists(st.integers(0, high - 1), min_size=nnz, max_size=nnz),
         ints(-2, high + 1, max_size=nnz + 2)))
     dtype = draw(st.sampled_from([torch.long] * 9 + [torch.int32]))
-    return index(rowptr, dtype), index(col), num_cols
+    return (on_meta(index(rowptr, dtype), draw), on_meta(index(col), draw),
+            num_cols)
 
 
 @SETTINGS
 @given(csr())
 def test_csr_transpose(case):
     rowptr, col, num_cols = case
-    num_cols = min(num_cols, 2**63 - 1)
 
     def fn():
         return ops.csr_transpose(rowptr, col, num_cols)
@@ -163,7 +175,11 @@ def test_relabel_one_hop(data):
         '2d': torch.randn(col.numel(), 2),
         'wrong': torch.randn(col.numel() + 1),
     }[value]
-    bipartite = data.draw(st.booleans())
+    rowptr, col, n_id = (on_meta(t, data.draw) for t in (rowptr, col, n_id))
+    if values is not None:
+        values = on_meta(values, data.draw)
+    bipartite = data.draw(st.one_of(
+        *[st.booleans()] * 9, st.sampled_from([0, 1, 'yes', None, 1.0])))
 
     def fn():
         return ops.relabel_one_hop(rowptr, col, values, n_id, bipartite)
@@ -221,7 +237,8 @@ def test_read_async(data):
     alias = data.draw(st.sampled_from(
         ['none'] * 5 +
         ['buffer_is_src', 'dst_is_src', 'buffer_is_dst', 'dst_in_buffer',
-         'index_in_dst', 'wrong_dtype', 'wrong_width']))
+         'index_in_dst', 'wrong_dtype', 'wrong_width', 'meta_dst',
+         'meta_src', 'meta_buffer', 'meta_index']))
     if alias == 'buffer_is_src':
         buffer = src
     elif alias == 'dst_is_src':
@@ -237,6 +254,14 @@ def test_read_async(data):
         dst = dst.to(torch.float64)
     elif alias == 'wrong_width':
         buffer = torch.zeros(buffer.size(0), channels + 1, dtype=src.dtype)
+    elif alias == 'meta_dst':  # The fallback used to do nothing at all.
+        dst = dst.to('meta')
+    elif alias == 'meta_src':
+        src = src.to('meta')
+    elif alias == 'meta_buffer':
+        buffer = buffer.to('meta')
+    elif alias == 'meta_index':
+        index_ = index_.to('meta')
 
     states = []
     for native in (True, False):
@@ -281,7 +306,8 @@ def test_write_async(data):
         max(total, 0), channels).to(dst.dtype)
     alias = data.draw(st.sampled_from(['none'] * 6 +
                                       ['src_in_dst', 'offset_in_dst',
-                                       'wrong_dtype']))
+                                       'wrong_dtype', 'meta_src',
+                                       'meta_dst', 'meta_count']))
     if alias == 'src_in_dst' and src.size(0) <= num_rows:
         src = dst[:src.size(0)]
     elif alias == 'offset_in_dst' and dst.dtype == torch.int64 and \
@@ -290,6 +316,12 @@ def test_write_async(data):
         offset = dst.view(-1)[:offset.numel()]
     elif alias == 'wrong_dtype':
         src = src.to(torch.float64)
+    elif alias == 'meta_src':
+        src = src.to('meta')
+    elif alias == 'meta_dst':
+        dst = dst.to('meta')
+    elif alias == 'meta_count':
+        count = count.to('meta')
 
     states = []
     for native in (True, False):

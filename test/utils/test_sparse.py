@@ -9,6 +9,7 @@ from torch_autoscale.utils import (
     sparsify_features,
     to_csr,
     transpose_csr,
+    with_values,
 )
 from torch_autoscale.utils.sparse import spmm
 
@@ -154,3 +155,150 @@ def test_spmm_without_grad_and_fallback():
     with pytest.warns(UserWarning, match='Converting sparse tensor to CSR'):
         out = spmm(coo, x)  # PyG's fallback, which converts and says so.
     assert torch.allclose(out, adj.to_dense() @ x, atol=1e-6)
+
+
+def t(*values):
+    return torch.tensor(values)
+
+
+def unchecked_csr(crow, col, value, size):
+    return torch.sparse_csr_tensor(crow, col, value, size,
+                                   check_invariants=False)
+
+
+@pytest.mark.parametrize('edge_index,node', [
+    ([[0, 1, 5], [1, 2, 0]], 5),  # A source past the last node.
+    ([[0, 1, 2], [1, 3, 0]], 3),  # A target past the last node.
+    ([[0, -1, 2], [1, 2, 0]], -1),  # A negative node id.
+])
+def test_csr_adj_t_node_ids(edge_index, node):
+    # Used to build a CSR with column 5 in a 3 x 3 matrix (spmm then read
+    # out of bounds).
+    with pytest.raises(ValueError, match=rf"^'edge_index' contains node "
+                       rf"{node} but 'num_nodes' is 3"):
+        csr_adj_t(torch.tensor(edge_index), 3)
+    with pytest.raises(ValueError, match=rf"'data.edge_index' contains node "
+                       rf"{node} but 'data.num_nodes' is 3"):
+        to_csr(Data(edge_index=torch.tensor(edge_index), num_nodes=3))
+
+
+@pytest.mark.parametrize('num_nodes', [2.5, -1, True, '3', None])
+def test_csr_adj_t_num_nodes(num_nodes):
+    with pytest.raises(ValueError, match=r"^'num_nodes' must be a "
+                       r"non-negative int"):
+        csr_adj_t(torch.tensor([[0, 1], [1, 0]]), num_nodes)
+
+
+def test_csr_adj_t_edge_index_errors():
+    with pytest.raises(ValueError, match=r"'edge_index' must hold integer"):
+        csr_adj_t(torch.tensor([[0., 1.], [1., 0.]]), 2)
+    with pytest.raises(ValueError, match=r"'edge_index' must hold integer"):
+        csr_adj_t(torch.tensor([[True], [False]]), 2)
+    with pytest.raises(ValueError, match=r"'edge_index' must have shape"):
+        csr_adj_t(torch.tensor([0, 1]), 2)
+    with pytest.raises(ValueError, match=r"'edge_index' must be a tensor"):
+        csr_adj_t([[0, 1], [1, 0]], 2)
+    # No nodes, no edges: a 0 x 0 matrix; numpy and tensor ints work.
+    import numpy as np
+    assert csr_adj_t(torch.zeros(2, 0, dtype=torch.long), 0).shape == (0, 0)
+    adj = csr_adj_t(torch.tensor([[0, 1], [1, 0]], dtype=torch.int32),
+                    np.int64(2))
+    assert adj.to_dense().tolist() == [[0., 1.], [1., 0.]]
+
+
+def test_with_values_errors():
+    x = torch.eye(3).to_sparse_csr()
+    with pytest.raises(ValueError, match=r"^'value' must hold one entry per "
+                       r"stored entry of 'x' \(3\) along its first dimension "
+                       r"\(got \[5\]\)"):
+        with_values(x, torch.ones(5))
+    with pytest.raises(ValueError, match=r"'value' must hold one entry"):
+        with_values(x, torch.tensor(1.))
+    with pytest.raises(ValueError, match=r"^'x' must be a torch.sparse_csr "
+                       r"tensor"):
+        with_values(torch.eye(3), torch.ones(3))
+    with pytest.raises(ValueError, match=r"'value' must be on the device"):
+        with_values(x, torch.ones(3, device='meta'))
+    out = with_values(x, torch.full((3, ), 2.))
+    assert torch.equal(out.to_dense(), 2 * torch.eye(3))
+
+
+def test_narrow_rows_clamps_like_dense():
+    x = torch.eye(4)
+    for num_rows in (4, 10):
+        out = narrow_rows(x.to_sparse_csr(), num_rows)
+        assert out.shape == (4, 4) == narrow_rows(x, num_rows).shape
+        assert torch.equal(out.to_dense(), x)
+    for sparse in (False, True):
+        y = x.to_sparse_csr() if sparse else x
+        for bad in (-1, 2.5, True):
+            with pytest.raises(ValueError, match=r"^'num_rows' must be a "
+                               r"non-negative int"):
+                narrow_rows(y, bad)
+
+
+@pytest.mark.parametrize('sparse', [False, True])
+def test_index_select_rows_same_errors(sparse):
+    x = random_sparse(num_rows=10, num_cols=3)[:4]
+    x = x.to_sparse_csr() if sparse else x
+    for index in (t(True, False), t(0., 1.), t(0, 1).int(), t([0, 1])):
+        with pytest.raises(ValueError, match=r"^'index' must be a "
+                           r"one-dimensional int64 tensor"):
+            index_select_rows(x, index)
+    with pytest.raises(ValueError, match=r"^'index' holds row -1 outside of "
+                       r"\[0, 4\), the rows of 'x'$"):
+        index_select_rows(x, t(0, -1))
+    with pytest.raises(ValueError, match=r"^'index' holds row 4 outside of"):
+        index_select_rows(x, t(4, 0))
+
+
+def test_transpose_csr_malformed():
+    # A row pointer longer than rows + 1:
+    adj = unchecked_csr(t(0, 1, 2, 3, 3), t(0, 1, 2), torch.ones(3), (2, 3))
+    with pytest.raises(ValueError, match=r"^'adj_t' is not a valid CSR "
+                       r"matrix: its row pointer has 5 entries but its 2 "
+                       r"rows need 3"):
+        transpose_csr(adj)
+    # Fewer values than entries (used to be an IndexError):
+    adj = unchecked_csr(t(0, 1, 3), t(0, 1, 2), torch.ones(2), (2, 3))
+    with pytest.raises(ValueError, match=r"^'adj_t' is not a valid CSR "
+                       r"matrix: it has 2 values but 3 column indices"):
+        transpose_csr(adj)
+    with pytest.raises(ValueError, match=r"^'adj_t' must be a "
+                       r"torch.sparse_csr tensor"):
+        transpose_csr(torch.eye(3))
+
+
+@pytest.mark.parametrize('crow,col,match', [
+    ((1, 2, 3, 3), (0, 1, 2), r"row pointer must run from 0 to the number "
+     r"of entries \(3\), got 1 to 3"),
+    ((0, 2, 1, 3), (0, 1, 2), r"row pointer must be non-decreasing, but row "
+     r"1 spans \[2, 1\)"),
+    ((0, 1, 2, 2), (0, 1, 2), r"row pointer must run from 0 to the number "
+     r"of entries \(3\), got 0 to 2"),
+    ((0, 1, 2, 3), (0, 1, 3), r"contains column 3 but has 3 columns"),
+    ((0, 1, 2, 3), (0, -1, 2), r"contains column -1 but has 3 columns"),
+])
+def test_to_csr_validates_adj_t(crow, col, match):
+    adj_t = unchecked_csr(t(*crow), t(*col), torch.ones(3), (3, 3))
+    data = Data(adj_t=adj_t, num_nodes=3)
+    with pytest.raises(ValueError, match=r"^'data.adj_t' is not a valid CSR "
+                       r"matrix: it.*" + match):
+        to_csr(data)
+
+
+def test_to_csr_adj_t_shape():
+    data = Data(adj_t=torch.eye(3).to_sparse_csr(), num_nodes=4)
+    with pytest.raises(ValueError, match=r"'data.adj_t' must have shape "
+                       r"\[num_nodes, num_nodes\] = \[4, 4\]"):
+        to_csr(data)
+
+
+def test_eval_loader_rejects_adj_t_not_starting_at_zero():
+    # With crow (1, 2, 3, 3), edge 0 used to be dropped without a word.
+    from torch_autoscale.loader import EvalSubgraphLoader
+    adj_t = unchecked_csr(t(1, 2, 3, 3), t(0, 1, 2), torch.ones(3), (3, 3))
+    data = Data(x=torch.randn(3, 2), adj_t=adj_t, num_nodes=3)
+    with pytest.raises(ValueError, match=r"'data.adj_t' is not a valid CSR "
+                       r"matrix: its row pointer must run from 0"):
+        EvalSubgraphLoader(data, t(0, 2, 3))

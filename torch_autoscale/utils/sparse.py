@@ -1,5 +1,6 @@
+import operator
 import warnings
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -8,12 +9,123 @@ from torch_geometric.data import Data
 from torch_autoscale import ops
 
 
+def _check_count(v: Any, name: str) -> int:
+    r"""Returns :obj:`v` as a non-negative :obj:`int` (anything with
+    :meth:`__index__` but a :obj:`bool`); :class:`ValueError` otherwise."""
+    try:
+        if isinstance(v, bool):
+            raise TypeError
+        out = operator.index(v)
+    except TypeError:
+        raise ValueError(f"'{name}' must be a non-negative int (got "
+                         f"{type(v).__name__} {v!r})") from None
+    if out < 0:
+        raise ValueError(f"'{name}' must be a non-negative int (got {out})")
+    return out
+
+
+def _check_edge_index(edge_index: Any, num_nodes: int, name: str,
+                      num_nodes_name: str) -> None:
+    r"""Checks that :obj:`edge_index` is an integer tensor of shape
+    :obj:`[2, num_edges]` whose node ids lie in :obj:`[0, num_nodes)`."""
+    if not isinstance(edge_index, Tensor):
+        raise ValueError(f"'{name}' must be a tensor (got "
+                         f"{type(edge_index).__name__})")
+    if edge_index.dim() != 2 or edge_index.size(0) != 2:
+        raise ValueError(f"'{name}' must have shape [2, num_edges] "
+                         f"(got {tuple(edge_index.size())})")
+    if edge_index.dtype == torch.bool or edge_index.is_floating_point() or \
+            edge_index.is_complex():
+        raise ValueError(f"'{name}' must hold integer node ids (got dtype "
+                         f"{edge_index.dtype})")
+    if edge_index.numel() == 0:
+        return
+    low, high = int(edge_index.min()), int(edge_index.max())
+    if low < 0 or high >= num_nodes:
+        bad = low if low < 0 else high
+        raise ValueError(f"'{name}' contains node {bad} but "
+                         f"'{num_nodes_name}' is {num_nodes}: node ids must "
+                         f"lie in [0, {num_nodes})")
+
+
+def _edge_index_to_csr(
+        edge_index: Tensor,
+        num_nodes: int) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""The CSR structure (rows are targets) of a checked
+    :obj:`edge_index`, and the edge of every CSR position."""
+    src, dst = edge_index[0].long(), edge_index[1].long()
+    perm = (dst * num_nodes + src).argsort()
+    col = src[perm]
+    count = torch.bincount(dst, minlength=num_nodes)
+    rowptr = torch.zeros(num_nodes + 1, dtype=torch.long)
+    torch.cumsum(count, 0, out=rowptr[1:])
+    return rowptr, col, perm
+
+
+def _check_csr_layout(x: Any, name: str) -> None:
+    r"""Checks, without reading any index, that :obj:`x` is a
+    two-dimensional :obj:`torch.sparse_csr` matrix whose row pointer has one
+    entry per row plus one and whose values have one entry per column index
+    (a tensor built with :obj:`check_invariants=False` may not)."""
+    if not isinstance(x, Tensor) or x.layout != torch.sparse_csr:
+        raise ValueError(
+            f"'{name}' must be a torch.sparse_csr tensor (got "
+            f"{type(x).__name__} with layout {getattr(x, 'layout', None)}); "
+            f"convert it with '.to_sparse_csr()'")
+    crow, col = x.crow_indices(), x.col_indices()
+    if crow.dim() != 1 or x.dim() < 2:
+        raise ValueError(f"'{name}' must be a two-dimensional (not batched) "
+                         f"sparse CSR matrix (got shape {list(x.shape)})")
+    if crow.numel() != x.size(0) + 1:
+        raise ValueError(f"'{name}' is not a valid CSR matrix: its row "
+                         f"pointer has {crow.numel()} entries but its "
+                         f"{x.size(0)} rows need {x.size(0) + 1}")
+    if x.values().size(0) != col.numel():
+        raise ValueError(f"'{name}' is not a valid CSR matrix: it has "
+                         f"{x.values().size(0)} values but {col.numel()} "
+                         f"column indices")
+
+
+def _check_csr(x: Any, name: str) -> None:
+    r"""Checks every index of the :obj:`torch.sparse_csr` matrix :obj:`x`:
+    its row pointer runs non-decreasing from 0 to the number of entries and
+    its columns lie in range (what :obj:`check_invariants=True` would
+    check), in a few vectorized reductions."""
+    _check_csr_layout(x, name)
+    crow, col = x.crow_indices(), x.col_indices()
+    first, last = int(crow[0]), int(crow[-1])
+    if first != 0 or last != col.numel():
+        raise ValueError(f"'{name}' is not a valid CSR matrix: its row "
+                         f"pointer must run from 0 to the number of entries "
+                         f"({col.numel()}), got {first} to {last}")
+    if crow.numel() > 1:
+        diff = crow.diff()
+        if bool((diff < 0).any()):
+            r = int((diff < 0).nonzero()[0, 0])
+            raise ValueError(f"'{name}' is not a valid CSR matrix: its row "
+                             f"pointer must be non-decreasing, but row {r} "
+                             f"spans [{int(crow[r])}, {int(crow[r + 1])})")
+    if col.numel() > 0:
+        low, high = int(col.min()), int(col.max())
+        if low < 0 or high >= x.size(1):
+            bad = low if low < 0 else high
+            raise ValueError(f"'{name}' is not a valid CSR matrix: it "
+                             f"contains column {bad} but has {x.size(1)} "
+                             f"columns")
+
+
 def to_csr(data: Data) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
     r"""Returns the adjacency of :obj:`data` in compressed sparse row form
     with rows as target nodes (the :obj:`adj_t` convention of PyG).
 
     Uses :obj:`data.adj_t` (a :obj:`torch.sparse_csr` tensor) when present,
-    and :obj:`data.edge_index` (source, target) otherwise.
+    and :obj:`data.edge_index` (source, target) otherwise. Either is
+    validated here, once, since the loaders index with it on every
+    mini-batch: :obj:`data.adj_t` must be a valid
+    :obj:`[num_nodes, num_nodes]` CSR matrix (row pointer non-decreasing
+    from 0 to the number of entries, columns in range), and
+    :obj:`data.edge_index` must hold integer node ids in
+    :obj:`[0, num_nodes)`.
 
     Args:
         data (torch_geometric.data.Data): The graph.
@@ -23,6 +135,10 @@ def to_csr(data: Data) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
         (:obj:`None` without :obj:`adj_t` values) and, for every CSR
         position, the index of the edge in :obj:`data.edge_index` it came from
         (the identity when :obj:`adj_t` is given).
+
+    Raises:
+        ValueError: If :obj:`data` has no nodes or no connectivity, or its
+            :obj:`adj_t` or :obj:`edge_index` is malformed.
     """
     num_nodes = data.num_nodes
     if num_nodes is None or num_nodes == 0:
@@ -36,6 +152,11 @@ def to_csr(data: Data) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
                 f"{type(adj_t).__name__} with layout "
                 f"{getattr(adj_t, 'layout', None)}); build one with "
                 f"torch_autoscale.utils.csr_adj_t(edge_index, num_nodes)")
+        _check_csr(adj_t, 'data.adj_t')
+        if tuple(adj_t.shape[:2]) != (num_nodes, num_nodes):
+            raise ValueError(f"'data.adj_t' must have shape [num_nodes, "
+                             f"num_nodes] = [{num_nodes}, {num_nodes}] (got "
+                             f"{list(adj_t.shape)})")
         rowptr = adj_t.crow_indices().long()
         col = adj_t.col_indices().long()
         value = adj_t.values()
@@ -44,15 +165,9 @@ def to_csr(data: Data) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
     edge_index = getattr(data, 'edge_index', None)
     if edge_index is None:
         raise ValueError("'data' has neither 'adj_t' nor 'edge_index'")
-    if edge_index.dim() != 2 or edge_index.size(0) != 2:
-        raise ValueError(f"'data.edge_index' must have shape [2, num_edges] "
-                         f"(got {tuple(edge_index.size())})")
-    src, dst = edge_index[0].long(), edge_index[1].long()
-    perm = (dst * num_nodes + src).argsort()
-    col = src[perm]
-    count = torch.bincount(dst, minlength=num_nodes)
-    rowptr = torch.zeros(num_nodes + 1, dtype=torch.long)
-    torch.cumsum(count, 0, out=rowptr[1:])
+    _check_edge_index(edge_index, num_nodes, 'data.edge_index',
+                      'data.num_nodes')
+    rowptr, col, perm = _edge_index_to_csr(edge_index, num_nodes)
     return rowptr, col, None, perm
 
 
@@ -63,13 +178,21 @@ def csr_adj_t(edge_index: Tensor, num_nodes: int,
     PyG's convolutions accept it directly.
 
     Args:
-        edge_index (torch.Tensor): Edges as (source, target) pairs.
-        num_nodes (int): The number of nodes.
+        edge_index (torch.Tensor): Edges as (source, target) pairs, an
+            integer tensor of shape :obj:`[2, num_edges]` with node ids in
+            :obj:`[0, num_nodes)`.
+        num_nodes (int): The number of nodes, a non-negative int.
         edge_weight (torch.Tensor, optional): One weight per edge.
             (default: :obj:`None`, all ones)
+
+    Raises:
+        ValueError: If :obj:`num_nodes` is not a non-negative int, or
+            :obj:`edge_index` is malformed or holds a node id outside of
+            :obj:`[0, num_nodes)`.
     """
-    data = Data(edge_index=edge_index, num_nodes=num_nodes)
-    rowptr, col, _, perm = to_csr(data)
+    num_nodes = _check_count(num_nodes, 'num_nodes')
+    _check_edge_index(edge_index, num_nodes, 'edge_index', 'num_nodes')
+    rowptr, col, perm = _edge_index_to_csr(edge_index, num_nodes)
     if edge_weight is None:
         value = torch.ones(col.numel())
     else:
@@ -110,21 +233,34 @@ def index_select_rows(x: Tensor, index: Tensor) -> Tensor:
     Args:
         x (torch.Tensor): A dense tensor or a two-dimensional
             :obj:`torch.sparse_csr` matrix.
-        index (torch.Tensor): The row indices, a one-dimensional integer
-            tensor.
+        index (torch.Tensor): The row indices, a one-dimensional int64
+            tensor with entries in :obj:`[0, x.size(0))`.
+
+    Raises:
+        ValueError: If :obj:`index` is not a one-dimensional int64 tensor or
+            holds a row outside of :obj:`x` (for either layout).
     """
     _check_rows_input(x, 'x')
+    if not isinstance(index, Tensor) or index.dtype != torch.int64 or \
+            index.dim() != 1:
+        got = (f"dtype {index.dtype} and {index.dim()} dimensions"
+               if isinstance(index, Tensor) else type(index).__name__)
+        raise ValueError(f"'index' must be a one-dimensional int64 tensor "
+                         f"(got {got})")
+    if x.layout == torch.sparse_csr:
+        _check_csr_layout(x, 'x')
+    elif x.dim() == 0:
+        raise ValueError("'x' must have at least one dimension")
     index = index.to(x.device)
+    if index.numel() > 0:
+        low, high = int(index.min()), int(index.max())
+        if low < 0 or high >= x.size(0):
+            bad = low if low < 0 else high
+            raise ValueError(f"'index' holds row {bad} outside of "
+                             f"[0, {x.size(0)}), the rows of 'x'")
     if x.layout == torch.strided:
         return x.index_select(0, index)
-    if x.dim() != 2:
-        raise ValueError(f"'x' must be a two-dimensional sparse CSR matrix "
-                         f"(got {x.dim()} dimensions)")
     crow, col, value = x.crow_indices(), x.col_indices(), x.values()
-    index = index.long()
-    if index.numel() > 0 and (int(index.min()) < 0
-                              or int(index.max()) >= x.size(0)):
-        raise ValueError(f"'index' holds rows outside of [0, {x.size(0)})")
     start = crow[index]
     count = crow[index + 1] - start
     out_crow = torch.zeros(index.numel() + 1, dtype=crow.dtype,
@@ -141,10 +277,23 @@ def index_select_rows(x: Tensor, index: Tensor) -> Tensor:
 
 def narrow_rows(x: Tensor, num_rows: int) -> Tensor:
     r"""Returns the first :obj:`num_rows` rows of :obj:`x` (dense or
-    :obj:`torch.sparse_csr`) without copying."""
+    :obj:`torch.sparse_csr`) without copying; all of them if :obj:`x` has
+    fewer, for both layouts (as slicing a dense tensor does).
+
+    Args:
+        x (torch.Tensor): A dense tensor or a two-dimensional
+            :obj:`torch.sparse_csr` matrix.
+        num_rows (int): The number of rows to keep, a non-negative int.
+
+    Raises:
+        ValueError: If :obj:`num_rows` is not a non-negative int.
+    """
     _check_rows_input(x, 'x')
+    num_rows = _check_count(num_rows, 'num_rows')
     if x.layout == torch.strided:
         return x[:num_rows]
+    _check_csr_layout(x, 'x')
+    num_rows = min(num_rows, x.size(0))
     crow = x.crow_indices()[:num_rows + 1]
     end = int(crow[-1])
     return sparse_csr(crow, x.col_indices()[:end], x.values()[:end],
@@ -197,7 +346,29 @@ def with_values(x: Tensor, value: Tensor) -> Tensor:
     and the values :obj:`value`, whose transpose (see :func:`transpose_csr`)
     reuses the structure of :obj:`x`'s: dropout on sparse features keeps the
     structure, so full-batch training transposes its features once, not
-    every step. Nothing is computed until a transpose is needed."""
+    every step. Nothing is computed until a transpose is needed.
+
+    Args:
+        x (torch.Tensor): A :obj:`torch.sparse_csr` matrix.
+        value (torch.Tensor): The new values, one per stored entry of
+            :obj:`x` along the first dimension, on the device of :obj:`x`.
+
+    Raises:
+        ValueError: If :obj:`x` is not a :obj:`torch.sparse_csr` matrix or
+            :obj:`value` does not hold one entry per stored entry of it.
+    """
+    _check_csr_layout(x, 'x')
+    nnz = x.col_indices().numel()
+    if not isinstance(value, Tensor) or value.dim() < 1 or \
+            value.size(0) != nnz:
+        shape = list(value.shape) if isinstance(value, Tensor) else \
+            type(value).__name__
+        raise ValueError(f"'value' must hold one entry per stored entry of "
+                         f"'x' ({nnz}) along its first dimension (got "
+                         f"{shape})")
+    if value.device != x.device:
+        raise ValueError(f"'value' must be on the device of 'x' ({x.device}, "
+                         f"got {value.device})")
     out = sparse_csr(x.crow_indices(), x.col_indices(), value, x.size())
     out._torch_autoscale_structure_of = x
     return out
@@ -214,9 +385,18 @@ def transpose_csr(adj_t: Tensor) -> Tensor:
     all. On the CPU the transpose is a counting sort, linear in the entries
     (:func:`torch_autoscale.ops.csr_transpose`), whose structure matrices
     made by :func:`with_values` share.
+
+    Args:
+        adj_t (torch.Tensor): A two-dimensional :obj:`torch.sparse_csr`
+            matrix.
+
+    Raises:
+        ValueError: If :obj:`adj_t` is not a valid :obj:`torch.sparse_csr`
+            matrix (also one built with :obj:`check_invariants=False`).
     """
     cached = getattr(adj_t, '_torch_autoscale_transpose', None)
     if cached is None:
+        _check_csr_layout(adj_t, 'adj_t')
         mat = adj_t.detach() if adj_t.requires_grad else adj_t
         if mat.device.type == 'cpu':
             rowptr, col, perm = _transpose_structure(adj_t)
