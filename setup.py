@@ -83,13 +83,20 @@ def write_build_info(package_dir, text):
             f.write(text)
 
 
-def with_build_info(command, text, editable):
+def with_build_info(command, text, editable, require_torch=False):
     r"""``command`` that also writes ``_build_info.py``: into the build folder
     (and so the wheel) for a regular build, into the source tree for an
     editable or in-place one."""
 
     class Command(command):
         def run(self):
+            if require_torch and os.getenv('TORCH_AUTOSCALE_REQUIRE_NATIVE',
+                                           '0') == '1':
+                raise SystemExit(
+                    'torch_autoscale: no torch is importable, so the native '
+                    'extension cannot be built '
+                    '(TORCH_AUTOSCALE_REQUIRE_NATIVE=1). Install torch '
+                    'first, then torch_autoscale.')
             super().run()
             inplace = getattr(self, 'editable_mode', False) or getattr(
                 self, 'inplace', False)
@@ -105,18 +112,12 @@ def get_extensions():
     from setuptools.command.build_py import build_py
     try:
         import torch
-    except ImportError:
-        if os.getenv('TORCH_AUTOSCALE_REQUIRE_NATIVE', '0') == '1':
-            raise SystemExit(
-                'torch_autoscale: no torch is importable, so the native '
-                'extension cannot be built '
-                '(TORCH_AUTOSCALE_REQUIRE_NATIVE=1). Install torch first, '
-                'then torch_autoscale.')
+    except ImportError:  # metadata, an sdist, or a build without _C
         text = build_info(
             None, False, skipped='no torch was importable when it was '
             'built, so its native extension was not compiled')
         return [], {'cmdclass': {'build_py': with_build_info(
-            build_py, text, editable=False)}}
+            build_py, text, editable=False, require_torch=True)}}
 
     from torch.utils.cpp_extension import (
         CUDA_HOME,

@@ -92,7 +92,7 @@ _found = []
 
 
 def _with_torch(hook):
-    r"""``hook`` once torch is importable, if it can be (sdists need none)."""
+    r"""``hook`` once torch is importable, if it can be."""
 
     def wrapper(*args, **kwargs):
         if not _found:
@@ -104,9 +104,8 @@ def _with_torch(hook):
     return wrapper
 
 
-for _name in ('get_requires_for_build_wheel',
-              'prepare_metadata_for_build_wheel', 'build_wheel',
-              'get_requires_for_build_editable',
-              'prepare_metadata_for_build_editable', 'build_editable'):
+# Only the builds compile: the other hooks (build requirements, metadata, the
+# sdist) do not depend on torch and skip the few seconds of finding it.
+for _name in ('build_wheel', 'build_editable'):
     if hasattr(_setuptools, _name):
         globals()[_name] = _with_torch(getattr(_setuptools, _name))

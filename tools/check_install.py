@@ -102,7 +102,8 @@ print(json.dumps({
 
 
 def step(title, command, log=None, **kwargs):
-    print(f'check_install: {title}: {" ".join(command)}', flush=True)
+    shown = ' '.join(a if '\n' not in a else '<script>' for a in command)
+    print(f'check_install: {title}: {shown}', flush=True)
     t = time.perf_counter()
     out = subprocess.run(command, text=True, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, **kwargs)
@@ -170,9 +171,11 @@ def main(argv=None):
     # REQUIRE_NATIVE makes a build that found no torch fail instead of
     # quietly leaving out _C.
     env = dict(os.environ, TORCH_AUTOSCALE_REQUIRE_NATIVE='1')
-    log, install_s = step('pip install <sdist>',
-                          [python, '-m', 'pip', 'install', '-v', sdist],
-                          log=osp.join(work, 'install.log'), env=env)
+    # install.log: what pip printed; pip.log: the same with time stamps.
+    log, install_s = step('pip install <sdist>', [
+        python, '-m', 'pip', 'install', '-v', '--log',
+        osp.join(work, 'pip.log'), sdist
+    ], log=osp.join(work, 'install.log'), env=env)
     after = pip_list(python)
     names = fetched(log)
     bad = sorted(n for n in names if n == 'torch' or n.startswith('nvidia'))
@@ -186,6 +189,7 @@ def main(argv=None):
     if extra:
         raise SystemExit(f'check_install: CUDA wheels installed: {extra}')
     build_env = re.findall(r'^\s+Successfully installed (.*)$', log, re.M)
+    compiled = re.findall(r'^\s+\[\d+/\d+\] (c\+\+|nvcc)', log, re.M)
 
     out, train_s = step('tiny training', [python, '-c', TRAIN], cwd=work)
     result = json.loads(re.findall(r'^\{"torch".*\}$', out, re.M)[-1])
@@ -208,7 +212,8 @@ def main(argv=None):
     print(f'  torch preinstalled: {after["torch"]} ({torch_s:.0f} s)')
     print(f'  pip install <sdist>: {install_s:.0f} s, no torch or nvidia-* '
           f'fetched; build environment: '
-          f'{"; ".join(s.strip() for s in build_env[:-1]) or "-"}')
+          f'{"; ".join(s.strip() for s in build_env) or "-"}; '
+          f'{len(compiled)} ninja steps')
     if wheel:
         print(f'  wheel: {wheel.group(1)} ({int(wheel.group(2)) / 1e6:.1f} '
               f'MB)')

@@ -29,30 +29,32 @@ def _minor(version):
 def _rebuild_advice():
     r"""The command that builds ``_C`` against the running torch, for the way
     this copy of torch_autoscale was installed."""
-    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    here = osp.dirname(osp.abspath(__file__))
+    root = osp.dirname(here)
     from importlib import metadata
     try:
         dist = metadata.distribution('torch_autoscale')
-        direct = json.loads(dist.read_text('direct_url.json') or 'null')
-    except (metadata.PackageNotFoundError, ValueError):
-        dist = direct = None
-    if dist is None or (direct or {}).get('dir_info', {}).get('editable'):
-        # A source checkout (editable install, or on the path uninstalled).
+        direct = json.loads(dist.read_text('direct_url.json') or '{}')
+        installed = osp.realpath(str(dist.locate_file('torch_autoscale')))
+        if dist.read_text('RECORD') is None:  # a checkout's egg-info
+            dist = None
+    except (metadata.PackageNotFoundError, ValueError, TypeError):
+        dist, direct, installed = None, {}, None
+    if dist is None or direct.get('dir_info', {}).get('editable') or \
+            installed != osp.realpath(here):
+        # A source checkout: installed editable, or imported from the path.
         if osp.exists(osp.join(root, 'Makefile')):
             return f"run 'make install' in {root}"
         return f"run 'pip install --no-build-isolation -e {root}'"
     # A regular install: reinstall from the same source, which compiles
     # against the installed torch; no cache, which may hold a wheel built
     # against another torch.
-    source = f'torch_autoscale=={dist.version}'
-    if direct and direct.get('url'):
-        url = direct['url']
-        if url.startswith('file://'):
-            from urllib.parse import unquote
-            url = unquote(url[len('file://'):])
-        source = url
+    source = direct.get('url') or f'torch_autoscale=={dist.version}'
+    if source.startswith('file://'):
+        from urllib.parse import unquote
+        source = unquote(source[len('file://'):])
     return (f"run 'pip install --force-reinstall --no-deps --no-cache-dir "
-            f"{source}' with torch installed")
+            f"{source}'")
 
 
 def _load_native():
