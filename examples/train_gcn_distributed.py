@@ -15,7 +15,12 @@ counts the clusters of one optimizer step over all processes, so a run
 takes the same steps at any number of processes. Datasets and their
 reference hyperparameters are those of ``train_gcn.py``; the model of best
 validation accuracy is reported, the test split is never used for
-selection. Uses gloo on CPUs and NCCL on GPUs.
+selection; ``--save`` saves it (rank 0), ``--json`` writes the results
+(rank 0). Uses gloo on CPUs and NCCL on GPUs (``--device``).
+
+On a fresh ``--root`` rank 0 loads (and PyG processes) the dataset first
+while the others wait, then one process per machine, then the rest: they
+never write the same files at once.
 
 A process that stops answering (stalled or dead) ends every other one after
 ``--timeout`` seconds (default: 300) with a
@@ -23,13 +28,14 @@ A process that stops answering (stalled or dead) ends every other one after
 then ``torchrun`` as a whole, with a non-zero exit code.
 """
 import argparse
-import json
+import copy
 import logging
 import os
 import os.path as osp
 import statistics
 import sys
 import time
+from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -39,11 +45,14 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import common  # noqa: E402
 from train_gcn import (  # noqa: E402
-    DEFAULTS,
     accuracy,
     add_arguments,
+    defaults_table,
+    fill_defaults,
     load_dataset,
+    model_config,
 )
 
 from torch_autoscale import distributed as tad  # noqa: E402
@@ -55,7 +64,7 @@ from torch_autoscale.utils import sparsify_features  # noqa: E402
 log = logging.getLogger('train_gcn_distributed')
 
 
-def shared_partition(data, args, rank: int) -> PartitionedData:
+def shared_partition(data, args, rank: int, seed: int) -> PartitionedData:
     r"""Partitions on rank 0 and sends the clusters to all: every process
     must hold the same partition. The adjacency is normalized on the whole
     graph (GCN's convolutions do not) and the nodes renumbered cluster by
@@ -64,7 +73,7 @@ def shared_partition(data, args, rank: int) -> PartitionedData:
     if rank == 0:
         cluster[0] = partition(data.edge_index, args.num_parts,
                                method=args.partition,
-                               num_nodes=data.num_nodes, seed=args.seed)
+                               num_nodes=data.num_nodes, seed=seed)
     with tad.collective('sharing the partition'):
         dist.broadcast_object_list(cluster, src=0)
     pdata = PartitionedData(data, args.num_parts, normalize='gcn',
@@ -74,15 +83,48 @@ def shared_partition(data, args, rank: int) -> PartitionedData:
     return pdata
 
 
-def run(args) -> dict:
-    rank, world_size = tad.init_process_group(
-        args.backend, timeout=getattr(args, 'timeout', None))
+class LoadError(RuntimeError):
+    r"""A process could not load the dataset (raised on every process)."""
+
+
+def in_turn(load: Callable, rank: int):
+    r"""Calls :obj:`load` on rank 0 first, then on one process of every
+    other machine (:obj:`LOCAL_RANK` 0), then on the rest, so that processes
+    never prepare the same dataset files at once (PyG writes
+    :obj:`processed/` on first use). A failure anywhere ends every process
+    with the failing rank's message, not with a timeout."""
+    stage = 0 if rank == 0 else 1 if tad.local_rank() == 0 else 2
+    out = None
+    for turn in range(3):
+        error = None
+        if turn == stage:
+            try:
+                out = load()
+            except Exception as e:  # Sent to all, raised below.
+                error = f'{type(e).__name__}: {e}'
+        errors = [None] * dist.get_world_size()
+        with tad.collective('loading the dataset in turn'):
+            dist.all_gather_object(errors, error)
+        failed = [(r, e) for r, e in enumerate(errors) if e is not None]
+        if failed:
+            r, e = failed[0]
+            raise LoadError(f'rank {r} could not load the dataset: {e}')
+    return out
+
+
+def run(args, seed: int, best: common.BestModel = None) -> dict:
+    r"""Trains one model on every process of the (initialized) process
+    group; returns the results. Rank 0 offers the state of best validation
+    accuracy to :obj:`best`."""
+    rank, world_size = dist.get_rank(), dist.get_world_size()
     device = (torch.device('cuda', torch.cuda.current_device())
-              if dist.get_backend() == 'nccl' else torch.device('cpu'))
-    torch.manual_seed(args.seed)
-    data = load_dataset(args.dataset, args.root, args.seed, args.num_nodes)
+              if torch.device(args.device).type == 'cuda'
+              else torch.device('cpu'))
+    torch.manual_seed(seed)
+    data = in_turn(lambda: load_dataset(args.dataset, args.root, seed,
+                                        args.num_nodes, args.download), rank)
     num_classes = int(data.y.max()) + 1
-    pdata = shared_partition(data, args, rank)
+    pdata = shared_partition(data, args, rank, seed)
     data, ptr = pdata.data, pdata.ptr  # Outputs, labels, masks: new order.
 
     per_process = max(1, args.batch_size // world_size)
@@ -90,16 +132,15 @@ def run(args) -> dict:
         log.warning('%d clusters per step do not split over %d processes: '
                     'each takes %d', args.batch_size, world_size, per_process)
     loader = tad.DistributedSubgraphLoader(data, ptr, batch_size=per_process,
-                                           shuffle=True, seed=args.seed)
+                                           shuffle=True, seed=seed)
     eval_loader = tad.DistributedEvalSubgraphLoader(data, ptr,
                                                     batch_size=per_process)
     factory = tad.history_factory(
         args.history, loader.assignment,
         directory=args.history_dir if args.history == 'shared' else None)
-    torch.manual_seed(args.seed)  # The same initial parameters everywhere.
-    model = GCN(data.num_nodes, data.num_features, args.hidden, num_classes,
-                num_layers=args.num_layers, dropout=args.dropout,
-                drop_input=True, history_factory=factory).to(device)
+    torch.manual_seed(seed)  # The same initial parameters everywhere.
+    config = model_config(data, num_classes, args)
+    model = GCN(**config, history_factory=factory).to(device)
     with tad.collective('DistributedDataParallel (sharing parameters)'):
         ddp = DistributedDataParallel(model)
     # Weight decay on the first convolution only, as in the GCN paper.
@@ -111,6 +152,7 @@ def run(args) -> dict:
 
     tad.mini_inference(ddp, eval_loader, progress=False)  # Fill histories.
     best_val, test_at_best, times, curve = -1.0, 0.0, [], []
+    best_state = None
     pbar = tqdm(range(1, args.epochs + 1), disable=args.quiet or rank != 0,
                 desc=f'{world_size} x {args.history}')
     for epoch in pbar:
@@ -152,28 +194,31 @@ def run(args) -> dict:
         if val_acc > best_val:
             best_val = val_acc
             test_at_best = accuracy(out, data.y, data.test_mask)
+            if best is not None and rank == 0:
+                best_state = copy.deepcopy(model.state_dict())
         pbar.set_postfix(loss=f'{float(total[0] / total[1].clamp(min=1)):.3f}',
                          val=f'{val_acc:.4f}', best_val=f'{best_val:.4f}')
     # The first epoch warms up allocators and caches.
     sec = statistics.median(times[1:] if len(times) > 1 else times)
     result = dict(dataset=args.dataset, history=args.history,
                   world_size=world_size, threads=torch.get_num_threads(),
-                  backend=dist.get_backend(), seed=args.seed,
+                  backend=dist.get_backend(), seed=seed,
                   num_nodes=data.num_nodes, epochs=args.epochs,
                   clusters_per_step=per_process * world_size,
                   steps_per_epoch=len(loader), val=best_val,
-                  test=test_at_best, sec_per_epoch=sec, val_curve=curve,
-                  rank=rank)
+                  test=test_at_best, sec_per_epoch=sec, val_curve=curve)
+    if best_state is not None:
+        best.offer(best_val, best_state, model='GCN', config=config,
+                   seed=seed, test=test_at_best, dataset=args.dataset)
     return result
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p = common.make_parser(__doc__)
+    p.epilog = defaults_table()
     add_arguments(p, batch_help='clusters per step, over all processes')
-    p.add_argument('--num-nodes', type=int, default=20_000,
-                   help='nodes of the synthetic graph')
     p.add_argument('--history', default='sharded', choices=tad.HISTORY_MODES,
-                   help='how processes share histories (default: sharded)')
+                   help='how processes share histories')
     # Linux's shared-memory mount keeps a shared table in RAM; elsewhere the
     # library's default (the temp folder) serves through the page cache.
     shm = '/dev/shm'
@@ -181,44 +226,62 @@ def parser() -> argparse.ArgumentParser:
                    default=shm if os.path.isdir(shm) else None,
                    help="folder of the 'shared' tables (default: /dev/shm "
                    "where it exists, else the temp folder)")
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--threads', type=int, default=None,
-                   help='intra-op threads per process')
     p.add_argument('--backend', default=None, choices=['gloo', 'nccl'],
-                   help='default: nccl with CUDA, gloo otherwise')
+                   help='torch.distributed backend (default: nccl with '
+                   '--device cuda, gloo otherwise)')
     p.add_argument('--timeout', type=float,
                    default=tad.DEFAULT_TIMEOUT.total_seconds(),
                    help='seconds a collective waits for the other processes '
                    'before the run ends with an error naming the one that '
-                   'stopped answering (default: 300)')
-    p.add_argument('--json', default=None,
-                   help='rank 0 writes the results here')
-    p.add_argument('--quiet', action='store_true')
+                   'stopped answering')
+    common.add_common_arguments(
+        p, device="'cuda' (one GPU per process, by LOCAL_RANK) when "
+        "available, else 'cpu'",
+        json='rank 0 writes the results (every run and their mean) to this '
+        'JSON file (default: not written)',
+        save='rank 0 saves the model of best validation accuracy (over all '
+        'runs) to this file (default: not saved)',
+        threads='intra-op CPU threads per process (default: PyTorch\'s '
+        f'choice, {torch.get_num_threads()} here)')
     return p
 
 
 @record  # torchrun's failure summary then shows the error, not just a code.
-def main():
-    args = parser().parse_args()
-    for key, value in DEFAULTS[args.dataset].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    logging.basicConfig(level=logging.WARNING)
-    torch.sparse.check_sparse_tensor_invariants.disable()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    result = run(args)
+def main(argv=None):
+    args = parser().parse_args(argv)
+    fill_defaults(args)
+    common.setup(args)
+    cuda = torch.device(args.device).type == 'cuda'
+    backend = args.backend or ('nccl' if cuda else 'gloo')
+    rank, _ = tad.init_process_group(backend, timeout=args.timeout)
+    if cuda and backend != 'nccl':  # nccl selects the device itself.
+        torch.cuda.set_device(tad.local_rank())
+    best = common.BestModel() if args.save and rank == 0 else None
+    results = []
+    for seed in common.seeds(args):
+        try:
+            result = run(args, seed, best)
+        except LoadError as e:
+            dist.destroy_process_group()
+            raise SystemExit(f'train_gcn_distributed.py: {e}') from None
+        results.append(result)
+        if rank == 0:
+            print(f"{result['world_size']} process(es), {args.history} "
+                  f"histories, {args.dataset}, seed {seed}: val "
+                  f"{result['val']:.4f}  test {result['test']:.4f}  "
+                  f"{result['sec_per_epoch']:.4f} s/epoch")
     # Only once the model (and DistributedDataParallel's reducer, which
     # holds the process group) is gone: tearing the group down from inside
     # the reducer's destructor can deadlock gloo's threads.
     dist.destroy_process_group()
-    if result.pop('rank') == 0:
-        print(f"{result['world_size']} process(es), {args.history} "
-              f"histories, {args.dataset}: val {result['val']:.4f}  test "
-              f"{result['test']:.4f}  {result['sec_per_epoch']:.4f} s/epoch")
+    if rank == 0:
+        common.print_summary(results)
         if args.json:
-            with open(args.json, 'w') as f:
-                json.dump(result, f, indent=1)
+            common.write_json(args.json, results, args,
+                              'train_gcn_distributed')
+        if best is not None:
+            best.save(args.save)
+    return results
 
 
 if __name__ == '__main__':

@@ -12,15 +12,20 @@ root/TUDataset, NAME)``) are split 80/10/10 at random by ``--seed``. Graphs
 are split into segments of at most ``--max-segment-size`` nodes (METIS by
 default) once, cached next to the dataset. The epoch of best validation
 accuracy is reported (after head finetuning for the +F variants); the test
-split is never used for selection. Reports accuracy, the memory of a
-training step and milliseconds per iteration.
+split is never used for selection. Reports the segments per graph (and
+warns when ``--max-segment-size`` leaves every graph whole: GST then trains
+on whole graphs), accuracy, the memory of a training step and milliseconds
+per iteration. ``--save`` saves the best model (``load_model`` rebuilds it),
+``--json`` writes the results. Nothing is downloaded unless ``--download``
+is given.
 """
 import argparse
 import copy
-import json
+import glob
 import logging
 import os.path as osp
 import statistics
+import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -29,7 +34,10 @@ import torch.nn.functional as F
 import torch_geometric.transforms as T
 from tqdm import tqdm
 
-from torch_autoscale.segment import (
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import common  # noqa: E402
+
+from torch_autoscale.segment import (  # noqa: E402
     SEGMENT_METHODS,
     VARIANTS,
     GSTModel,
@@ -37,7 +45,7 @@ from torch_autoscale.segment import (
     SegmentEncoder,
     SegmentLoader,
 )
-from torch_autoscale.utils import StepMemory
+from torch_autoscale.utils import StepMemory  # noqa: E402
 
 log = logging.getLogger('train_gst')
 
@@ -52,19 +60,34 @@ class LogDegreeProfile(T.BaseTransform):
         return data
 
 
-def load(name: str, root: str, seed: int,
-         max_graphs: Optional[int] = None) -> Tuple[Any, Dict[str, List[int]]]:
-    r"""The dataset and its train/val/test graph indices."""
+def tu_datasets(root: str) -> List[str]:
+    r"""The TU datasets found under :obj:`root/TUDataset`."""
+    return sorted(osp.basename(osp.dirname(osp.dirname(path)))
+                  for path in glob.glob(osp.join(root, 'TUDataset', '*',
+                                                 '*', '*_A.txt')))
+
+
+def load(name: str, root: str, seed: int, max_graphs: Optional[int] = None,
+         download: bool = False) -> Tuple[Any, Dict[str, List[int]]]:
+    r"""The dataset and its train/val/test graph indices. A dataset missing
+    from :obj:`root` raises :class:`common.DatasetNotFoundError` naming the
+    folder and the datasets that are there, unless :obj:`download`."""
+    found = tu_datasets(root)
+    hint = (f" train_gst.py takes 'malnet-tiny' (root/MalNetTiny) or a TU "
+            f"dataset name (root/TUDataset/NAME/raw); found under {root}: "
+            f"{', '.join(found) if found else 'none'}.")
     if name == 'malnet-tiny':
         from torch_geometric.datasets import MalNetTiny
         path = osp.join(root, 'MalNetTiny')
-        dataset = MalNetTiny(path, transform=LogDegreeProfile())
+        dataset = common.offline(MalNetTiny, download, hint)(
+            path, transform=LogDegreeProfile())
         ptr = torch.load(osp.join(dataset.processed_dir, 'split_slices.pt'))
         splits = {key: list(range(ptr[i], ptr[i + 1]))
                   for i, key in enumerate(('train', 'val', 'test'))}
     else:
         from torch_geometric.datasets import TUDataset
-        dataset = TUDataset(osp.join(root, 'TUDataset'), name)
+        dataset = common.offline(TUDataset, download, hint)(
+            osp.join(root, 'TUDataset'), name)
         if dataset.num_features == 0:
             dataset.transform = LogDegreeProfile()
         gen = torch.Generator().manual_seed(seed)
@@ -98,12 +121,15 @@ def make_encoder(args: argparse.Namespace,
                           normalize=args.normalize, pool=pool)
 
 
-def run(args: argparse.Namespace) -> Dict[str, Any]:
-    r"""Trains and evaluates one variant; returns its results."""
+def run(args: argparse.Namespace,
+        best: Optional[common.BestModel] = None) -> Dict[str, Any]:
+    r"""Trains and evaluates one variant with seed :obj:`args.seed`; returns
+    its results. The final model (the epoch of best validation accuracy,
+    after finetuning for +F) is offered to :obj:`best`."""
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
     dataset, splits = load(args.dataset, args.root, args.seed,
-                           args.max_graphs)
+                           args.max_graphs, getattr(args, 'download', False))
     used = sorted(set(sum(splits.values(), [])))
     subset = dataset if args.max_graphs is None else dataset[used]
     if args.max_graphs is not None:  # Re-index the splits into the subset.
@@ -113,6 +139,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         subset, args.max_segment_size, method=args.segment_method,
         seed=0, cache=None if args.max_graphs is None else False,
         progress=not args.quiet)
+    segments = segments_per_graph(segmented, args)
     y = segmented.y
     num_classes = int(y.max()) + 1
     in_channels = segmented[0].x.size(-1)
@@ -172,8 +199,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     result = dict(variant=args.variant, dataset=args.dataset,
                   seed=args.seed, epochs=args.epochs,
                   scheduler=args.scheduler, encoder=repr(encoder),
-                  val_curve=val_curve, val=best_val,
-                  test=accuracy(model, all_segments('test'), y))
+                  segments_per_graph=segments, val_curve=val_curve,
+                  val=best_val, test=accuracy(model, all_segments('test'), y))
     if model.spec.finetune:
         model.finetune(all_segments('train'), epochs=args.finetune_epochs,
                        lr=args.lr, weight_decay=args.weight_decay,
@@ -186,18 +213,64 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     # The first steps warm up allocators and caches; report the median.
     result.update(ms_per_iter=statistics.median(step_ms),
                   step_memory_bytes=step_mem, memory_kind=mem.kind)
+    if best is not None:
+        best.offer(result['val'], model.state_dict(), model='GSTModel',
+                   in_channels=in_channels, num_classes=num_classes,
+                   num_segments=segmented.num_segments, seed=args.seed,
+                   test=result['test'], dataset=args.dataset,
+                   args={k: v for k, v in vars(args).items()
+                         if isinstance(v, (str, int, float, bool,
+                                           type(None)))})
     return result
 
 
+def segments_per_graph(segmented: SegmentedDataset,
+                       args: argparse.Namespace) -> Dict[str, float]:
+    r"""The number of segments per graph (min, mean, max); warns when every
+    graph is one segment."""
+    count = segmented.num_segments.float()
+    out = dict(min=int(count.min()), mean=float(count.mean()),
+               max=int(count.max()))
+    log.info('segments per graph (at most %d nodes each): min %d, mean '
+             '%.2f, max %d', args.max_segment_size, out['min'],
+             out['mean'], out['max'])
+    if out['max'] == 1 and args.variant != 'full':
+        largest = max(int(segmented[i].num_nodes)
+                      for i in range(len(segmented)))
+        log.warning('--max-segment-size %d leaves every graph whole (the '
+                    'largest has %d nodes): %s trains on whole graphs, as '
+                    "--variant full would; pass a size below %d to split "
+                    'them', args.max_segment_size, largest, args.variant,
+                    largest)
+    return out
+
+
+def load_model(path: str) -> GSTModel:
+    r"""The model saved by :obj:`--save`, on the CPU, in evaluation mode.
+    Its history table (variants that keep one) is empty: fill it with
+    :meth:`GSTModel.refresh_table` before predicting with stale
+    embeddings; :meth:`GSTModel.predict` needs none."""
+    saved = common.load_saved(path)
+    args = argparse.Namespace(**saved['args'])
+    model = GSTModel(make_encoder(args, saved['in_channels']),
+                     torch.nn.Linear(args.hidden, saved['num_classes']),
+                     num_segments=saved['num_segments'],
+                     variant=args.variant, keep_prob=args.keep_prob,
+                     aggr=args.aggr)
+    model.load_state_dict(saved['state_dict'])
+    return model.eval()
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p = common.make_parser(__doc__)
     p.add_argument('--dataset', default='malnet-tiny',
-                   help="'malnet-tiny' or a TU dataset name")
-    p.add_argument('--root', default='data')
+                   help="'malnet-tiny' or a TU dataset name (PROTEINS, NCI1, "
+                   "...) under --root")
     p.add_argument('--variant', default='gst-efd', choices=VARIANTS)
     p.add_argument('--conv', default='sage', choices=['sage', 'gcn'])
-    p.add_argument('--hidden', type=int, default=64)
-    p.add_argument('--num-layers', type=int, default=2)
+    p.add_argument('--hidden', type=int, default=64, help='hidden width')
+    p.add_argument('--num-layers', type=int, default=2,
+                   help='encoder layers')
     p.add_argument('--batch-norm', action=argparse.BooleanOptionalAction,
                    default=True, help='batch normalization after every '
                    'encoder layer (the paper\'s configuration)')
@@ -211,40 +284,54 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--aggr', default='mean', choices=['mean', 'sum'],
                    help='aggregation of segment embeddings into a graph '
                    'embedding (the paper: mean)')
-    p.add_argument('--max-segment-size', type=int, default=500)
+    p.add_argument('--max-segment-size', type=int, default=500,
+                   help='nodes per segment at most')
     p.add_argument('--segment-method', default='metis',
                    choices=SEGMENT_METHODS)
-    p.add_argument('--keep-prob', type=float, default=0.5)
+    p.add_argument('--keep-prob', type=float, default=0.5,
+                   help='stale embedding dropout: keep probability')
     p.add_argument('--epochs', type=int, default=100)
     p.add_argument('--finetune-epochs', type=int, default=100,
                    help='head finetuning epochs of +F (the paper: 100)')
-    p.add_argument('--batch-size', type=int, default=16)
-    p.add_argument('--eval-batch-size', type=int, default=64)
-    p.add_argument('--eval-every', type=int, default=1)
+    p.add_argument('--batch-size', type=int, default=16,
+                   help='graphs per training step')
+    p.add_argument('--eval-batch-size', type=int, default=64,
+                   help='graphs per evaluation step')
+    p.add_argument('--eval-every', type=int, default=1,
+                   help='epochs between evaluations')
     p.add_argument('--lr', type=float, default=0.01)
     p.add_argument('--weight-decay', type=float, default=1e-4)
     p.add_argument('--scheduler', default='cosine',
                    choices=['cosine', 'constant'],
                    help='learning rate over the epochs of training and of '
                    'finetuning (the paper\'s code: cosine)')
-    p.add_argument('--seed', type=int, default=0)
     p.add_argument('--max-graphs', type=int, default=None,
-                   help='use only this many graphs (smoke runs)')
-    p.add_argument('--device', default='cpu')
-    p.add_argument('--json', default=None, help='write the results here')
-    p.add_argument('--quiet', action='store_true')
+                   help='use only this many graphs, smoke runs (default: '
+                   'all)')
+    common.add_common_arguments(p)
     return p
 
 
-def main():
-    args = parser().parse_args()
-    logging.basicConfig(level=logging.INFO, format='%(message)s')
-    result = run(args)
-    for key, value in result.items():
-        log.info('%s: %s', key, value)
+def main(argv=None):
+    args = parser().parse_args(argv)
+    common.setup(args, level=logging.INFO)
+    best = common.BestModel() if args.save else None
+    results = []
+    for seed in common.seeds(args):
+        try:
+            result = run(argparse.Namespace(**{**vars(args), 'seed': seed}),
+                         best)
+        except common.DatasetNotFoundError as e:
+            raise SystemExit(f'train_gst.py: {e}') from None
+        results.append(result)
+        for key, value in result.items():
+            log.info('%s: %s', key, value)
+    common.print_summary(results)
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=1)
+        common.write_json(args.json, results, args, 'train_gst')
+    if best is not None:
+        best.save(args.save)
+    return results
 
 
 if __name__ == '__main__':
