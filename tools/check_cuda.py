@@ -64,13 +64,13 @@ def load_setup():
 def arch_flags(arch_list):
     flags = []
     for arch in arch_list.replace(',', ';').replace(' ', ';').split(';'):
-        if not arch:
+        if not arch or not arch[0].isdigit():  # '', 'native': no GPU here
             continue
         num = arch.split('+')[0].replace('.', '')
         flags.append(f'-gencode=arch=compute_{num},code=sm_{num}')
         if arch.endswith('+PTX'):
             flags.append(f'-gencode=arch=compute_{num},code=compute_{num}')
-    return flags
+    return flags or arch_flags('8.0')
 
 
 def nvcc_command(home, build, arch_list):
