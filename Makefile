@@ -33,7 +33,7 @@ $(DEPS_STAMP): $(PY) pyproject.toml Makefile
 	# torch first and pinned, so that nothing below pulls another build.
 	$(PIP) install "torch==$(TORCH_VERSION)"
 	$(PIP) install "setuptools>=64" wheel ninja build numpy scipy tqdm \
-		pytest torch-geometric pymetis sphinx hypothesis
+		pytest torch-geometric pymetis sphinx hypothesis matplotlib
 	touch $@
 
 $(PKG_STAMP): $(DEPS_STAMP) $(NATIVE_SOURCES)

@@ -1,6 +1,7 @@
 r"""What the examples share: the common command-line flags, the
 node-classification datasets PyG loads from a folder (never downloading
-unless asked), the JSON file of the results and the file of the best model.
+unless asked), the JSON file of the results, the file of the best model and
+the picture of the training curves (:obj:`--plot`, with matplotlib).
 
 The examples are scripts, not a package: each puts its own folder on
 :obj:`sys.path` and imports this module as :obj:`common`, which works both
@@ -98,6 +99,10 @@ def add_common_arguments(parser: argparse.ArgumentParser,
         help='save the model of best validation accuracy (over all runs) '
         'to this file (default: not saved)')
     add('--quiet', action='store_true', help='no progress bars')
+    add('--plot', default=None, metavar='PATH',
+        help='draw the training curves (loss and validation accuracy per '
+        'epoch, every run) to this image file (.png, .pdf, .svg); needs '
+        'matplotlib (default: not drawn)')
 
 
 def setup(args: argparse.Namespace, level: int = logging.WARNING) -> None:
@@ -117,10 +122,14 @@ def setup(args: argparse.Namespace, level: int = logging.WARNING) -> None:
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise SystemExit(f"--device {args.device!r}: CUDA is not available "
                          f"on this machine; pass --device cpu")
-    for path, flag in ((args.json, '--json'), (args.save, '--save')):
+    plot = getattr(args, 'plot', None)
+    for path, flag in ((args.json, '--json'), (args.save, '--save'),
+                       (plot, '--plot')):
         folder = osp.dirname(osp.abspath(path)) if path else None
         if folder is not None and not osp.isdir(folder):
             raise SystemExit(f'{flag} {path}: folder {folder} does not exist')
+    if plot:  # Before training, not after it.
+        plot_format(plot)
     logging.basicConfig(level=level, format='%(message)s')
     if args.quiet:  # The library shows some progress bars at INFO level.
         logging.getLogger('torch_autoscale').setLevel(
@@ -355,6 +364,74 @@ def print_summary(results: List[Dict[str, Any]],
             f'{100 * statistics.stdev(r[key] for r in results):.2f}'
             for key in keys)
         print(f'over {len(results)} runs (%): {text}')
+
+
+# ---------------------------------------------------------------- plots ----
+def pyplot():
+    r"""matplotlib's :obj:`pyplot` on its file-only backend, imported only
+    when :obj:`--plot` is given; without matplotlib, an error saying how to
+    install it."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit(
+            '--plot needs matplotlib, which is not installed: pip install '
+            "matplotlib (or the package's extra: pip install "
+            "'torch_autoscale[plot]')") from None
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_format(path: str) -> str:
+    r"""The image format of :obj:`path`, from its extension; an error
+    listing the formats matplotlib writes for any other."""
+    pyplot()
+    from matplotlib.backend_bases import FigureCanvasBase
+    formats = FigureCanvasBase.get_supported_filetypes()
+    ext = osp.splitext(path)[1].lstrip('.').lower()
+    if ext not in formats:
+        raise SystemExit(f"--plot {path}: unknown image format {ext!r}: "
+                         f"end the name with one of "
+                         f"{', '.join('.' + f for f in sorted(formats))}")
+    return ext
+
+
+def _points(curve: List[Any]) -> List[tuple]:
+    r"""(epoch, value) pairs of a curve given as one value per epoch or as
+    (epoch, value) pairs."""
+    return [tuple(item) if isinstance(item, (list, tuple)) else (i + 1, item)
+            for i, item in enumerate(curve)]
+
+
+def write_plot(path: str, results: List[Dict[str, Any]],
+               title: str) -> None:
+    r"""Draws the training loss (:obj:`loss_curve`) and the validation
+    accuracy (:obj:`val_curve`) per epoch of every run to the image file
+    :obj:`path` (replaced atomically)."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3), dpi=100)
+    for result in results:
+        label = f"seed {result.get('seed')}"
+        for ax, key, scale in ((axes[0], 'loss_curve', 1.0),
+                               (axes[1], 'val_curve', 100.0)):
+            points = _points(result.get(key) or [])
+            ax.plot([e for e, _ in points], [scale * v for _, v in points],
+                    marker='.' if len(points) < 30 else None, label=label)
+    axes[0].set_ylabel('training loss (mean over steps)')
+    axes[1].set_ylabel('validation accuracy (%)')
+    for ax in axes:
+        ax.set_xlabel('epoch')
+        ax.grid(alpha=0.3)
+    if len(results) > 1:
+        axes[1].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    try:
+        _replace(path, lambda f: fig.savefig(f, format=plot_format(path)))
+    finally:
+        plt.close(fig)
+    print(f'wrote the training curves to {path}')
 
 
 def _replace(path: str, write: Callable, mode: str = 'wb') -> None:

@@ -138,13 +138,13 @@ def run(args, seed: int, best: common.BestModel = None) -> dict:
 
     model.mini_inference(eval_loader, progress=False)  # Fill the histories.
     best_val, test_at_best, best_state = -1.0, 0.0, None
-    times, val_curve = [], []
+    times, val_curve, loss_curve = [], [], []
     pbar = tqdm(range(1, args.epochs + 1), desc=f'seed {seed}',
                 disable=args.quiet)
     for epoch in pbar:
         model.train()
         start = time.perf_counter()
-        total_loss = 0.0
+        total_loss, steps = 0.0, 0
         for batch in train_loader:
             batch = batch.to(device, non_blocking=True)
             optimizer.zero_grad()
@@ -160,7 +160,9 @@ def run(args, seed: int, best: common.BestModel = None) -> dict:
                                                args.grad_clip)
             optimizer.step()
             total_loss += float(loss.detach())
+            steps += 1
         times.append(time.perf_counter() - start)
+        loss_curve.append(total_loss / max(steps, 1))
 
         out = model.mini_inference(eval_loader, progress=False)
         val_acc = accuracy(out, data.y, data.val_mask)
@@ -175,7 +177,7 @@ def run(args, seed: int, best: common.BestModel = None) -> dict:
     result = dict(dataset=args.dataset, seed=seed, num_nodes=data.num_nodes,
                   epochs=args.epochs, train=train_acc, val=best_val,
                   test=test_at_best, sec_per_epoch=statistics.mean(times),
-                  val_curve=val_curve)
+                  val_curve=val_curve, loss_curve=loss_curve)
     if best is not None:
         best.offer(best_val, best_state, model='GCN', config=config,
                    seed=seed, test=test_at_best, dataset=args.dataset)
@@ -290,6 +292,9 @@ def main(argv=None):
               f'{100 * statistics.stdev(test):.2f}')
     if args.json:
         common.write_json(args.json, results, args, 'train_gcn')
+    if args.plot:
+        common.write_plot(args.plot, results, f'GCN with GAS on '
+                          f'{args.dataset}')
     if best is not None:
         best.save(args.save)
     return results

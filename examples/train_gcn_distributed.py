@@ -152,6 +152,7 @@ def run(args, seed: int, best: common.BestModel = None) -> dict:
 
     tad.mini_inference(ddp, eval_loader, progress=False)  # Fill histories.
     best_val, test_at_best, times, curve = -1.0, 0.0, [], []
+    loss_curve = []
     best_state = None
     pbar = tqdm(range(1, args.epochs + 1), disable=args.quiet or rank != 0,
                 desc=f'{world_size} x {args.history}')
@@ -187,6 +188,7 @@ def run(args, seed: int, best: common.BestModel = None) -> dict:
             dist.barrier()
             times.append(time.perf_counter() - start)
             dist.all_reduce(total)
+        loss_curve.append(float(total[0] / total[1].clamp(min=1)))
 
         out = tad.mini_inference(ddp, eval_loader, progress=False).cpu()
         val_acc = accuracy(out, data.y, data.val_mask)
@@ -196,7 +198,7 @@ def run(args, seed: int, best: common.BestModel = None) -> dict:
             test_at_best = accuracy(out, data.y, data.test_mask)
             if best is not None and rank == 0:
                 best_state = copy.deepcopy(model.state_dict())
-        pbar.set_postfix(loss=f'{float(total[0] / total[1].clamp(min=1)):.3f}',
+        pbar.set_postfix(loss=f'{loss_curve[-1]:.3f}',
                          val=f'{val_acc:.4f}', best_val=f'{best_val:.4f}')
     # The first epoch warms up allocators and caches.
     sec = statistics.median(times[1:] if len(times) > 1 else times)
@@ -206,7 +208,8 @@ def run(args, seed: int, best: common.BestModel = None) -> dict:
                   num_nodes=data.num_nodes, epochs=args.epochs,
                   clusters_per_step=per_process * world_size,
                   steps_per_epoch=len(loader), val=best_val,
-                  test=test_at_best, sec_per_epoch=sec, val_curve=curve)
+                  test=test_at_best, sec_per_epoch=sec, val_curve=curve,
+                  loss_curve=loss_curve)
     if best_state is not None:
         best.offer(best_val, best_state, model='GCN', config=config,
                    seed=seed, test=test_at_best, dataset=args.dataset)
@@ -279,6 +282,10 @@ def main(argv=None):
         if args.json:
             common.write_json(args.json, results, args,
                               'train_gcn_distributed')
+        if args.plot:
+            common.write_plot(args.plot, results, f'GCN with GAS on '
+                              f'{args.dataset}, {results[0]["world_size"]} '
+                              f'process(es), {args.history} histories')
         if best is not None:
             best.save(args.save)
     return results

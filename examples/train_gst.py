@@ -171,9 +171,11 @@ def run(args: argparse.Namespace,
 
     best_val, best_state, step_ms, step_mem = -1.0, None, [], 0
     val_curve: List[Tuple[int, float]] = []
+    loss_curve: List[float] = []
     for epoch in tqdm(range(args.epochs), desc=args.variant,
                       disable=args.quiet):
         model.train()
+        total_loss, steps = 0.0, 0
         for batch in train_loader:
             batch = batch.to(device)
             start = time.perf_counter()
@@ -186,6 +188,9 @@ def run(args: argparse.Namespace,
                 torch.cuda.synchronize(device)
             step_ms.append(1000 * (time.perf_counter() - start))
             step_mem = max(step_mem, mem.peak_bytes)
+            total_loss += float(loss.detach())
+            steps += 1
+        loss_curve.append(total_loss / max(steps, 1))
         if scheduler is not None:
             scheduler.step()
         if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
@@ -200,6 +205,7 @@ def run(args: argparse.Namespace,
                   seed=args.seed, epochs=args.epochs,
                   scheduler=args.scheduler, encoder=repr(encoder),
                   segments_per_graph=segments, val_curve=val_curve,
+                  loss_curve=loss_curve,
                   val=best_val, test=accuracy(model, all_segments('test'), y))
     if model.spec.finetune:
         model.finetune(all_segments('train'), epochs=args.finetune_epochs,
@@ -329,6 +335,9 @@ def main(argv=None):
     common.print_summary(results)
     if args.json:
         common.write_json(args.json, results, args, 'train_gst')
+    if args.plot:
+        common.write_plot(args.plot, results, f'{args.variant} on '
+                          f'{args.dataset}')
     if best is not None:
         best.save(args.save)
     return results

@@ -11,7 +11,7 @@ from torch_autoscale.testing import load_script
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 EXAMPLES = ['train_gcn', 'train_gst', 'train_gcn_distributed']
 SHARED = ['--root', '--download', '--seed', '--runs', '--device',
-          '--threads', '--json', '--save', '--quiet']
+          '--threads', '--json', '--save', '--quiet', '--plot']
 
 
 def load(name: str):

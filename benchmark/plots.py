@@ -1,0 +1,399 @@
+r"""Pictures of the committed benchmark results: small PNGs for the docs,
+drawn from the JSON files under ``benchmark/results/`` alone (nothing is
+measured here).
+
+    python benchmark/plots.py
+
+writes ``docs/source/_static/plots/*.png`` (``--out`` elsewhere,
+``--results`` to read another results folder, ``--only`` for some figures):
+
+* ``gas_vs_full.png``: GAS against full-batch training on the small graphs
+  (``results/small/``): test accuracy and seconds per training epoch, per
+  model and dataset, mean and standard deviation over the seeds.
+* ``memory.png``: memory of a training step, peak anonymous host memory and
+  seconds per epoch as the synthetic graph grows, full-batch against GAS
+  with histories in host memory and on disk (``results/memory/``).
+* ``partition.png``: seconds and peak memory of METIS, LPMetis and random
+  partitions against the number of edges (``results/partition/``); runs that
+  did not finish are marked at their recorded lower bound.
+* ``gst.png``: Graph Segment Training variants on MalNet-Tiny
+  (``results/gst/``): test accuracy, milliseconds per step side by side and
+  step memory by graph size.
+* ``gst_curve.png``: validation accuracy per epoch of full-graph training
+  and GST+EFD over 120 epochs (``results/gst_e120/``).
+* ``distributed_curve.png``: validation accuracy per epoch of GAS on Cora
+  with one and two processes (``results/distributed/``).
+
+The committed small benchmark keeps final accuracies only, no per-epoch
+curves of full-batch training, so GAS against full-batch is shown at the
+epoch of best validation accuracy. Needs matplotlib (``pip install
+matplotlib`` or the ``plot`` extra).
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import statistics
+import sys
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+HERE = osp.dirname(osp.abspath(__file__))
+ROOT = osp.dirname(HERE)
+RESULTS = osp.join(HERE, 'results')
+OUT = osp.join(ROOT, 'docs', 'source', '_static', 'plots')
+COMMAND = 'python benchmark/plots.py'
+DPI = 100
+GIB = 1024 ** 3
+MIB = 1024 ** 2
+
+# One color per method or mode, the same in every figure.
+COLORS = {
+    'gas': '#1f77b4', 'full': '#ff7f0e', 'gas-host': '#1f77b4',
+    'gas-disk': '#2ca02c', 'metis': '#ff7f0e', 'lpmetis': '#1f77b4',
+    'random': '#7f7f7f', 'gst': '#9467bd', 'gst-one': '#8c564b',
+    'gst-e': '#e377c2', 'gst-efd': '#1f77b4',
+}
+LABELS = {
+    'gas': 'GAS', 'full': 'full-batch', 'gas-host': 'GAS, host histories',
+    'gas-disk': 'GAS, disk histories', 'metis': 'METIS',
+    'lpmetis': 'LPMetis', 'random': 'random', 'gst': 'GST',
+    'gst-one': 'GST-One', 'gst-e': 'GST+E', 'gst-efd': 'GST+EFD',
+}
+GST_VARIANTS = ('full', 'gst', 'gst-one', 'gst-e', 'gst-efd')
+GST_LABELS = {**LABELS, 'full': 'full graph'}
+
+
+class MissingResults(FileNotFoundError):
+    r"""A figure's JSON files are not under the results folder."""
+
+
+def pyplot():
+    r"""matplotlib's pyplot on the file-only backend, or a clear error."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit('benchmark/plots.py needs matplotlib: pip install '
+                         "matplotlib (or the 'plot' extra: pip install "
+                         "-e '.[plot]')") from None
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    plt.rcParams.update({'font.size': 8, 'axes.titlesize': 9,
+                         'legend.fontsize': 7, 'figure.dpi': DPI,
+                         'axes.spines.top': False,
+                         'axes.spines.right': False})
+    return plt
+
+
+def load_all(results: str, pattern: str) -> List[Dict[str, Any]]:
+    paths = sorted(glob.glob(osp.join(results, pattern)))
+    if not paths:
+        raise MissingResults(f'no {pattern} under {results}')
+    out = []
+    for path in paths:
+        with open(path) as f:
+            out.append(json.load(f))
+    return out
+
+
+def load_one(results: str, name: str) -> Any:
+    path = osp.join(results, name)
+    if not osp.exists(path):
+        raise MissingResults(f'no {name} under {results}')
+    with open(path) as f:
+        return json.load(f)
+
+
+def mean_std(values: Sequence[float]):
+    values = list(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.mean(values), std
+
+
+def save(fig, out: str, name: str) -> str:
+    path = osp.join(out, name)
+    # Fixed metadata: the same results give the same bytes.
+    fig.savefig(path, dpi=DPI, metadata={'Software': None})
+    fig.clf()
+    return path
+
+
+# -------------------------------------------------------------- figures ----
+def gas_vs_full(plt, results: str, out: str) -> str:
+    runs = load_all(results, 'small/*.json')
+    runs.sort(key=lambda r: (r['model'], r['dataset']))
+    short = {'amazon-computers': 'Comp.', 'coauthor-cs': 'CS',
+             'cora': 'Cora'}
+    labels = [f"{r['model']}\n{short.get(r['dataset'], r['dataset'])}"
+              for r in runs]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    width = 0.38
+    for i, mode in enumerate(('gas', 'full')):
+        xs = [j + (i - 0.5) * width for j in range(len(runs))]
+        acc = [mean_std(100 * s['test'] for s in r[mode]) for r in runs]
+        sec = [mean_std(s['sec'] for s in r[mode]) for r in runs]
+        kw = dict(width=width, color=COLORS[mode], label=LABELS[mode])
+        axes[0].bar(xs, [m for m, _ in acc], yerr=[s for _, s in acc],
+                    error_kw=dict(lw=0.8), **kw)
+        axes[1].bar(xs, [m for m, _ in sec], yerr=[s for _, s in sec],
+                    error_kw=dict(lw=0.8), **kw)
+    low = min(100 * s['test'] for r in runs for m in ('gas', 'full')
+              for s in r[m])
+    axes[0].set_ylim(max(0, 5 * int(low // 5) - 5), 100)
+    axes[0].set_ylabel('test accuracy (%)')
+    axes[0].set_title('accuracy at the best validation epoch')
+    axes[1].set_yscale('log')
+    axes[1].set_ylabel('seconds per training epoch')
+    axes[1].set_title('time per epoch (CPU, 1 thread)')
+    for ax in axes:
+        ax.set_xticks(range(len(runs)))
+        ax.set_xticklabels(labels, fontsize=6)
+        ax.legend(loc='lower right' if ax is axes[0] else 'upper left')
+    fig.suptitle('GAS against full-batch training, small graphs '
+                 '(mean ± std over seeds)', fontsize=9)
+    fig.tight_layout()
+    return save(fig, out, 'gas_vs_full.png')
+
+
+def memory(plt, results: str, out: str) -> str:
+    runs = [r for r in load_all(results, 'memory/*_*.json')
+            if r.get('status') == 'ok' and 'mode' in r]
+    modes = [m for m in ('full', 'gas-host', 'gas-disk')
+             if any(r['mode'] == m for r in runs)]
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+    panels = [
+        ('step_bytes', MIB, 'MiB', 'memory of a training step'),
+        ('peak_anon_bytes', GIB, 'GiB', 'peak anonymous host memory'),
+        ('seconds_per_epoch', 1, 's', 'seconds per epoch (CPU)'),
+    ]
+    for ax, (key, unit, unit_name, title) in zip(axes, panels):
+        for mode in modes:
+            rows = sorted((r['num_nodes'], r[key] / unit) for r in runs
+                          if r['mode'] == mode and r.get(key) is not None)
+            style = '--' if mode == 'gas-disk' else '-'
+            ax.plot([n for n, _ in rows], [v for _, v in rows], style,
+                    marker='o', ms=3, color=COLORS[mode],
+                    label=LABELS.get(mode, mode))
+        if key == 'peak_anon_bytes':  # The histories themselves, for scale.
+            rows = sorted((r['num_nodes'], r['history_bytes'] / unit)
+                          for r in runs if r['mode'] == 'gas-host')
+            ax.plot([n for n, _ in rows], [v for _, v in rows], ':',
+                    color='black', lw=1, label='histories (size)')
+        ax.set_xscale('log')
+        ax.set_yscale('log')
+        ax.set_xlabel('nodes')
+        ax.set_ylabel(unit_name)
+        ax.set_title(title)
+    axes[0].legend()
+    axes[1].legend()
+    fig.suptitle('GCN, 3 layers of 128: full-batch against GAS as the '
+                 'synthetic graph grows', fontsize=9)
+    fig.tight_layout()
+    return save(fig, out, 'memory.png')
+
+
+def partition(plt, results: str, out: str) -> str:
+    runs = load_all(results, 'partition/*.json')
+    methods = [m for m in ('metis', 'lpmetis', 'random')
+               if any(r.get('method') == m for r in runs)]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    panels = [('seconds', 1, 'seconds'),
+              ('peak_over_baseline_bytes', GIB, 'peak RSS over the graph '
+               '(GiB)')]
+    for ax, (key, unit, ylabel) in zip(axes, panels):
+        for method in methods:
+            rows = sorted((r['num_edges'], r) for r in runs
+                          if r.get('method') == method)
+            done = [(e, r[key] / unit) for e, r in rows
+                    if r.get('status') == 'ok' and r.get(key) is not None]
+            ax.plot([e for e, _ in done], [v for _, v in done], marker='o',
+                    ms=3, color=COLORS[method], label=LABELS[method])
+            for e, r in rows:  # Time-outs and OOM: marked where they end.
+                if r.get('status') == 'ok':
+                    continue
+                what = f"{LABELS[method]}: {r['status']}"
+                value = r.get(key)
+                if key == 'seconds' or value is None:
+                    ax.axvline(e, color=COLORS[method], ls=':', lw=1)
+                    ax.annotate(what, (e, 0.5), xycoords=('data',
+                                'axes fraction'), xytext=(-4, 0),
+                                textcoords='offset points', ha='right',
+                                rotation=90, va='center', fontsize=7,
+                                color=COLORS[method])
+                    continue
+                # A lower bound, polled before the run was stopped.
+                ax.plot([e], [value / unit], marker='x', ms=7, mew=1.5,
+                        color=COLORS[method], ls='none')
+                ax.annotate(f'{what} (≥ {value / unit:.3g})',
+                            (e, value / unit), textcoords='offset points',
+                            xytext=(-8, 4), ha='right', fontsize=7,
+                            color=COLORS[method])
+        ax.set_xscale('log')
+        ax.set_yscale('log')
+        ax.set_xlabel('undirected edges')
+        ax.set_ylabel(ylabel)
+    axes[0].set_title('time to partition (1 thread)')
+    axes[1].set_title('memory while partitioning')
+    axes[0].legend()
+    fig.suptitle('Partitioning Amazon-Computers, Coauthor-CS and R-MAT '
+                 'graphs of 1M to 100M edges',
+                 fontsize=9)
+    fig.tight_layout()
+    return save(fig, out, 'partition.png')
+
+
+def gst(plt, results: str, out: str) -> str:
+    runs = load_all(results, 'gst/*_seed*.json')
+    timing = load_one(results, 'gst/timing.json')
+    by_size = load_one(results, 'gst/memory_by_size.json')
+    variants = [v for v in GST_VARIANTS
+                if any(r['variant'] == v for r in runs)]
+    names = [GST_LABELS[v] for v in variants]
+    colors = [COLORS[v] for v in variants]
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+
+    acc = [mean_std(100 * r['test'] for r in runs if r['variant'] == v)
+           for v in variants]
+    axes[0].bar(names, [m for m, _ in acc], yerr=[s for _, s in acc],
+                color=colors, error_kw=dict(lw=0.8))
+    low = min(m - s for m, s in acc)
+    axes[0].set_ylim(max(0, 5 * int(low // 5) - 5), 100)
+    epochs = sorted({r['epochs'] for r in runs})
+    axes[0].set_title(f"test accuracy ({'/'.join(map(str, epochs))} "
+                      f"epochs, {len(runs) // len(variants)} seeds)")
+    axes[0].set_ylabel('%')
+
+    ms = [timing.get(v) for v in variants]
+    axes[1].bar(names, [m or 0 for m in ms], color=colors)
+    axes[1].set_title('ms per step, side by side')
+    axes[1].set_ylabel('ms')
+
+    sizes = ('small', 'median', 'large')
+    width = 0.8 / len(variants)
+    for i, v in enumerate(variants):
+        xs = [j + (i - (len(variants) - 1) / 2) * width
+              for j in range(len(sizes))]
+        axes[2].bar(xs, [by_size[v][s] / MIB for s in sizes], width=width,
+                    color=COLORS[v], label=GST_LABELS[v])
+    nodes = [by_size[variants[0]][f'{s}_nodes'] for s in sizes]
+    axes[2].set_xticks(range(len(sizes)))
+    axes[2].set_xticklabels([f'{s}\n{min(n):,}-{max(n):,} nodes'
+                             for s, n in zip(('smallest', 'median',
+                                              'largest'), nodes)],
+                            fontsize=6)
+    axes[2].set_yscale('log')
+    axes[2].set_ylabel('MiB')
+    axes[2].set_title('step memory by graph size')
+    axes[2].legend(fontsize=6)
+    for ax in axes[:2]:
+        ax.tick_params(axis='x', labelsize=6)
+    fig.suptitle('Graph Segment Training variants on MalNet-Tiny (CPU)',
+                 fontsize=9)
+    fig.tight_layout()
+    return save(fig, out, 'gst.png')
+
+
+def curves(plt, ax, runs: List[Dict[str, Any]], key: str,
+           groups: Dict[str, Callable[[Dict[str, Any]], bool]],
+           colors: Dict[str, str]) -> None:
+    r"""Mean validation curve of every group of runs, with a band of one
+    standard deviation over the seeds. A curve is a list of accuracies (one
+    per epoch) or of (epoch, accuracy) pairs."""
+    for label, select in groups.items():
+        chosen = [r[key] for r in runs if select(r)]
+        if not chosen:
+            continue
+        points: Dict[int, List[float]] = {}
+        for curve in chosen:
+            for i, item in enumerate(curve):
+                epoch, value = (item if isinstance(item, (list, tuple))
+                                else (i + 1, item))
+                points.setdefault(int(epoch), []).append(100 * value)
+        xs = sorted(points)
+        stats = [mean_std(points[x]) for x in xs]
+        ys = [m for m, _ in stats]
+        ax.plot(xs, ys, color=colors[label], lw=1.2,
+                label=f'{label} ({len(chosen)} seeds)')
+        ax.fill_between(xs, [m - s for m, s in stats],
+                        [m + s for m, s in stats], color=colors[label],
+                        alpha=0.2, lw=0)
+
+
+def gst_curve(plt, results: str, out: str) -> str:
+    runs = load_all(results, 'gst_e120/*_seed*.json')
+    fig, ax = plt.subplots(figsize=(6, 3))
+    groups = {GST_LABELS[v]: (lambda r, v=v: r['variant'] == v)
+              for v in GST_VARIANTS}
+    curves(plt, ax, runs, 'val_curve', groups,
+           {GST_LABELS[v]: COLORS[v] for v in GST_VARIANTS})
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('validation accuracy (%)')
+    ax.set_title('MalNet-Tiny: full-graph training against GST+EFD '
+                 '(before head finetuning)')
+    ax.legend(loc='lower right')
+    fig.tight_layout()
+    return save(fig, out, 'gst_curve.png')
+
+
+def distributed_curve(plt, results: str, out: str) -> str:
+    runs = load_all(results, 'distributed/cora_*.json')
+    fig, ax = plt.subplots(figsize=(6, 3))
+    groups = {
+        '1 process': lambda r: (r['world_size'] == 1
+                                and r['history'] == 'sharded'
+                                and r['threads'] == 1),
+        '2 processes, sharded histories': lambda r: (
+            r['world_size'] == 2 and r['history'] == 'sharded'),
+        '2 processes, shared histories': lambda r: (
+            r['world_size'] == 2 and r['history'] == 'shared'),
+    }
+    colors = dict(zip(groups, ('#1f77b4', '#ff7f0e', '#2ca02c')))
+    curves(plt, ax, runs, 'val_curve', groups, colors)
+    ax.set_xlabel('epoch')
+    ax.set_ylabel('validation accuracy (%)')
+    ax.set_ylim(30, 90)
+    ax.set_title('GCN with GAS on Cora, data-parallel (gloo, CPU)')
+    ax.legend(loc='lower right')
+    fig.tight_layout()
+    return save(fig, out, 'distributed_curve.png')
+
+
+FIGURES: Dict[str, Callable] = {
+    'gas_vs_full': gas_vs_full,
+    'memory': memory,
+    'partition': partition,
+    'gst': gst,
+    'gst_curve': gst_curve,
+    'distributed_curve': distributed_curve,
+}
+
+
+def main(argv: Optional[List[str]] = None) -> List[str]:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument('--results', default=RESULTS,
+                        help='folder of the committed benchmark results')
+    parser.add_argument('--out', default=OUT,
+                        help='folder the PNG files are written to')
+    parser.add_argument('--only', nargs='+', choices=sorted(FIGURES),
+                        default=list(FIGURES), help='figures to draw')
+    args = parser.parse_args(argv)
+    plt = pyplot()
+    os.makedirs(args.out, exist_ok=True)
+    written = []
+    for name in args.only:
+        try:
+            path = FIGURES[name](plt, args.results, args.out)
+        except MissingResults as e:
+            print(f'{name}: skipped, {e}', file=sys.stderr)
+            continue
+        finally:
+            plt.close('all')
+        written.append(path)
+        print(f'{path}: {osp.getsize(path) / 1024:.0f} KiB')
+    return written
+
+
+if __name__ == '__main__':
+    main()
