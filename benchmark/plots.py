@@ -277,9 +277,10 @@ def gst(plt, results: str, out: str) -> str:
                     color=COLORS[v], label=GST_LABELS[v])
     nodes = [by_size[variants[0]][f'{s}_nodes'] for s in sizes]
     axes[2].set_xticks(range(len(sizes)))
-    axes[2].set_xticklabels([f'{s}\n{min(n):,}-{max(n):,} nodes'
-                             for s, n in zip(('smallest', 'median',
-                                              'largest'), nodes)],
+    spans = [f'{min(n):,}' if min(n) == max(n) else f'{min(n):,}-{max(n):,}'
+             for n in nodes]
+    axes[2].set_xticklabels([f'{s}\n{span} nodes' for s, span in
+                             zip(('smallest', 'median', 'largest'), spans)],
                             fontsize=6)
     axes[2].set_yscale('log')
     axes[2].set_ylabel('MiB')
