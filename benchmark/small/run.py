@@ -8,7 +8,9 @@ side in one process, and records test accuracy at the best validation epoch
 and training seconds per epoch. Datasets missing from ``--root`` are skipped
 with a message (nothing is downloaded). Results go to one JSON file per config
 under ``--out-dir``; the Markdown table is rebuilt from all of them, so runs
-can be split across sessions (``--skip-done``).
+can be split across sessions (``--skip-done``). ``--curves`` also records
+the validation and test accuracy after every epoch, into
+``results/small_curves/`` and a table of best and last-epoch accuracies.
 
     python benchmark/small/run.py --root data --seeds 5
     python benchmark/small/run.py --root data --configs gcn_cora gat_cora
@@ -107,12 +109,16 @@ def synchronize(device: torch.device) -> None:
 def train(cfg, data, ptr, num_classes, seed: int, gas: bool,
           epochs: int, progress: bool,
           device: torch.device = torch.device('cpu'),
-          pool_size: Optional[int] = None) -> Tuple[float, float, float]:
+          pool_size: Optional[int] = None,
+          record: Optional[Dict[str, List[float]]] = None,
+          ) -> Tuple[float, float, float]:
     r"""Trains one model, GAS or full-batch, on :obj:`device` and returns
     the best validation accuracy, the test accuracy at that epoch and the
     mean training seconds per epoch. GAS keeps its histories in host memory;
     with :obj:`pool_size` (a GPU only) their transfers run asynchronously
-    through the model's :class:`~torch_autoscale.history.AsyncIOPool`."""
+    through the model's :class:`~torch_autoscale.history.AsyncIOPool`.
+    With :obj:`record`, the validation and test accuracy after every epoch
+    are appended to its lists :obj:`"val_curve"` and :obj:`"test_curve"`."""
     torch.manual_seed(seed)
     extra: Dict[str, Any] = {}
     if gas:
@@ -164,6 +170,12 @@ def train(cfg, data, ptr, num_classes, seed: int, gas: bool,
             else:
                 out = model.eval()(full.x, full.adj_t).cpu()
         val_acc = accuracy(out, data.y, data.val_mask)
+        if record is not None:
+            # Accuracies are multiples of 1 / (mask size): 6 digits keep
+            # them exact enough and the JSON small.
+            record.setdefault('val_curve', []).append(round(val_acc, 6))
+            record.setdefault('test_curve', []).append(
+                round(accuracy(out, data.y, data.test_mask), 6))
         if val_acc > best_val:
             best_val = val_acc
             test_acc = accuracy(out, data.y, data.test_mask)
@@ -224,9 +236,12 @@ def run_config(cfg, root, seeds, epochs, progress, out: str, command: str,
                sparse_mode: str = 'auto', method: str = 'metis',
                modes: Tuple[str, ...] = ('gas', 'full'),
                device: torch.device = torch.device('cpu'),
-               pool_size: Optional[int] = None) -> Dict[str, Any]:
+               pool_size: Optional[int] = None,
+               curves: bool = False) -> Dict[str, Any]:
     r"""Runs every seed not yet in :obj:`out` and saves after each one, so an
-    interrupted run resumes where it stopped."""
+    interrupted run resumes where it stopped. With :obj:`curves`, every run
+    also keeps its validation and test accuracy per epoch
+    (:obj:`val_curve`, :obj:`test_curve`)."""
     result = dict(config=cfg['name'], model=cfg['model'],
                   dataset=cfg['dataset'], epochs=epochs, seeds=[], gas=[],
                   full=[], command=command,
@@ -237,8 +252,12 @@ def run_config(cfg, root, seeds, epochs, progress, out: str, command: str,
         with open(out) as f:
             previous = json.load(f)
         # Seeds of another schedule or device are not comparable: redo.
+        # So are runs without curves when curves are asked for.
+        has_curves = all('val_curve' in r
+                         for r in previous['gas'] + previous['full'])
         if (previous.get('epochs') == epochs and
-                previous.get('device', 'cpu') == result['device']):
+                previous.get('device', 'cpu') == result['device'] and
+                (has_curves or not curves)):
             result.update(gas=previous['gas'], full=previous['full'],
                           seeds=previous['seeds'],
                           features=previous.get('features', 'dense'))
@@ -254,9 +273,13 @@ def run_config(cfg, root, seeds, epochs, progress, out: str, command: str,
         for key, gas in (('gas', True), ('full', False)):
             if key not in modes:
                 continue
+            record: Optional[Dict[str, List[float]]] = (
+                {} if curves else None)
             val, test, sec = train(cfg, data, ptr, num_classes, seed, gas,
-                                   epochs, progress, device, pool_size)
-            result[key].append(dict(seed=seed, val=val, test=test, sec=sec))
+                                   epochs, progress, device, pool_size,
+                                   record)
+            result[key].append(dict(seed=seed, val=val, test=test, sec=sec,
+                                    **(record or {})))
             log.info('%s %s seed %d: val %.4f test %.4f %.4f s/epoch',
                      cfg['name'], key, seed, val, test, sec)
         result['seeds'].append(seed)
@@ -337,6 +360,59 @@ def write_table(out_dir: str, table_path: str, root: str) -> str:
     return text
 
 
+def write_curves_table(out_dir: str, table_path: str) -> str:
+    r"""The table of a :obj:`--curves` run: per config and mode, the best
+    validation accuracy, the test accuracy at its epoch, that epoch, and the
+    validation and test accuracy after the last epoch, from the JSON files
+    under :obj:`out_dir` (the per-epoch curves themselves stay there)."""
+    rows, commands = [], []
+    for path in sorted(glob.glob(osp.join(out_dir, '*.json'))):
+        with open(path) as f:
+            r = json.load(f)
+        if r.get('command') and r['command'] not in commands:
+            commands.append(r['command'])
+        for key, name in (('gas', 'GAS'), ('full', 'full-batch')):
+            runs = [s for s in r[key] if 'val_curve' in s]
+            if not runs:
+                continue
+
+            def cell(values: List[float], scale: float = 100.0) -> str:
+                mean = statistics.mean(values)
+                std = statistics.stdev(values) if len(values) > 1 else 0.0
+                digits = 2 if scale == 100.0 else 1
+                return (f'{scale * mean:.{digits}f} ± '
+                        f'{scale * std:.{digits}f}')
+
+            best_epoch = [1 + s['val_curve'].index(max(s['val_curve']))
+                          for s in runs]
+            rows.append(
+                f"| {r['model']} | {r['dataset']} | {name} | {len(runs)} | "
+                f"{r['epochs']} | {cell([s['val'] for s in runs])} | "
+                f"{cell([s['test'] for s in runs])} | "
+                f"{cell(best_epoch, 1.0)} | "
+                f"{cell([s['val_curve'][-1] for s in runs])} | "
+                f"{cell([s['test_curve'][-1] for s in runs])} | "
+                f"{r.get('device', 'cpu')} | {r.get('threads', 2)} |")
+    lines = [
+        '# GAS small benchmark: accuracy per epoch, GAS against full-batch',
+        '', 'Produced by (from the repository root, datasets unpacked into '
+        '`data/`):', '', '```bash'] + commands + ['```', '',
+        f'torch {torch.__version__}. Accuracy (%), mean ± std over seeds; '
+        'GAS and full-batch of a seed run side by side in one process. '
+        'Validation and test accuracy after every epoch are in the JSON '
+        f'files under `{osp.relpath(out_dir, ROOT)}/` (`val_curve`, '
+        '`test_curve`).', '',
+        '| model | dataset | mode | seeds | epochs | best val | test at best '
+        'val | epoch of best val | last-epoch val | last-epoch test | '
+        'device | threads |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ] + rows
+    text = '\n'.join(lines) + '\n'
+    with open(table_path, 'w') as f:
+        f.write(text)
+    return text
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--root', default='data')
@@ -345,12 +421,18 @@ def main():
     parser.add_argument('--seeds', type=int, default=5)
     parser.add_argument('--epochs', type=int, default=None,
                         help='override every config (smoke runs only)')
-    parser.add_argument('--out-dir',
-                        default=osp.join(ROOT, 'benchmark', 'results',
-                                         'small'))
-    parser.add_argument('--table',
-                        default=osp.join(ROOT, 'benchmark', 'results',
-                                         'small.md'))
+    parser.add_argument('--out-dir', default=None,
+                        help='per-config JSON results (default: '
+                        'benchmark/results/small, with --curves '
+                        'benchmark/results/small_curves)')
+    parser.add_argument('--table', default=None,
+                        help='the Markdown table (default: '
+                        'benchmark/results/small.md, with --curves '
+                        'benchmark/results/small_curves.md)')
+    parser.add_argument('--curves', action='store_true',
+                        help='also record validation and test accuracy '
+                        'after every epoch, and write a table of best and '
+                        'last-epoch accuracies instead')
     parser.add_argument('--skip-done', action='store_true',
                         help='keep finished seeds of earlier runs and run '
                         'only the missing ones')
@@ -380,6 +462,12 @@ def main():
     parser.add_argument('--table-only', action='store_true',
                         help='rebuild the table from the JSON results only')
     args = parser.parse_args()
+    results = osp.join(ROOT, 'benchmark', 'results')
+    name = 'small_curves' if args.curves else 'small'
+    if args.out_dir is None:
+        args.out_dir = osp.join(results, name)
+    if args.table is None:
+        args.table = osp.join(results, f'{name}.md')
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     torch.sparse.check_sparse_tensor_invariants.disable()
     device = torch.device(args.device)
@@ -425,9 +513,13 @@ def main():
                            history_dtype=getattr(torch, args.history_dtype)))
         run_config(cfg, args.root, list(range(args.seeds)), epochs,
                    not args.quiet, out, command, args.sparse_features,
-                   args.partition, tuple(args.modes), device, pool_size)
+                   args.partition, tuple(args.modes), device, pool_size,
+                   args.curves)
 
-    print(write_table(args.out_dir, args.table, args.root))
+    if args.curves:
+        print(write_curves_table(args.out_dir, args.table))
+    else:
+        print(write_table(args.out_dir, args.table, args.root))
 
 
 if __name__ == '__main__':

@@ -46,6 +46,11 @@ def test_committed_pngs_are_what_the_command_draws(tmp_path):
         committed = osp.join(plots.OUT, osp.basename(path))
         assert is_png(committed)
         assert png_size(committed) == png_size(path) == (900, 300)
+    for path in plots.main(['--out', str(tmp_path), '--only',
+                            'gas_vs_full_curve']):
+        committed = osp.join(plots.OUT, osp.basename(path))
+        assert is_png(committed)
+        assert png_size(committed) == png_size(path) == (600, 300)
 
 
 def test_missing_results_skip_their_figure(tmp_path, capsys):
