@@ -137,7 +137,11 @@ NATIVE = [
      'None, torch.tensor([0]))', 'not a valid CSR pointer'),
     ('relabel_one_hop', 'negative row pointer',
      'ops.relabel_one_hop(torch.tensor([-5, 1, 2]), torch.tensor([1, 0]), '
-     'None, torch.tensor([0, 1]))', 'not a valid CSR pointer'),
+     'None, torch.tensor([0, 1]))', 'must start at 0'),
+    ('relabel_one_hop', 'row pointer decreasing within',
+     'ops.relabel_one_hop(torch.tensor([0, 3, 2, 3]), '
+     'torch.tensor([1, 0, 2]), None, torch.tensor([1]))',
+     'not a valid CSR pointer'),
     ('relabel_one_hop', 'node id 2**62',
      'ops.relabel_one_hop(torch.tensor([0, 1, 2]), torch.tensor([1, 0]), '
      'None, torch.tensor([2**62]))', "'n_id' contains node"),
