@@ -14,8 +14,9 @@ def readme_code() -> str:
         return re.findall(r'```python\n(.*?)```', f.read(), re.S)[0]
 
 
-def quickstart_code() -> str:
-    with open(osp.join(ROOT, 'docs', 'source', 'quickstart.rst')) as f:
+def rst_code(*path: str) -> str:
+    r"""The first ``.. code-block:: python`` of a docs page, dedented."""
+    with open(osp.join(ROOT, 'docs', 'source', *path)) as f:
         text = f.read()
     block = text.split('.. code-block:: python\n', 1)[1]
     lines = []
@@ -24,6 +25,10 @@ def quickstart_code() -> str:
             break
         lines.append(line)
     return textwrap.dedent('\n'.join(lines))
+
+
+def quickstart_code() -> str:
+    return rst_code('quickstart.rst')
 
 
 @pytest.mark.parametrize('get_code', [readme_code, quickstart_code])
@@ -40,22 +45,10 @@ def test_quickstart_runs(get_code):
     assert torch.isfinite(out).all()
 
 
-def planning_code() -> str:
-    with open(osp.join(ROOT, 'docs', 'source', 'planning.rst')) as f:
-        text = f.read()
-    block = text.split('.. code-block:: python\n', 1)[1]
-    lines = []
-    for line in block.split('\n')[1:]:
-        if line and not line.startswith('   '):
-            break
-        lines.append(line)
-    return textwrap.dedent('\n'.join(lines))
-
-
 def test_planning_example_runs(tmp_path):
     # On this machine's device (a CPU here), with a graph of its own.
     from torch_autoscale.utils import homophilous_sbm
-    code = planning_code().replace('/scratch/histories', str(tmp_path))
+    code = rst_code('planning.rst').replace('/scratch/histories', str(tmp_path))
     assert 'gcn_norm' in code
     prelude = ('from torch_autoscale.loader import SubgraphLoader\n'
                'from torch_autoscale.nn.models import GCN\n')

@@ -226,15 +226,7 @@ class ShardedHistory(History):
                  storage: Optional[str] = None, device=None,
                  directory: Optional[str] = None, group=None):
         require_group("'ShardedHistory'")
-        if not isinstance(assignment, ClusterAssignment):
-            raise ValueError(f"'assignment' must be a ClusterAssignment (got "
-                             f"{type(assignment).__name__})")
-        world_size = get_world_size(group)
-        if assignment.world_size != world_size:
-            raise ValueError(
-                f"'assignment' splits the graph over "
-                f"{assignment.world_size} processes but the group has "
-                f"{world_size}; build it with world_size={world_size}")
+        _check_assignment(assignment, group)
         self.rank = get_rank(group)
         super().__init__(assignment.num_local_nodes(self.rank), channels,
                          device=device, dtype=dtype, storage=storage,
@@ -345,11 +337,9 @@ def exchange_rows(table: Tensor, n_id: Tensor,
         return _exchange_rows(table, n_id, assignment, group)
 
 
-def _check_exchange(table: Tensor, n_id: Tensor,
-                    assignment: ClusterAssignment, group) -> Tensor:
-    r"""Validates the arguments of :func:`exchange_rows` before any
-    collective (a bad id on one process would otherwise fail it there and
-    leave the others waiting) and returns :obj:`n_id` as CPU :obj:`int64`."""
+def _check_assignment(assignment: ClusterAssignment, group) -> None:
+    r"""Checks that :obj:`assignment` splits the graph over the processes of
+    :obj:`group`."""
     if not isinstance(assignment, ClusterAssignment):
         raise ValueError(f"'assignment' must be a ClusterAssignment (got "
                          f"{type(assignment).__name__})")
@@ -359,6 +349,14 @@ def _check_exchange(table: Tensor, n_id: Tensor,
             f"'assignment' splits the graph over {assignment.world_size} "
             f"processes but the group has {world_size}; build it with "
             f"world_size={world_size}")
+
+
+def _check_exchange(table: Tensor, n_id: Tensor,
+                    assignment: ClusterAssignment, group) -> Tensor:
+    r"""Validates the arguments of :func:`exchange_rows` before any
+    collective (a bad id on one process would otherwise fail it there and
+    leave the others waiting) and returns :obj:`n_id` as CPU :obj:`int64`."""
+    _check_assignment(assignment, group)
     rank = get_rank(group)
     rows = assignment.num_local_nodes(rank)
     if not isinstance(table, Tensor) or table.dim() != 2 or table.size(
