@@ -32,6 +32,7 @@ from torch_autoscale.errors import (
 )
 from torch_autoscale.history import History
 from torch_autoscale.history.history import copy_rows
+from torch_autoscale.utils.fd import fd_path, supports_fd_paths
 
 PathLike = Union[str, 'os.PathLike[str]']
 
@@ -328,7 +329,7 @@ def _create_named(folder: _Folder, base: str) -> Tuple[int, str]:
 
 def _tmpfile_supported(folder: _Folder) -> bool:
     return (getattr(os, 'O_TMPFILE', None) is not None
-            and folder.fd is not None and os.path.isdir('/proc/self/fd'))
+            and folder.fd is not None and supports_fd_paths())
 
 
 def _create_unnamed(folder: _Folder) -> Optional[int]:
@@ -351,7 +352,7 @@ def _link_unnamed(fd: int, folder: _Folder, base: str) -> Optional[str]:
     for _ in range(100):
         name = _temp_name(base)
         try:
-            os.link(f'/proc/self/fd/{fd}', name, dst_dir_fd=folder.fd,
+            os.link(fd_path(fd), name, dst_dir_fd=folder.fd,
                     follow_symlinks=True)
             return name
         except FileExistsError:

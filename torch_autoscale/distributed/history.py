@@ -19,8 +19,8 @@ from torch_autoscale.distributed.context import (
     local_world_size,
     require_group,
 )
-from torch_autoscale.history import History
 from torch_autoscale.errors import StorageFullError
+from torch_autoscale.history import History
 from torch_autoscale.history.history import (
     _check_directory,
     _check_index,
@@ -29,6 +29,7 @@ from torch_autoscale.history.history import (
     release_name,
     reserve,
 )
+from torch_autoscale.utils.fd import fd_path
 
 #: The ways processes share histories.
 HISTORY_MODES = ('shared', 'sharded')
@@ -82,7 +83,8 @@ class SharedHistory(History):
     def _allocate(self, dtype: torch.dtype, device: torch.device,
                   directory: Optional[str]) -> None:
         # On Linux the file never gets a name: rank 0 creates it with
-        # O_TMPFILE and the others open it through /proc/<pid>/fd/<fd>, so
+        # O_TMPFILE and the others open it through its descriptor's path
+        # (torch_autoscale.utils.fd), so
         # a process killed at any moment leaves nothing behind. Where that
         # is not possible (or some process cannot open it), a fresh named
         # file whose name goes once every process has mapped it.
@@ -102,7 +104,7 @@ class SharedHistory(History):
                 directory = self.directory = _check_directory(directory)
                 fd = None if named else open_unnamed(directory)
                 if fd is not None:
-                    path = f'/proc/{os.getpid()}/fd/{fd}'
+                    path = fd_path(fd, os.getpid())
                 else:
                     named = True
                     fd, path = tempfile.mkstemp(prefix='shared_history_',

@@ -16,6 +16,7 @@ from torch_autoscale.errors import (
     finite_checks_enabled,
     non_finite_rows,
 )
+from torch_autoscale.utils.fd import fd_path, supports_fd_paths
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def open_unnamed(directory: str) -> Optional[int]:
     :obj:`O_TMPFILE`): a process killed at any moment leaves nothing
     behind. :obj:`None` where the system or file system lacks it."""
     flag = getattr(os, 'O_TMPFILE', None)
-    if flag is None or not os.path.isdir('/proc/self/fd'):
+    if flag is None or not supports_fd_paths():
         return None
     try:
         return os.open(directory, flag | os.O_RDWR, 0o600)
@@ -174,7 +175,7 @@ def _map_file(directory: str, num_nodes: int, channels: int,
         reserve(fd, nbytes, f"a 'disk' history of {num_nodes} x {channels} "
                 f"{str(dtype).replace('torch.', '')}", directory)
         # A shared mapping: writes go through to the (reserved) file.
-        source = path if path is not None else f'/proc/self/fd/{fd}'
+        source = path if path is not None else fd_path(fd)
         emb = torch.from_file(source, shared=True, size=num_nodes * channels,
                               dtype=dtype)
     except BaseException:
