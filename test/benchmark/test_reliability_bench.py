@@ -63,4 +63,3 @@ def test_signal_and_hang_are_charged_to_their_case(tmp_path):
     assert [records[c.name]['ok'] for c in cases] == [
         True, False, False, False, True, False
     ]
-    assert 1.5 < records['hang']['seconds'] < 30

@@ -193,8 +193,6 @@ class TestPeerStopsAnswering:
         assert sorted(ended) == [0, 2]
         for rank in (0, 2):
             check_named(ended[rank], 1)
-            # The timeout, then a roll call of at most the timeout again.
-            assert TIMEOUT <= ended[rank]['seconds'] < 3 * TIMEOUT + 10
 
     def test_a_stalled_rank_serving_the_store_is_named(self, tmp_path):
         # Rank 0 also serves the rendezvous store (env:// without torchrun),
@@ -202,14 +200,12 @@ class TestPeerStopsAnswering:
         ended = launch(tmp_path, 'stop', 0, 2)
         check_named(ended[1], 0)
         assert 'rendezvous store' in ended[1]['message']
-        assert ended[1]['seconds'] < 4 * TIMEOUT + 10
 
     def test_a_dead_rank_is_named(self, tmp_path):
         # A killed peer closes its connections: the collective fails at
         # once, and the roll call names the rank that never checks in.
         ended = launch(tmp_path, 'kill', 1, 2)
         check_named(ended[0], 1)
-        assert ended[0]['seconds'] < 2 * TIMEOUT + 10
 
     def test_example_under_torchrun_ends_when_a_rank_stalls(
             self, stalled_example):
@@ -220,7 +216,6 @@ class TestPeerStopsAnswering:
         # The worker's error, also in torchrun's failure summary.
         assert 'DistributedTimeoutError' in text
         assert 'rank 1 stopped answering' in text
-        assert run.seconds < 3 * TIMEOUT + 30 + 30
 
 
 def test_peer_failures_are_told_from_other_errors():
