@@ -421,7 +421,8 @@ class ScalableGNN(torch.nn.Module):
                 f"'{self.__class__.__name__}' takes dense node features only "
                 f"(got a torch.sparse_csr 'x'); pass 'x.to_dense()'")
 
-    def _check_call(self, args: tuple, kwargs: dict) -> Optional[tuple]:
+    def _check_call(self, args: tuple, kwargs: dict,
+                    batch: Optional[SubgraphBatch]) -> Optional[tuple]:
         r"""Catches the common mistakes of a :meth:`forward` call with a
         message that says what to do; returns new :obj:`(args, kwargs)`
         where :obj:`adj_t` was converted."""
@@ -429,7 +430,6 @@ class ScalableGNN(torch.nn.Module):
         x = args[0] if len(args) > 0 else kwargs.get('x')
         in_args = len(args) > 1
         adj_t = args[1] if in_args else kwargs.get('adj_t')
-        batch = _find_batch(args, kwargs)
         if isinstance(x, SubgraphBatch) or isinstance(adj_t, SubgraphBatch):
             raise TypeError(
                 f"'{name}' takes 'x', 'adj_t' and the batch, not a "
@@ -501,8 +501,8 @@ class ScalableGNN(torch.nn.Module):
     def _gas_pre_hook(self, module, args: tuple, kwargs: dict):
         self._reg_terms = []
         self._check_input(args[0] if len(args) > 0 else kwargs.get('x'))
-        replaced = self._check_call(args, kwargs)
         batch = _find_batch(args, kwargs)
+        replaced = self._check_call(args, kwargs, batch)
         self._pushes = 0
         self._gas_call = batch is not None and len(self.histories) > 0
         self._async = False
@@ -591,8 +591,8 @@ class ScalableGNN(torch.nn.Module):
             halo = self.pool.synchronize_pull()
             halo = halo.to(h.dtype)
         else:
-            history.push(h, batch.n_id[:batch_size], batch.offset,
-                         batch.count)
+            # The runs name the rows (n_id[:batch_size] are the same).
+            history.push(h, offset=batch.offset, count=batch.count)
             halo = history.pull(batch.n_id[batch_size:])
         return torch.cat([h, halo], dim=0)
 
@@ -745,8 +745,7 @@ class ScalableGNN(torch.nn.Module):
                     self.pool.async_push(checked, batch.offset, batch.count,
                                          dst.emb)
                 else:
-                    dst.push(h, batch.n_id[:batch.batch_size], batch.offset,
-                             batch.count)
+                    dst.push(h, offset=batch.offset, count=batch.count)
                 pbar.update(1)
             if use_pool:
                 self.pool.synchronize_push()
