@@ -28,7 +28,7 @@ from torch_autoscale.errors import (
     CheckpointError,
     HistoryOverflowError,
     StorageFullError,
-    _rows,
+    format_rows,
 )
 from torch_autoscale.history import History
 from torch_autoscale.history.history import copy_rows
@@ -562,8 +562,8 @@ def _overflow_check(history: History, name: str, src: Tensor
                 f"history {name!r} is stored in {dtype}, but the "
                 f"checkpoint's {src.dtype} table holds finite values "
                 f"beyond its range (largest {torch.finfo(dtype).max:g}) in "
-                f"{total[0]} row(s) {_rows(rows)}, which would be stored as "
-                f"infinity; build the model with a wider 'history_dtype' "
+                f"{total[0]} row(s) {format_rows(rows)}, which would be "
+                f"stored as infinity; build the model with a wider 'history_dtype' "
                 f"(e.g. torch.float32 or torch.bfloat16); nothing was "
                 f"loaded", rows=rows)
     return on_chunk, check

@@ -14,7 +14,9 @@ import torch
 from torch import Tensor
 
 
-def _rows(rows: Optional[Sequence[int]], limit: int = 10) -> str:
+def format_rows(rows: Optional[Sequence[int]], limit: int = 10) -> str:
+    r"""The first :obj:`limit` of :obj:`rows` for an error message, *e.g.*,
+    ``[3, 7, 9, ... (25 in all)]``."""
     if rows is None:
         return ''
     rows = list(rows)
@@ -154,7 +156,7 @@ def check_finite(x: Tensor, what: str, fix: str,
     rows = rows.tolist()
     raise NonFiniteError(
         f"{what} holds NaN or infinite values in {len(rows)} row(s) "
-        f"{_rows(rows)}; {fix}", rows=rows)
+        f"{format_rows(rows)}; {fix}", rows=rows)
 
 
 __all__ = [
@@ -166,6 +168,7 @@ __all__ = [
     'DistributedTimeoutError',
     'non_finite_rows',
     'check_finite',
+    'format_rows',
     'set_finite_checks',
     'finite_checks_enabled',
 ]

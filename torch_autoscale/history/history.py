@@ -14,6 +14,7 @@ from torch_autoscale.errors import (
     NonFiniteError,
     StorageFullError,
     finite_checks_enabled,
+    format_rows,
     non_finite_rows,
 )
 from torch_autoscale.utils.fd import fd_path, supports_fd_paths
@@ -566,12 +567,11 @@ class History(torch.nn.Module):
             bad, kind = non_finite_rows(out), HistoryOverflowError
         rows = bad if node_of is None else node_of(bad)
         rows = rows.tolist()
-        shown = ', '.join(str(r) for r in rows[:10])
-        shown += f', ... ({len(rows)} in all)' if len(rows) > 10 else ''
+        shown = format_rows(rows)
         if kind is NonFiniteError:
             raise NonFiniteError(
                 f"the embeddings pushed into this History hold NaN or "
-                f"infinite values at nodes [{shown}]; they would poison every "
+                f"infinite values at nodes {shown}; they would poison every "
                 f"later pull. Check the input features and the learning rate "
                 f"(torch.autograd.set_detect_anomaly finds the operation)",
                 rows=rows)
@@ -579,7 +579,7 @@ class History(torch.nn.Module):
         raise HistoryOverflowError(
             f"the embeddings pushed into this History exceed the range of "
             f"its dtype {self.emb.dtype} (largest value {finfo.max:g}) at "
-            f"nodes [{shown}] and would be stored as infinity; create the "
+            f"nodes {shown} and would be stored as infinity; create the "
             f"history with dtype=torch.bfloat16 or torch.float32, or keep "
             f"the embeddings smaller (e.g., normalization)", rows=rows)
 

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from torch_autoscale.errors import format_rows
 from torch_autoscale.history import AsyncIOPool, History
 from torch_autoscale.history.history import check_storage
 from torch_autoscale.loader import SubgraphBatch
@@ -663,11 +664,10 @@ class ScalableGNN(torch.nn.Module):
                           'or not in \'nodes\'')):
             ids = bad.nonzero().view(-1)
             if ids.numel() > 0:
-                shown = ', '.join(str(i) for i in ids[:10].tolist())
-                more = ', ...' if ids.numel() > 10 else ''
                 raise ValueError(
                     f"'loader' must cover {what} exactly once as in-batch "
-                    f"nodes, but {ids.numel()} node(s) [{shown}{more}] are "
+                    f"nodes, but {ids.numel()} node(s) "
+                    f"{format_rows(ids[:10].tolist())} are "
                     f"{how}; use an EvalSubgraphLoader over every cluster "
                     f"of the partition")
 
