@@ -563,9 +563,9 @@ def _overflow_check(history: History, name: str, src: Tensor
                 f"checkpoint's {src.dtype} table holds finite values "
                 f"beyond its range (largest {torch.finfo(dtype).max:g}) in "
                 f"{total[0]} row(s) {format_rows(rows)}, which would be "
-                f"stored as infinity; build the model with a wider 'history_dtype' "
-                f"(e.g. torch.float32 or torch.bfloat16); nothing was "
-                f"loaded", rows=rows)
+                f"stored as infinity; build the model with a wider "
+                f"'history_dtype' (e.g. torch.float32 or torch.bfloat16); "
+                f"nothing was loaded", rows=rows)
     return on_chunk, check
 
 

@@ -433,7 +433,8 @@ def _overlaps(a: Tensor, b: Tensor) -> bool:
     r"""Whether the memory of two contiguous tensors overlaps."""
     if a.device != b.device:
         return False
-    a_bytes, b_bytes = a.numel() * a.element_size(), b.numel() * b.element_size()
+    a_bytes = a.numel() * a.element_size()
+    b_bytes = b.numel() * b.element_size()
     if a_bytes == 0 or b_bytes == 0:
         return False
     a0, b0 = a.data_ptr(), b.data_ptr()
@@ -501,8 +502,8 @@ def read_async(
     :obj:`buffer[:n]` and then copied to :obj:`dst[:n]`. Rows are copied as
     bytes, so any dtype works. :obj:`buffer` may be :obj:`dst` itself, but
     neither may share memory with :obj:`src` or the index tensors
-    (:class:`ValueError` otherwise: the copies run in parallel and in place). If :obj:`dst` is a CPU tensor, the read is
-    synchronous. If it is a CUDA tensor, the call returns at once: a native
+    (:class:`ValueError` otherwise: the copies run in parallel and in
+    place). If :obj:`dst` is a CPU tensor, the read is synchronous. If it is a CUDA tensor, the call returns at once: a native
     worker thread gathers into the pinned :obj:`buffer` and copies it to
     :obj:`dst` on the CUDA stream that is current at the time of the call,
     which must not be the default stream; :meth:`synchronize` waits until the

@@ -207,9 +207,10 @@ class ScalableGNN(torch.nn.Module):
     #: :obj:`recompute` applies.
     supports_recompute: bool = False
     #: Whether the model propagates with an :obj:`adj_t` normalized
-    #: beforehand (*e.g.*, by :func:`~torch_geometric.nn.conv.gcn_conv.gcn_norm`)
-    #: rather than normalizing itself; the first forward pass warns if every
-    #: edge weight is one.
+    #: beforehand (*e.g.*, by
+    #: :func:`~torch_geometric.nn.conv.gcn_conv.gcn_norm`) rather than
+    #: normalizing itself; the first forward pass warns if every edge
+    #: weight is one.
     expects_normalized_adj: bool = False
 
     def __init_subclass__(cls, **kwargs):
