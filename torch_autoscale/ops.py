@@ -503,8 +503,9 @@ def read_async(
     bytes, so any dtype works. :obj:`buffer` may be :obj:`dst` itself, but
     neither may share memory with :obj:`src` or the index tensors
     (:class:`ValueError` otherwise: the copies run in parallel and in
-    place). If :obj:`dst` is a CPU tensor, the read is synchronous. If it is a CUDA tensor, the call returns at once: a native
-    worker thread gathers into the pinned :obj:`buffer` and copies it to
+    place). If :obj:`dst` is a CPU tensor, the read is synchronous. If it
+    is a CUDA tensor, the call returns at once: a native worker thread
+    gathers into the pinned :obj:`buffer` and copies it to
     :obj:`dst` on the CUDA stream that is current at the time of the call,
     which must not be the default stream; :meth:`synchronize` waits until the
     rows have arrived. Reads and writes take effect in call order.
