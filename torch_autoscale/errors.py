@@ -76,6 +76,17 @@ class PartitionInputError(ValueError):
     edge."""
 
 
+class NodeOrderError(ValueError):
+    r"""Per-node tensors in two different node orders were combined: a
+    model output in the permuted order of a
+    :class:`~torch_autoscale.loader.PartitionedData` (that of its
+    :obj:`data`) with a mask or label of the graph that was passed in (the
+    original order), or the other way round. The result would be silently
+    wrong; map one of them with
+    :meth:`~torch_autoscale.loader.PartitionedData.to_original` or
+    :meth:`~torch_autoscale.loader.PartitionedData.to_permuted`."""
+
+
 class DistributedTimeoutError(RuntimeError):
     r"""A collective operation did not finish within the timeout: a peer
     process stopped answering (stalled or dead).
@@ -164,6 +175,7 @@ __all__ = [
     'HistoryOverflowError',
     'StorageFullError',
     'CheckpointError',
+    'NodeOrderError',
     'PartitionInputError',
     'DistributedTimeoutError',
     'non_finite_rows',

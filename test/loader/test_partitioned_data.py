@@ -260,6 +260,8 @@ for epoch in range(epochs):
         optimizer.step()
 
 out = model.mini_inference(eval_loader, progress=False)
+if 'mistake' in sys.argv:  # Permuted outputs against the input's labels.
+    print((out.argmax(-1) == data.y)[data.test_mask].float().mean())
 out = pdata.to_original(out)  # now row i is node i of `data`
 pred = out.argmax(-1)
 test_acc = float((pred == data.y)[data.test_mask].float().mean())
@@ -285,3 +287,16 @@ def test_script_outside_the_repository_trains_cora(cora_root, tmp_path):
                            float(words[5].strip(')')))
     assert val > 0.7 and test > 0.75  # GCN on Cora: about 0.8
     assert permuted == test  # Both orders give the same accuracy.
+
+
+def test_script_outside_the_repository_comparing_orders_fails(cora_root,
+                                                             tmp_path):
+    path = tmp_path / 'train_cora.py'
+    path.write_text(CORA_SCRIPT)
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        [sys.executable, str(path), cora_root, '1', 'mistake'], cwd=tmp_path,
+        env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    assert 'NodeOrderError' in proc.stderr
+    assert 'pdata.to_original(out)' in proc.stderr

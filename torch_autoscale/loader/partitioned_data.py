@@ -23,6 +23,7 @@ from torch_autoscale.utils.sparse import (
     to_csr,
 )
 
+from .node_order import ORIGINAL, PERMUTED, NodeOrder, NodeOrderTensor
 from .subgraph_loader import EvalSubgraphLoader, SubgraphLoader
 
 NORMALIZATIONS = (None, 'gcn')
@@ -62,6 +63,13 @@ class PartitionedData:
     match :obj:`data.y` and :obj:`data.*_mask` as they are; map them with
     :meth:`to_original` to compare them with anything kept from the input
     graph, and bring masks or labels from outside with :meth:`to_permuted`.
+    The output of :meth:`~torch_autoscale.nn.ScalableGNN.mini_inference`
+    over :meth:`eval_loader` knows its order (a
+    :class:`~torch_autoscale.loader.NodeOrderTensor`): indexing it with a
+    mask of the input graph, or comparing it with the input graph's labels,
+    raises :class:`~torch_autoscale.errors.NodeOrderError` instead of
+    returning a silently wrong accuracy; so does mixing the output of
+    :meth:`to_original` with :obj:`data`'s masks and labels.
 
     Models whose convolutions do not normalize the adjacency themselves,
     :class:`~torch_autoscale.nn.models.GCN`,
@@ -184,6 +192,15 @@ class PartitionedData:
         self.cluster: Tensor = cluster
         self.num_parts = num_parts
         self.normalize = normalize
+        # Outputs in the permuted order must not meet the input graph's
+        # masks and labels unmapped (nothing to guard when nothing moved).
+        self.node_order: Optional[NodeOrder] = None
+        if not torch.equal(perm, torch.arange(num_nodes,
+                                              device=perm.device)):
+            self.node_order = NodeOrder('pdata')
+            for graph, order in ((data, ORIGINAL), (self.data, PERMUTED)):
+                for tensor in _node_tensors(graph, num_nodes):
+                    self.node_order.register(tensor, order)
 
     @property
     def num_nodes(self) -> int:
@@ -222,8 +239,10 @@ class PartitionedData:
             **kwargs (optional): Further arguments of
                 :class:`~torch_autoscale.loader.EvalSubgraphLoader`.
         """
-        return EvalSubgraphLoader(self.data, self.ptr, batch_size=batch_size,
-                                  **kwargs)
+        loader = EvalSubgraphLoader(self.data, self.ptr,
+                                    batch_size=batch_size, **kwargs)
+        loader.node_order = self.node_order
+        return loader
 
     def to_original(self, out: Tensor, dim: int = 0) -> Tensor:
         r"""Maps a per-node tensor from the permuted node order (that of
@@ -236,8 +255,22 @@ class PartitionedData:
                 the output of
                 :meth:`~torch_autoscale.nn.ScalableGNN.mini_inference`.
             dim (int, optional): The node dimension. (default: :obj:`0`)
+
+        Returns:
+            A :class:`~torch_autoscale.loader.NodeOrderTensor` in the
+            original order (a plain tensor if the permutation is the
+            identity, or for sparse :obj:`out`).
         """
-        return self._reorder(out, self.inv_perm, dim, 'to_original', 'out')
+        return self._tag(
+            self._reorder(out, self.inv_perm, dim, 'to_original', 'out'),
+            ORIGINAL)
+
+    def _tag(self, t: Tensor, order: str) -> Tensor:
+        if isinstance(t, NodeOrderTensor):
+            t = t.as_subclass(Tensor)  # Now in the other order.
+        if self.node_order is None or t.layout != torch.strided:
+            return t
+        return self.node_order.tag(t, order)
 
     def to_permuted(self, t: Tensor, dim: int = 0) -> Tensor:
         r"""Maps a per-node tensor from the order of the graph that was
@@ -249,8 +282,14 @@ class PartitionedData:
         Args:
             t (torch.Tensor): One entry per node along :obj:`dim`.
             dim (int, optional): The node dimension. (default: :obj:`0`)
+
+        Returns:
+            A :class:`~torch_autoscale.loader.NodeOrderTensor` in the
+            permuted order (a plain tensor if the permutation is the
+            identity, or for sparse :obj:`t`).
         """
-        return self._reorder(t, self.perm, dim, 'to_permuted', 't')
+        return self._tag(self._reorder(t, self.perm, dim, 'to_permuted', 't'),
+                         PERMUTED)
 
     def _reorder(self, t: Any, index: Tensor, dim: int, method: str,
                  arg: str) -> Tensor:
@@ -274,6 +313,15 @@ class PartitionedData:
         norm = f', normalize={self.normalize!r}' if self.normalize else ''
         return (f'{type(self).__name__}(num_nodes={self.num_nodes}, '
                 f'num_parts={self.num_parts}, method={self.method!r}{norm})')
+
+
+def _node_tensors(data: Data, num_nodes: int) -> list:
+    return [
+        attr for key, attr in data.items()
+        if isinstance(attr, Tensor) and attr.layout == torch.strided
+        and attr.dim() > 0 and attr.size(0) == num_nodes
+        and data.is_node_attr(key)
+    ]
 
 
 def _check_cluster(cluster: Any, num_nodes: int, num_parts: int,

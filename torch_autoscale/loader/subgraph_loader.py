@@ -358,6 +358,13 @@ class EvalSubgraphLoader(SubgraphLoader):
             in-batch nodes only. (default: :obj:`True`)
         **kwargs (optional): Further arguments of
             :class:`torch.utils.data.DataLoader`.
+
+    Attributes:
+        node_order (torch_autoscale.loader.NodeOrder, optional): The node
+            orders of the :class:`~torch_autoscale.loader.PartitionedData`
+            that made this loader;
+            :meth:`~torch_autoscale.nn.ScalableGNN.mini_inference` tags its
+            output with it. (default: :obj:`None`)
     """
     def __init__(self, data: Data, ptr: Tensor,
                  batch_size: Optional[int] = None, bipartite: bool = True,
@@ -368,6 +375,7 @@ class EvalSubgraphLoader(SubgraphLoader):
                              "leave 'shuffle' out, or use SubgraphLoader")
         super().__init__(data, ptr, batch_size=batch_size, shuffle=False,
                          bipartite=bipartite, precompute=True, **kwargs)
+        self.node_order: Optional[Any] = None
 
     def required_buffer_size(self) -> int:
         r"""The smallest :obj:`buffer_size` of an

@@ -12,6 +12,7 @@ from torch_autoscale.errors import format_rows
 from torch_autoscale.history import AsyncIOPool, History
 from torch_autoscale.history.history import check_storage
 from torch_autoscale.loader import SubgraphBatch
+from torch_autoscale.loader.node_order import PERMUTED
 from torch_autoscale.nn.lipschitz import lipschitz_penalty
 
 log = logging.getLogger(__name__)
@@ -693,7 +694,12 @@ class ScalableGNN(torch.nn.Module):
                 (default: :obj:`None`, every node)
 
         Returns:
-            The output for every node, in the loader's node order.
+            The output for every node, in the loader's node order. Over the
+            :meth:`~torch_autoscale.loader.PartitionedData.eval_loader` of a
+            :class:`~torch_autoscale.loader.PartitionedData`, a
+            :class:`~torch_autoscale.loader.NodeOrderTensor` that raises
+            :class:`~torch_autoscale.errors.NodeOrderError` when combined
+            with the input graph's masks or labels (the original order).
 
         Raises:
             ValueError: If the in-batch nodes of :obj:`loader` miss a node
@@ -754,6 +760,9 @@ class ScalableGNN(torch.nn.Module):
                 dst.sync()
         pbar.close()
         self.train(was_training)
+        node_order = getattr(loader, 'node_order', None)
+        if node_order is not None:  # From a PartitionedData.
+            out = node_order.tag(out, PERMUTED)
         return out
 
     def _pull_for_inference(self, history: History,
