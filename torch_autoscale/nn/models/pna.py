@@ -102,9 +102,26 @@ class BipartitePNAConv(PNAConv):
         return self.lin(out)
 
 
-def _check_pna_args(cls: str, aggregators: Union[str, Sequence[str]],
-                    scalers: Union[str, Sequence[str]], deg: Tensor,
-                    dropout: float) -> Tuple[List[str], List[str], Tensor]:
+def check_pna_args(cls: str, aggregators: Union[str, Sequence[str]],
+                   scalers: Union[str, Sequence[str]], deg: Tensor,
+                   dropout: float) -> Tuple[List[str], List[str], Tensor]:
+    r"""Validates the arguments that :class:`PNA` and
+    :class:`~torch_autoscale.nn.models.PNA_JK` share, raising a
+    :class:`ValueError` that names :obj:`cls`, the argument and the fix.
+
+    Args:
+        cls (str): The name of the model class, for the error messages.
+        aggregators (str or [str]): The aggregators, drawn from
+            :obj:`AGGREGATORS`.
+        scalers (str or [str]): The degree scalers, drawn from
+            :obj:`SCALERS`.
+        deg (torch.Tensor): The in-degree histogram of the graph (see
+            :func:`degree_histogram`).
+        dropout (float): The dropout probability.
+
+    Returns:
+        The aggregators and scalers as lists, and :obj:`deg`.
+    """
     aggregators = [aggregators] if isinstance(aggregators, str) else \
         list(aggregators)
     scalers = [scalers] if isinstance(scalers, str) else list(scalers)
@@ -194,7 +211,7 @@ class PNA(BasicGNN):
                  deg: Tensor, dropout: float = 0.0, drop_input: bool = False,
                  batch_norm: bool = False, residual: bool = False, **kwargs):
         # Checked and kept before the layers are built by `init_conv`.
-        self.aggregators, self.scalers, self.deg = _check_pna_args(
+        self.aggregators, self.scalers, self.deg = check_pna_args(
             self.__class__.__name__, aggregators, scalers, deg, dropout)
         super().__init__(num_nodes, in_channels, hidden_channels,
                          out_channels, num_layers, dropout=dropout,

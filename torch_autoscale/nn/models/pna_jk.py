@@ -8,7 +8,7 @@ from torch_geometric.nn import JumpingKnowledge
 from torch_autoscale.loader import SubgraphBatch
 from torch_autoscale.nn.base import ScalableGNN
 from torch_autoscale.nn.functional import dropout
-from torch_autoscale.nn.models.pna import BipartitePNAConv, _check_pna_args
+from torch_autoscale.nn.models.pna import BipartitePNAConv, check_pna_args
 
 
 class PNA_JK(ScalableGNN):
@@ -81,7 +81,7 @@ class PNA_JK(ScalableGNN):
                  batch_norm: bool = False, residual: bool = False,
                  jk: str = 'cat', **kwargs):
         super().__init__(num_nodes, hidden_channels, num_layers, **kwargs)
-        aggregators, scalers, deg = _check_pna_args(
+        aggregators, scalers, deg = check_pna_args(
             self.__class__.__name__, aggregators, scalers, deg, dropout)
         if jk not in ('cat', 'max'):
             raise ValueError(f"{self.__class__.__name__}: 'jk' must be 'cat' "
