@@ -87,7 +87,7 @@ def test_mixed_dtypes_and_storages(tmp_path):
 def test_pool_dtype_is_the_widest():
     def pool(dtypes):
         return ScalableGNN(50, [8, 16, 4], 4, pool_size=2, buffer_size=10,
-                           history_dtype=dtypes).pool
+                           history_dtype=dtypes).histories.pool
 
     mixed = pool([torch.float16, torch.float32, torch.bfloat16])
     assert mixed.dtype == torch.float32
@@ -166,8 +166,8 @@ def test_async_pool_with_disk_and_mixed_histories(tmp_path):
                history_storage=['disk', 'host', 'disk'],
                history_dir=str(tmp_path), **kwargs).cuda()
     pool.load_state_dict(sync.state_dict())
-    assert pool.pool.dtype == torch.float32
-    assert pool._use_pool()
+    assert pool.histories.pool.dtype == torch.float32
+    assert pool.histories.uses_pool()
 
     sync.eval(), pool.eval()
     full = sync(data.x.cuda(), data.adj_t.cuda()).cpu()

@@ -9,8 +9,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from torch_autoscale.errors import format_rows
-from torch_autoscale.history import AsyncIOPool, History
-from torch_autoscale.history.history import check_storage
+from torch_autoscale.history import History, HistoryPlacement, HistoryStore
 from torch_autoscale.loader import SubgraphBatch
 from torch_autoscale.loader.node_order import PERMUTED
 from torch_autoscale.nn.lipschitz import lipschitz_penalty
@@ -59,26 +58,6 @@ def _no_push_message(model: 'ScalableGNN') -> str:
             f"on the output of every layer but the last (with the 'batch' "
             f"argument passed on), so that in-batch rows go to the history "
             f"and the halo's rows come back")
-
-
-def _per_history(name: str, value: Any, kind: type,
-                 num_layers: int) -> List[Any]:
-    num = num_layers - 1
-    if value is None or isinstance(value, kind):
-        return [value] * num
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise ValueError(f"'{name}' must be a {kind.__name__}, a list of "
-                         f"{num} of them, or None (got {value!r})")
-    values = list(value)
-    if len(values) != num:
-        raise ValueError(
-            f"'{name}' lists {len(values)} entries but a {num_layers}-layer "
-            f"model owns {num} histories; give one per history")
-    for v in values:
-        if v is not None and not isinstance(v, kind):
-            raise ValueError(f"'{name}' must hold {kind.__name__} entries or "
-                             f"None (got {v!r})")
-    return values
 
 
 @contextlib.contextmanager
@@ -187,10 +166,12 @@ class ScalableGNN(torch.nn.Module):
             of the layer for its activation memory, as planned by
             :func:`torch_autoscale.plan.plan`. (default: :obj:`None`, keep
             all)
-        plan (torch_autoscale.plan.Plan, optional): A plan whose placement
-            sets :obj:`history_storage`, :obj:`history_dtype`,
-            :obj:`history_dir` and :obj:`recompute` (which must then be
-            left unset). (default: :obj:`None`)
+        placement (torch_autoscale.history.HistoryPlacement, optional):
+            Where every history lives, *e.g.*, from the planner
+            (:obj:`**plan.model_kwargs()` passes it with :obj:`recompute`);
+            :obj:`history_storage`, :obj:`history_dtype`,
+            :obj:`history_device` and :obj:`history_dir` must then be left
+            unset. (default: :obj:`None`)
         history_factory (callable, optional): Builds the history of every
             layer instead of :class:`~torch_autoscale.history.History`:
             called as :obj:`history_factory(layer, num_nodes, channels,
@@ -232,37 +213,9 @@ class ScalableGNN(torch.nn.Module):
                      str, Sequence[Optional[str]]]] = None,
                  history_dir: Optional[str] = None,
                  recompute: Optional[Sequence[bool]] = None,
-                 plan: Optional[Any] = None,
+                 placement: Optional[HistoryPlacement] = None,
                  history_factory: Optional[Callable[..., History]] = None):
         super().__init__()
-        if history_factory is not None:
-            given = dict(history_device=history_device,
-                         history_storage=history_storage,
-                         history_dir=history_dir)
-            clash = [k for k, v in given.items() if v is not None]
-            if clash or plan is not None:
-                raise ValueError(
-                    f"pass either 'history_factory' or "
-                    f"{(clash or ['plan'])[0]!r}: the factory decides where "
-                    f"histories live")
-            if not callable(history_factory):
-                raise ValueError(f"'history_factory' must be callable (got "
-                                 f"{type(history_factory).__name__})")
-        if plan is not None:  # A torch_autoscale.plan.Plan's placement.
-            given = dict(history_storage=history_storage,
-                         history_dtype=history_dtype,
-                         history_dir=history_dir, recompute=recompute)
-            clash = [k for k, v in given.items() if v is not None]
-            if clash:
-                raise ValueError(f"pass either 'plan' or {clash[0]!r}: the "
-                                 f"plan sets where histories live")
-            planned = plan.model_kwargs()
-            history_storage = planned['history_storage']
-            history_dtype = planned['history_dtype']
-            history_dir = planned['history_dir']
-            recompute = planned['recompute']
-            if history_device is None:
-                history_device = planned.get('history_device')
         if reg_weight < 0 or reg_std < 0:
             raise ValueError(f"'reg_weight' and 'reg_std' must be "
                              f"non-negative (got {reg_weight}, {reg_std})")
@@ -278,60 +231,17 @@ class ScalableGNN(torch.nn.Module):
                     f"'hidden_channels' lists {len(widths)} widths but a "
                     f"{num_layers}-layer model owns {num_layers - 1} "
                     f"histories; give one width per history")
-        if (pool_size is None) != (buffer_size is None):
-            raise ValueError("'pool_size' and 'buffer_size' must be given "
-                             "together")
-
-        dtypes = _per_history('history_dtype', history_dtype,
-                              torch.dtype, num_layers)
-        storages = _per_history('history_storage', history_storage, str,
-                                num_layers)
-        for storage in storages:
-            check_storage(storage, 'history_storage')
-        on_device = [s in (None, 'device') for s in storages]
-        if 'device' in storages and history_device is None:
-            raise ValueError("'history_storage' places histories on a device "
-                             "but 'history_device' is missing; pass, e.g., "
-                             "history_device='cuda'")
-        if (history_device is not None
-                and torch.device(history_device).type != 'cpu'
-                and not any(on_device)):
-            raise ValueError(
-                f"'history_device' is {history_device} but 'history_storage' "
-                f"keeps every history off it ({history_storage!r}); leave "
-                f"'history_device' out or use 'device' storage")
 
         self.num_nodes = num_nodes
         self.num_layers = num_layers
-        self.history_channels: List[int] = widths
-        if history_factory is not None:
-            histories = []
-            for layer, (c, dtype) in enumerate(zip(widths, dtypes)):
-                history = history_factory(layer, num_nodes, c, dtype)
-                if not isinstance(history, History):
-                    raise TypeError(
-                        f"'history_factory' must return a History (got "
-                        f"{type(history).__name__} for layer {layer})")
-                histories.append(history)
-        else:
-            histories = [
-                History(num_nodes, c,
-                        device=history_device if dev else None, dtype=dtype,
-                        storage=storage,
-                        directory=history_dir if storage == 'disk' else None)
-                for c, dtype, storage, dev in zip(widths, dtypes, storages,
-                                                  on_device)
-            ]
-        self.histories = torch.nn.ModuleList(histories)
-        self.pool: Optional[AsyncIOPool] = None
-        if pool_size is not None and len(widths) > 0:
-            # The buffers are raw bytes viewed as each history's dtype: size
-            # them by the widest one (pulls and pushes cast in and out).
-            dtype = max((h.dtype for h in self.histories),
-                        key=lambda d: d.itemsize)
-            self.pool = AsyncIOPool(pool_size, buffer_size, max(widths),
-                                    dtype=dtype)
-        self._async = False
+        #: The history tables (a :class:`~torch_autoscale.history.
+        #: HistoryStore`, one table per layer but the last).
+        self.histories = HistoryStore.build(
+            num_nodes, widths, placement=placement, storage=history_storage,
+            dtype=history_dtype, device=history_device,
+            directory=history_dir, pool_size=pool_size,
+            buffer_size=buffer_size, factory=history_factory,
+            prefix='history_')
         self.reg_weight = reg_weight
         self.reg_std = reg_std
         if recompute is None:
@@ -359,19 +269,18 @@ class ScalableGNN(torch.nn.Module):
     def emb_device(self) -> torch.device:
         r"""The device the model computes on."""
         if len(self.histories) > 0:
-            return self.histories[0].device
+            return self.histories.device
         param = next(self.parameters(), None)
         return param.device if param is not None else torch.device('cpu')
 
     def history_bytes(self) -> int:
         r"""The total size of all history tables in bytes, whatever their
         storage tier."""
-        return sum(history.nbytes for history in self.histories)
+        return self.histories.nbytes
 
     def reset_parameters(self):
         r"""Resets all histories (subclasses also reset their layers)."""
-        for history in self.histories:
-            history.reset_parameters()
+        self.histories.reset_parameters()
 
     @property
     def reg_modules(self) -> List[torch.nn.Module]:
@@ -379,7 +288,7 @@ class ScalableGNN(torch.nn.Module):
         :meth:`param_groups` (default: every layer)."""
         return [
             m for name, m in self.named_children()
-            if name not in ('histories', 'pool')
+            if name != 'histories'
         ]
 
     @property
@@ -411,11 +320,6 @@ class ScalableGNN(torch.nn.Module):
                  weight_decay=nonreg_weight_decay),
         ]
         return [g for g in groups if len(g['params']) > 0]
-
-    def _use_pool(self) -> bool:
-        return self.pool is not None and self.pool.active and all(
-            h.supports_pool and h.emb.device.type == 'cpu'
-            for h in self.histories)
 
     def _check_input(self, x: Any) -> None:
         if (isinstance(x, Tensor) and x.layout == torch.sparse_csr
@@ -508,18 +412,7 @@ class ScalableGNN(torch.nn.Module):
         replaced = self._check_call(args, kwargs, batch)
         self._pushes = 0
         self._gas_call = batch is not None and len(self.histories) > 0
-        self._async = False
-        if batch is None or not self._use_pool():
-            return replaced
-        if self.pool.num_pending_pulls > 0:
-            # A previous forward raised or skipped a history: drop its pulls
-            # so that every layer receives its own rows.
-            self.pool.synchronize()
-        # Start every history's halo pull before the forward begins.
-        halo = batch.n_id[batch.batch_size:]
-        for history in self.histories:
-            self.pool.async_pull(history.emb, None, None, halo)
-        self._async = True
+        self.histories.begin(batch)
         return replaced
 
     def _gas_post_hook(self, module, args: tuple, kwargs: dict, output: Any):
@@ -532,9 +425,7 @@ class ScalableGNN(torch.nn.Module):
                 f"penalty, so 'reg_loss' stays zero; call "
                 f"'self.lipschitz(update_fn, h)' in forward() for the layers "
                 f"to regularize", stacklevel=2)
-        if self._async:
-            self._async = False
-            self.pool.synchronize_push()
+        self.histories.end()
         return None
 
     def lipschitz(self, module: Any, h: Tensor,
@@ -581,23 +472,7 @@ class ScalableGNN(torch.nn.Module):
         if batch is None:
             return x
         self._pushes += 1
-        batch_size = batch.batch_size
-        if x.size(0) < batch_size:
-            raise ValueError(f"'x' has {x.size(0)} rows but the batch holds "
-                             f"{batch_size} in-batch nodes")
-        h = x[:batch_size]
-        if self._async:
-            checked = history.check_values(
-                h.detach(), lambda rows: batch.n_id[rows])
-            self.pool.async_push(checked, batch.offset, batch.count,
-                                 history.emb)
-            halo = self.pool.synchronize_pull()
-            halo = halo.to(h.dtype)
-        else:
-            # The runs name the rows (n_id[:batch_size] are the same).
-            history.push(h, offset=batch.offset, count=batch.count)
-            halo = history.pull(batch.n_id[batch_size:])
-        return torch.cat([h, halo], dim=0)
+        return self.histories.push_and_pull(history, x, batch)
 
     def run_layer(self, layer: int, fn: Any, *args: Any) -> Any:
         r"""Returns :obj:`fn(*args)`, the computation of layer
@@ -715,7 +590,7 @@ class ScalableGNN(torch.nn.Module):
             raise ValueError("'loader' yields no mini-batches")
         self._check_coverage(batches, nodes)
         states: List[Dict[str, Any]] = [{} for _ in batches]
-        use_pool = self._use_pool()
+        store = self.histories
         out: Optional[Tensor] = None
 
         pbar = tqdm(total=self.num_layers * len(batches),
@@ -723,21 +598,14 @@ class ScalableGNN(torch.nn.Module):
                     leave=False)
         for layer in range(self.num_layers):
             last = layer == self.num_layers - 1
-            src = self.histories[layer - 1] if layer > 0 else None
-            dst = None if last else self.histories[layer]
-            if use_pool and src is not None:
-                self._pull_for_inference(src, batches[0])
-            for i, batch in enumerate(batches):
+            if layer == 0:
+                inputs = (b.data.x.to(device, non_blocking=True)
+                          for b in batches)
+            else:
+                inputs = store.inference_inputs(layer - 1, batches)
+            for i, (batch, x) in enumerate(zip(batches, inputs)):
                 if layer == 0:
-                    x = batch.data.x.to(device, non_blocking=True)
                     self._check_input(x)
-                elif use_pool:
-                    if i + 1 < len(batches):
-                        self._pull_for_inference(src, batches[i + 1])
-                    x = self.pool.synchronize_pull().to(
-                        torch.get_default_dtype())
-                else:
-                    x = src.pull(batch.n_id)
                 adj_t = batch.data.adj_t.to(device, non_blocking=True)
                 h = self.forward_layer(layer, x, adj_t, states[i])
                 h = h[:batch.batch_size]
@@ -746,29 +614,17 @@ class ScalableGNN(torch.nn.Module):
                         out = torch.zeros(self.num_nodes, h.size(-1),
                                           dtype=h.dtype, device='cpu')
                     out[batch.n_id[:batch.batch_size]] = h.cpu()
-                elif use_pool:
-                    checked = dst.check_values(
-                        h, lambda rows, n_id=batch.n_id: n_id[rows])
-                    self.pool.async_push(checked, batch.offset, batch.count,
-                                         dst.emb)
                 else:
-                    dst.push(h, offset=batch.offset, count=batch.count)
+                    store.inference_push(layer, h, batch)
                 pbar.update(1)
-            if use_pool:
-                self.pool.synchronize_push()
-            if dst is not None:  # Other processes' pushes, if shared.
-                dst.sync()
+            if not last:  # Other processes' pushes too, if shared.
+                store.inference_end(layer)
         pbar.close()
         self.train(was_training)
         node_order = getattr(loader, 'node_order', None)
         if node_order is not None:  # From a PartitionedData.
             out = node_order.tag(out, PERMUTED)
         return out
-
-    def _pull_for_inference(self, history: History,
-                            batch: SubgraphBatch) -> None:
-        self.pool.async_pull(history.emb, batch.offset, batch.count,
-                             batch.n_id[batch.batch_size:])
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(num_nodes={self.num_nodes}, '
