@@ -270,50 +270,6 @@ def test_metis_errors():
         metis(edge_index, num_nodes, 2, node_weight=torch.zeros(num_nodes))
 
 
-def test_metis_backend_fallback(monkeypatch):
-    edge_index, num_nodes = grid_graph(10, 10)
-    monkeypatch.setattr(torch_autoscale.typing, 'WITH_TORCH_SPARSE', False)
-    monkeypatch.setattr(torch_autoscale.typing, 'WITH_PYG_LIB', False)
-    expected = metis(edge_index, num_nodes, 4)
-
-    # Broken native backends (raising or returning invalid ids) fall back:
-    def raising(*args):
-        raise RuntimeError('Not compiled with METIS support')
-
-    def invalid(rowptr, *args):
-        return torch.full((rowptr.numel() - 1, ), 7)
-
-    monkeypatch.setattr(torch_autoscale.typing, 'WITH_TORCH_SPARSE', True)
-    monkeypatch.setattr(torch_autoscale.typing, 'WITH_PYG_LIB', True)
-    monkeypatch.setattr(metis_module, '_metis_torch_sparse', raising)
-    monkeypatch.setattr(metis_module, '_metis_pyg_lib', invalid)
-    assert torch.equal(metis(edge_index, num_nodes, 4), expected)
-
-    # A working native backend is preferred and gets integer weights:
-    calls = []
-
-    def working(rowptr, col, num_parts, node_weight, edge_weight, recursive):
-        calls.append((node_weight, edge_weight, recursive))
-        return torch.arange(rowptr.numel() - 1) % num_parts
-
-    monkeypatch.setattr(metis_module, '_metis_pyg_lib', working)
-    cluster = metis(edge_index, num_nodes, 4, recursive=True,
-                    node_weight=torch.rand(num_nodes),
-                    edge_weight=torch.rand(edge_index.size(1)))
-    assert torch.equal(cluster, torch.arange(num_nodes) % 4)
-    node_weight, edge_weight, recursive = calls[0]
-    assert recursive
-    assert node_weight.dtype == edge_weight.dtype == torch.long
-    assert int(node_weight.min()) >= 1 and int(node_weight.max()) == 1000
-    assert int(edge_weight.min()) >= 1
-
-    # No backend at all:
-    monkeypatch.setattr(torch_autoscale.typing, 'WITH_PYG_LIB', False)
-    monkeypatch.setattr(torch_autoscale.typing, 'WITH_PYMETIS', False)
-    with pytest.raises(ImportError, match='pymetis'):
-        metis(edge_index, num_nodes, 4)
-
-
 def test_metis_empty_parts_keep_ids(pymetis_only):
     # On tiny graphs METIS may leave parts empty; ids are never renumbered:
     edge_index = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])

@@ -5,7 +5,6 @@ integer weights near :math:`2^{60}`) run in a child process (the
 :obj:`isolated` fixture), several cases per child to keep the suite fast;
 calls that must be refused before METIS runs are tested in-process.
 """
-import importlib
 import logging
 
 import pytest
@@ -14,9 +13,7 @@ from torch_geometric.utils import grid
 
 from torch_autoscale.errors import PartitionInputError
 from torch_autoscale.partition import lpmetis, metis, partition
-from torch_autoscale.partition import partition_report
-
-metis_module = importlib.import_module('torch_autoscale.partition.metis')
+from torch_autoscale.partition import backend, partition_report
 
 
 def test_all_zero_edge_weights(isolated):
@@ -202,22 +199,22 @@ def test_quality_metrics_refuse_invalid_weights():
 
 def test_idx_width_is_pymetis_own(monkeypatch):
     pymetis = pytest.importorskip('pymetis')
-    monkeypatch.setattr(metis_module.torch_autoscale.typing,
+    monkeypatch.setattr(backend.torch_autoscale.typing,
                         'WITH_TORCH_SPARSE', False)
-    monkeypatch.setattr(metis_module.torch_autoscale.typing, 'WITH_PYG_LIB',
+    monkeypatch.setattr(backend.torch_autoscale.typing, 'WITH_PYG_LIB',
                         False)
     width = pymetis.zero_copy_dtype().itemsize * 8
-    assert metis_module._idx_width() == width
-    assert metis_module._weight_limit() == 2**(width - 4)
+    assert backend.idx_width() == width
+    assert backend.weight_limit() == 2**(width - 4)
     # Native backends of unknown width count as 32-bit:
-    monkeypatch.setattr(metis_module.torch_autoscale.typing, 'WITH_PYG_LIB',
+    monkeypatch.setattr(backend.torch_autoscale.typing, 'WITH_PYG_LIB',
                         True)
-    assert metis_module._idx_width() == 32
+    assert backend.idx_width() == 32
 
 
 @pytest.mark.parametrize('dtype', [torch.long, torch.double])
 def test_weights_fit_the_limit(dtype, caplog):
-    to_metis = metis_module._to_metis_weight
+    to_metis = backend.to_metis_weight
     limit = 2**18  # Small enough that floats need rescaling too.
     gen = torch.Generator().manual_seed(0)
     weight = torch.randint(0, 2**62, (1000, ), generator=gen)
@@ -237,7 +234,7 @@ def test_weights_fit_the_limit(dtype, caplog):
 
 
 def test_integer_weights_that_fit_or_divide_exactly(caplog):
-    to_metis = metis_module._to_metis_weight
+    to_metis = backend.to_metis_weight
     weight = torch.tensor([0, 3, 7, 2**20])
     assert torch.equal(to_metis(weight, 'w', 2**28), weight)  # Unchanged.
     with caplog.at_level(logging.WARNING):
@@ -250,22 +247,22 @@ def test_integer_weights_that_fit_or_divide_exactly(caplog):
 
 def test_too_many_positive_weights_for_the_index():
     with pytest.raises(PartitionInputError, match='lpmetis'):
-        metis_module._to_metis_weight(torch.ones(100), 'edge_weight', 64)
+        backend.to_metis_weight(torch.ones(100), 'edge_weight', 64)
 
 
 def test_32_bit_metis_gets_weights_in_range(monkeypatch):
     # Where METIS has a 32-bit index, the weights it receives are scaled
     # into 2**28 in total (checked at the door, on the arrays it gets):
-    monkeypatch.setattr(metis_module, '_idx_width', lambda: 32)
+    monkeypatch.setattr(backend, 'idx_width', lambda: 32)
     received = []
-    pymetis_backend = metis_module._metis_pymetis
+    pymetis_backend = backend._metis_pymetis
 
     def spy(rowptr, col, num_parts, node_weight, edge_weight, recursive):
         received.append((node_weight, edge_weight))
         return pymetis_backend(rowptr, col, num_parts, node_weight,
                                edge_weight, recursive)
 
-    monkeypatch.setattr(metis_module, '_backends', lambda: [('pymetis', spy)])
+    monkeypatch.setattr(backend, '_backends', lambda: [('pymetis', spy)])
     pytest.importorskip('pymetis')
     edge_index, _ = grid(16, 16)
     num_edges = edge_index.size(1)

@@ -24,7 +24,6 @@ edges.
 """
 import logging
 import math
-import operator
 import time
 from typing import List, Optional, Tuple
 
@@ -32,7 +31,8 @@ import torch
 from torch import Tensor
 from torch_geometric.index import index2ptr
 
-from .metis import _check_weight, _partition_csr, _to_edge_index
+from .backend import partition_csr
+from .validation import check_int, check_seed, check_weight, to_edge_index
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +144,12 @@ def lpmetis(
         >>> cluster.bincount()
         tensor([260, 258, 258, 248])
     """
-    edge_index, num_nodes = _to_edge_index(edge_index, num_nodes)
+    edge_index, num_nodes = to_edge_index(edge_index, num_nodes)
     device = edge_index.device
-    edge_weight = _check_weight(edge_weight, 'edge_weight',
-                                edge_index.size(1),
-                                'one entry per edge of `edge_index`')
-    num_parts = _check_int(num_parts, 'num_parts', 1)
+    edge_weight = check_weight(edge_weight, 'edge_weight',
+                               edge_index.size(1),
+                               'one entry per edge of `edge_index`')
+    num_parts = check_int(num_parts, 'num_parts', 1)
     if num_parts > num_nodes:
         raise ValueError(f"'num_parts' ({num_parts}) must not exceed the "
                          f"number of nodes ({num_nodes}); pass "
@@ -162,13 +162,13 @@ def lpmetis(
         if isinstance(value, (bool, str)) or not 0.0 <= number <= 1.0:
             raise ValueError(f"'{name}' is a probability and must lie in "
                              f"[0, 1] (got {value})")
-    rounds = _check_int(rounds, 'rounds', 0)
-    iterations = _check_int(iterations, 'iterations', 1)
+    rounds = check_int(rounds, 'rounds', 0)
+    iterations = check_int(iterations, 'iterations', 1)
     if max_cluster_size is None:
         max_cluster_size = math.ceil(num_nodes / (32 * num_parts))
-    max_cluster_size = _check_int(max_cluster_size, 'max_cluster_size', 1)
-    refine = _check_int(refine, 'refine', 0)
-    seed = _check_seed(seed)
+    max_cluster_size = check_int(max_cluster_size, 'max_cluster_size', 1)
+    refine = check_int(refine, 'refine', 0)
+    seed = check_seed(seed)
     if num_parts == 1:
         return torch.zeros(num_nodes, dtype=torch.long, device=device)
 
@@ -240,35 +240,6 @@ def lpmetis(
                  "graph: %d nodes)", num_nodes, num_parts,
                  time.perf_counter() - t, n)
     return cluster
-
-
-def _check_int(value, name: str, minimum: int) -> int:
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise ValueError(f"'{name}' must be an integer (got "
-                         f"{value!r})") from None
-    if value < minimum:
-        raise ValueError(f"'{name}' must be at least {minimum} (got "
-                         f"{value})")
-    return value
-
-
-def _check_seed(seed) -> Optional[int]:
-    r"""A seed :meth:`torch.Generator.manual_seed` takes: an integer in
-    :obj:`[-2**63, 2**64)`, or :obj:`None`."""
-    if seed is None:
-        return None
-    if isinstance(seed, bool):
-        raise ValueError(f"'seed' must be an integer or None (got {seed!r})")
-    try:
-        seed = operator.index(seed)
-    except TypeError:
-        raise ValueError(f"'seed' must be an integer or None (got "
-                         f"{seed!r}); pass, e.g., 'seed=0'") from None
-    if not -2**63 <= seed < 2**64:
-        raise ValueError(f"'seed' must lie in [-2**63, 2**64) (got {seed})")
-    return seed
 
 
 def _undirected(row: Tensor, col: Tensor, weight: Optional[Tensor],
@@ -487,10 +458,10 @@ def _metis_coarse(row: Tensor, col: Tensor, weight: Tensor, count: Tensor,
     cols = torch.cat([col, row])[perm]
     weights = torch.cat([weight, weight])[perm]
     del perm
-    # `_partition_csr` maps the weights into METIS' range (and balances a
+    # `partition_csr` maps the weights into METIS' range (and balances a
     # graph without edges by `count` without METIS):
-    out, _ = _partition_csr(rowptr.cpu(), cols.cpu(), num_parts, count.cpu(),
-                            weights.cpu(), False, n)
+    out, _ = partition_csr(rowptr.cpu(), cols.cpu(), num_parts, count.cpu(),
+                           weights.cpu(), False, n)
     return out.to(row.device)
 
 

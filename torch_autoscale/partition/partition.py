@@ -6,8 +6,9 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from .lpmetis import _check_seed, lpmetis
-from .metis import _to_edge_index, metis
+from .lpmetis import lpmetis
+from .metis import metis
+from .validation import check_seed, to_edge_index
 
 PARTITION_METHODS = ('metis', 'lpmetis', 'random', 'contiguous')
 r"""The methods :func:`partition` knows."""
@@ -96,8 +97,8 @@ def partition(
         raise ValueError(f"'num_parts' must be an integer (got "
                          f"{num_parts!r})") from None
     if method in ('random', 'contiguous'):
-        seed = _check_seed(seed)
-        edge_index, num_nodes = _to_edge_index(edge_index, num_nodes)
+        seed = check_seed(seed)
+        edge_index, num_nodes = to_edge_index(edge_index, num_nodes)
         if not 1 <= num_parts <= num_nodes:
             raise ValueError(f"'num_parts' must lie in [1, {num_nodes}] "
                              f"(the number of nodes); got {num_parts}")

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torch_geometric.typing import SparseTensor
 
-from .metis import _check_weight, _to_edge_index
+from .validation import check_weight, to_edge_index
 
 
 @dataclass
@@ -129,14 +129,14 @@ def _prepare(edge_index: Tensor, cluster: Tensor,
                 f"'cluster' has {num_nodes} entries but {what}; pass one "
                 f"part id per node of the graph ('cluster' of length "
                 f"{count}{'' if exact else ' or more'})")
-    edge_index, _ = _to_edge_index(edge_index, num_nodes)
+    edge_index, _ = to_edge_index(edge_index, num_nodes)
     return edge_index, cluster.to(edge_index.device), num_parts
 
 
 def _graph_nodes(edge_index) -> Optional[Tuple[int, bool]]:
     r"""The number of nodes :obj:`edge_index` needs and whether it is exact
     (a sparse matrix) or a lower bound (a :obj:`[2, E]` list), where it can
-    be read; :obj:`None` leaves malformed input to :func:`_to_edge_index`."""
+    be read; :obj:`None` leaves malformed input to :func:`to_edge_index`."""
     if isinstance(edge_index, SparseTensor):
         size = tuple(edge_index.sizes())
         return (size[0], True) if size[0] == size[1] else None
@@ -241,9 +241,9 @@ def partition_report(edge_index: Tensor, cluster: Tensor,
         0.3333333333333333
     """
     edge_index, cluster, num_parts = _prepare(edge_index, cluster, num_parts)
-    edge_weight = _check_weight(edge_weight, 'edge_weight',
-                                edge_index.size(1),
-                                'one entry per edge of `edge_index`')
+    edge_weight = check_weight(edge_weight, 'edge_weight',
+                               edge_index.size(1),
+                               'one entry per edge of `edge_index`')
     row, col = edge_index
     loops = row == col
     if bool(loops.any()):
