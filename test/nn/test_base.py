@@ -295,3 +295,48 @@ def test_sparse_tensor_adjacency_is_converted():
     assert torch.allclose(model(data.x, adj), model(data.x, data.adj_t))
     assert torch.allclose(model(x=data.x, adj_t=adj),
                           model(data.x, data.adj_t))
+
+
+# Parameter groups follow reg_modules and nonreg_modules ###################
+
+
+class TwoLayers(ScalableGNN):
+    def __init__(self, reg, nonreg):
+        super().__init__(10, 4, num_layers=2)
+        self.a = torch.nn.Linear(4, 4)
+        self.b = torch.nn.Linear(4, 4)
+        self.scale = torch.nn.Parameter(torch.ones(1))
+        self._reg, self._nonreg = reg, nonreg
+
+    @property
+    def reg_modules(self):
+        return [getattr(self, n) for n in self._reg]
+
+    @property
+    def nonreg_modules(self):
+        return [getattr(self, n) for n in self._nonreg]
+
+
+def test_param_groups_follow_reg_modules():
+    model = TwoLayers(['a'], ['b'])
+    reg, nonreg = model.param_groups(0.1, 0.01)
+    # The model's own parameter joins the weight-decay group.
+    assert {id(p) for p in reg['params']} == {
+        id(model.a.weight), id(model.a.bias), id(model.scale)}
+    assert reg['weight_decay'] == 0.1
+    assert {id(p) for p in nonreg['params']} == {
+        id(model.b.weight), id(model.b.bias)}
+    assert nonreg['weight_decay'] == 0.01
+    # A module in neither list would be left out of training (earlier, it
+    # was given weight decay although 'reg_modules' left it out).
+    with pytest.raises(ValueError, match=r"\['b.weight', 'b.bias'\] .* "
+                       r"neither 'reg_modules' nor 'nonreg_modules'"):
+        TwoLayers(['a'], []).param_groups(0.1)
+    # 'nonreg_modules' carves modules out of 'reg_modules'.
+    reg, nonreg = TwoLayers(['a', 'b'], ['b']).param_groups(0.1)
+    assert len(reg['params']) == 3 and len(nonreg['params']) == 2
+    # The defaults: every submodule gets weight decay.
+    model = ScalableGNN(10, 4, num_layers=2)
+    model.lin = torch.nn.Linear(3, 3)
+    (group, ) = model.param_groups(0.5)
+    assert len(group['params']) == 2 and group['weight_decay'] == 0.5

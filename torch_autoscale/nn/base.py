@@ -304,17 +304,38 @@ class ScalableGNN(torch.nn.Module):
         :attr:`nonreg_modules` (the split of the GNNAutoScale reference
         configurations), *e.g.*,
         :obj:`torch.optim.Adam(model.param_groups(5e-4), lr=0.01)`.
+        Parameters in both lists get :obj:`nonreg_weight_decay`
+        (:attr:`nonreg_modules` may name submodules of
+        :attr:`reg_modules`); parameters registered on the model itself
+        (not in a submodule) join the :obj:`weight_decay` group.
 
         Args:
             weight_decay (float): The weight decay of :attr:`reg_modules`.
             nonreg_weight_decay (float, optional): The weight decay of
                 :attr:`nonreg_modules`. (default: :obj:`0.0`)
+
+        Raises:
+            ValueError: If a parameter of a submodule belongs to neither
+                list (no group would train it).
         """
-        nonreg = {id(p) for m in self.nonreg_modules for p in m.parameters()}
-        # Parameters outside both lists (e.g. registered on the model itself)
-        # get 'weight_decay' as well, so that none is left out.
+        def ids(modules: List[torch.nn.Module]) -> set:
+            return {id(p) for m in modules for p in m.parameters()}
+
+        # 'nonreg_modules' may carve submodules out of 'reg_modules' (the
+        # default, every child, includes them).
+        nonreg = ids(self.nonreg_modules)
+        reg = ids(self.reg_modules) - nonreg
+        reg |= {id(p) for p in self.parameters(recurse=False)} - nonreg
+        name = self.__class__.__name__
+        neither = [n for n, p in self.named_parameters()
+                   if id(p) not in reg and id(p) not in nonreg]
+        if neither:
+            raise ValueError(
+                f"the parameters {neither[:5]} of '{name}' are in neither "
+                f"'reg_modules' nor 'nonreg_modules', so no parameter group "
+                f"would train them; list their modules in one of the two")
         groups = [
-            dict(params=[p for p in self.parameters() if id(p) not in nonreg],
+            dict(params=[p for p in self.parameters() if id(p) in reg],
                  weight_decay=weight_decay),
             dict(params=[p for p in self.parameters() if id(p) in nonreg],
                  weight_decay=nonreg_weight_decay),
