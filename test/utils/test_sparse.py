@@ -3,7 +3,10 @@ import torch
 from torch_geometric.data import Data
 
 from torch_autoscale.utils import (
+    CSRCache,
+    CSRTranspose,
     csr_adj_t,
+    csr_cache,
     index_select_rows,
     narrow_rows,
     sparsify_features,
@@ -110,7 +113,40 @@ def test_transpose_csr(index_dtype):
     out = transpose_csr(adj)
     assert out.layout == torch.sparse_csr and out.shape == (40, 25)
     assert torch.equal(out.to_dense(), adj.to_dense().transpose(0, 1))
-    assert transpose_csr(adj) is out  # Cached on the matrix.
+    assert transpose_csr(adj) is out  # Cached for the matrix.
+    assert csr_cache(adj).transpose is out
+
+
+def test_csr_cache_is_typed_weak_and_sets_nothing_on_tensors():
+    import gc
+    from torch_autoscale.utils.sparse import _CACHES
+    adj = csr_adj_t(torch.randint(40, (2, 200)), 40, torch.rand(200))
+    out = transpose_csr(adj)
+    cache = csr_cache(adj)
+    assert isinstance(cache, CSRCache) and cache.transpose is out
+    assert isinstance(cache.structure, CSRTranspose)
+    assert cache.source is None and cache.owner is cache
+    assert vars(adj) == {} and vars(out) == {}  # No attribute on a tensor.
+    # Matrices derived by 'with_values', also from one another, share the
+    # structure of the transpose, not the transpose.
+    a = with_values(adj, 2 * adj.values())
+    b = with_values(a, 3 * adj.values())
+    assert csr_cache(a).owner is cache and csr_cache(b).owner is cache
+    assert torch.allclose(transpose_csr(b).to_dense(), 3 * out.to_dense())
+    assert csr_cache(b).transpose_structure(b) is cache.structure
+    # An equal matrix in another tensor has a cache of its own.
+    assert csr_cache(adj.clone()) is not cache
+    # A cache lives as long as its matrix.
+    size = len(_CACHES)
+    del a, b
+    gc.collect()
+    assert len(_CACHES) == size - 2
+    del adj
+    gc.collect()
+    assert len(_CACHES) == size - 3
+    with pytest.raises(ValueError, match=r"^'x' must be a torch.sparse_csr "
+                       r"tensor \(got Tensor with layout torch.strided\)"):
+        csr_cache(torch.eye(3))
 
 
 def test_spmm_caches_one_transpose(monkeypatch):
@@ -122,7 +158,7 @@ def test_spmm_caches_one_transpose(monkeypatch):
     original = sparse_module.transpose_csr
 
     def counting(adj_t):
-        calls.append(getattr(adj_t, '_torch_autoscale_transpose', None))
+        calls.append(csr_cache(adj_t).transpose)
         return original(adj_t)
 
     monkeypatch.setattr(sparse_module, 'transpose_csr', counting)

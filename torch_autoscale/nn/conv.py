@@ -27,7 +27,7 @@ class CachedGCNConv(_CachedTransposeSpMM, PyGGCNConv):
     input features for the backward pass of its linear transform."""
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        sparse_input_linear(self.lin)
+        self.lin = sparse_input_linear(self.lin)
 
 
 class CachedGCN2Conv(_CachedTransposeSpMM, PyGGCN2Conv):

@@ -1,7 +1,10 @@
 r"""Utilities: sparse conversions, synthetic graphs, memory measurement."""
 from .memory import StepMemory
 from .sparse import (
+    CSRCache,
+    CSRTranspose,
     csr_adj_t,
+    csr_cache,
     index_select_rows,
     linear,
     narrow_rows,
@@ -23,6 +26,9 @@ __all__ = [
     'spmm',
     'transpose_csr',
     'with_values',
+    'CSRCache',
+    'CSRTranspose',
+    'csr_cache',
     'homophilous_sbm',
     'StepMemory',
 ]

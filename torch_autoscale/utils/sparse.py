@@ -1,9 +1,11 @@
 import operator
 import warnings
+from dataclasses import dataclass, field
 from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
+from torch.utils.weak import WeakIdKeyDictionary
 from torch_geometric.data import Data
 
 from torch_autoscale import ops
@@ -327,24 +329,119 @@ def sparsify_features(x: Tensor, max_density: float = 0.1) -> Tensor:
 def _transpose_structure(x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     r"""The row pointer, column indices and value permutation of the
     transpose of the CPU :obj:`torch.sparse_csr` matrix :obj:`x`
-    (:func:`torch_autoscale.ops.csr_transpose`), computed once and cached on
-    :obj:`x`, or on the matrix :func:`with_values` made :obj:`x` from."""
-    cached = getattr(x, '_torch_autoscale_transpose_structure', None)
-    if cached is None:
-        source = getattr(x, '_torch_autoscale_structure_of', None)
-        if source is not None:
-            cached = _transpose_structure(source)
-        else:
-            cached = ops.csr_transpose(x.crow_indices().long(),
-                                       x.col_indices().long(), x.size(1))
-        x._torch_autoscale_transpose_structure = cached
-    return cached
+    (:func:`torch_autoscale.ops.csr_transpose`), computed afresh: the
+    :class:`CSRCache` of :obj:`x` calls it once per structure."""
+    return ops.csr_transpose(x.crow_indices().long(), x.col_indices().long(),
+                             x.size(1))
+
+
+@dataclass(frozen=True)
+class CSRTranspose:
+    r"""The structure of the transpose of a :obj:`torch.sparse_csr` matrix
+    :obj:`x` of shape :obj:`[M, N]`, again in CSR form: the transpose of
+    :obj:`x` is the CSR matrix :obj:`(rowptr, col, x.values()[perm])` of
+    shape :obj:`[N, M]`, for :obj:`x` and for every matrix with the
+    structure of :obj:`x` (see :func:`with_values`).
+
+    Args:
+        rowptr (torch.Tensor): The row pointer of the transpose, with
+            :obj:`N + 1` int64 entries.
+        col (torch.Tensor): The int64 column index (a row of :obj:`x`) of
+            every entry of the transpose.
+        perm (torch.Tensor): For every entry of the transpose, the position
+            of its value in :obj:`x.values()`.
+    """
+    rowptr: Tensor
+    col: Tensor
+    perm: Tensor
+
+
+@dataclass(eq=False)
+class CSRCache:
+    r"""What the library caches for one :obj:`torch.sparse_csr` matrix: the
+    structure of its transpose (:class:`CSRTranspose`), built once, on first
+    use, and shared by the matrices :func:`with_values` derives from it; and
+    its transpose, values included (:func:`transpose_csr`).
+
+    PyG keeps such caches in a typed tensor (its :obj:`EdgeIndex`); PyG's
+    convolutions take :obj:`torch.sparse_csr` adjacencies and features as
+    they are, so instead the library keeps one :class:`CSRCache` per matrix
+    object in a registry weakly keyed by the matrix (:func:`csr_cache`).
+    Nothing is set on the tensor, and a cache lives exactly as long as its
+    matrix: it holds no reference to it.
+
+    Args:
+        source (CSRCache, optional): The cache of the matrix whose structure
+            this matrix has, which holds the transpose structure for both.
+            (default: :obj:`None`, the matrix holds its own)
+        structure (CSRTranspose, optional): The structure of the transpose,
+            where this cache holds it. (default: :obj:`None`, not built yet)
+        transpose (torch.Tensor, optional): The transpose of the matrix.
+            (default: :obj:`None`, not built yet)
+    """
+    source: Optional['CSRCache'] = None
+    structure: Optional[CSRTranspose] = field(default=None, repr=False)
+    transpose: Optional[Tensor] = field(default=None, repr=False)
+
+    @property
+    def owner(self) -> 'CSRCache':
+        r"""The cache that holds the transpose structure of this matrix: the
+        one of the matrix it shares the structure with, or itself."""
+        return self if self.source is None else self.source
+
+    def transpose_structure(self, x: Tensor) -> CSRTranspose:
+        r"""The structure of the transpose of the matrix, computed from
+        :obj:`x` on the first call for this structure (a counting sort,
+        linear in the entries, :func:`torch_autoscale.ops.csr_transpose`),
+        then cached.
+
+        Args:
+            x (torch.Tensor): The CPU :obj:`torch.sparse_csr` matrix this
+                cache belongs to, or one with its structure.
+        """
+        owner = self.owner
+        if owner.structure is None:
+            owner.structure = CSRTranspose(*_transpose_structure(x))
+        return owner.structure
+
+
+# The CSRCache of every matrix that has one, keyed by the identity of the
+# matrix and weakly: an entry disappears with its matrix.
+_CACHES: WeakIdKeyDictionary = WeakIdKeyDictionary()
+
+
+def csr_cache(x: Tensor) -> CSRCache:
+    r"""The :class:`CSRCache` of the :obj:`torch.sparse_csr` matrix
+    :obj:`x`, created empty on the first call for :obj:`x` and returned for
+    the same tensor object afterwards.
+
+    The caches live in a registry weakly keyed by the identity of the tensor
+    (:class:`torch.utils.weak.WeakIdKeyDictionary`): a cache lives as long
+    as its matrix and no longer, and an equal matrix in another tensor
+    object has a cache of its own.
+
+    Args:
+        x (torch.Tensor): A :obj:`torch.sparse_csr` matrix.
+
+    Raises:
+        ValueError: If :obj:`x` is not a :obj:`torch.sparse_csr` tensor.
+    """
+    if not isinstance(x, Tensor) or x.layout != torch.sparse_csr:
+        raise ValueError(
+            f"'x' must be a torch.sparse_csr tensor (got "
+            f"{type(x).__name__} with layout {getattr(x, 'layout', None)}); "
+            f"convert it with '.to_sparse_csr()'")
+    cache = _CACHES.get(x)
+    if cache is None:
+        cache = _CACHES[x] = CSRCache()
+    return cache
 
 
 def with_values(x: Tensor, value: Tensor) -> Tensor:
     r"""The :obj:`torch.sparse_csr` matrix with the structure of :obj:`x`
     and the values :obj:`value`, whose transpose (see :func:`transpose_csr`)
-    reuses the structure of :obj:`x`'s: dropout on sparse features keeps the
+    reuses the structure of :obj:`x`'s (their :class:`CSRCache` objects
+    share one :class:`CSRTranspose`): dropout on sparse features keeps the
     structure, so full-batch training transposes its features once, not
     every step. Nothing is computed until a transpose is needed.
 
@@ -370,13 +467,14 @@ def with_values(x: Tensor, value: Tensor) -> Tensor:
         raise ValueError(f"'value' must be on the device of 'x' ({x.device}, "
                          f"got {value.device})")
     out = sparse_csr(x.crow_indices(), x.col_indices(), value, x.size())
-    out._torch_autoscale_structure_of = x
+    _CACHES[out] = CSRCache(source=csr_cache(x).owner)
     return out
 
 
 def transpose_csr(adj_t: Tensor) -> Tensor:
     r"""The transpose of a :obj:`torch.sparse_csr` matrix, again in CSR
-    form, computed once per matrix object and cached on it.
+    form, computed once per matrix object and kept in its
+    :class:`CSRCache` (see :func:`csr_cache`).
 
     The backward pass of a sparse-dense product multiplies with the
     transpose; PyTorch converts it afresh (a sort over all entries) in every
@@ -394,21 +492,24 @@ def transpose_csr(adj_t: Tensor) -> Tensor:
         ValueError: If :obj:`adj_t` is not a valid :obj:`torch.sparse_csr`
             matrix (also one built with :obj:`check_invariants=False`).
     """
-    cached = getattr(adj_t, '_torch_autoscale_transpose', None)
-    if cached is None:
-        _check_csr_layout(adj_t, 'adj_t')
-        mat = adj_t.detach() if adj_t.requires_grad else adj_t
-        if mat.device.type == 'cpu':
-            rowptr, col, perm = _transpose_structure(adj_t)
-            cached = sparse_csr(rowptr, col, mat.values()[perm],
-                                (mat.size(1), mat.size(0)))
-        else:
-            with warnings.catch_warnings():
-                warnings.filterwarnings('ignore',
-                                        '.*Sparse CSR tensor support.*')
-                cached = mat.t().to_sparse_csr()
-        adj_t._torch_autoscale_transpose = cached
-    return cached
+    cache = _CACHES.get(adj_t) if isinstance(adj_t, Tensor) else None
+    if cache is not None and cache.transpose is not None:
+        return cache.transpose
+    _check_csr_layout(adj_t, 'adj_t')
+    cache = csr_cache(adj_t)
+    mat = adj_t.detach() if adj_t.requires_grad else adj_t
+    if mat.device.type == 'cpu':
+        structure = cache.transpose_structure(adj_t)
+        out = sparse_csr(structure.rowptr, structure.col,
+                         mat.values()[structure.perm],
+                         (mat.size(1), mat.size(0)))
+    else:
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore',
+                                    '.*Sparse CSR tensor support.*')
+            out = mat.t().to_sparse_csr()
+    cache.transpose = out
+    return out
 
 
 class _SparseLinear(torch.autograd.Function):

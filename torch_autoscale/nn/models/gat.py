@@ -111,7 +111,7 @@ class GAT(ScalableGNN):
                                dropout=dropout, add_self_loops=False)
             # Sparse input features: multiply with their cached transpose
             # in the backward pass of the input transform.
-            sparse_input_linear(conv.lin)
+            conv.lin = sparse_input_linear(conv.lin)
             self.convs.append(conv)
 
     @property
