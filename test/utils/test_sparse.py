@@ -149,6 +149,24 @@ def test_csr_cache_is_typed_weak_and_sets_nothing_on_tensors():
         csr_cache(torch.eye(3))
 
 
+def test_cache_registry_checks_identity():
+    from torch_autoscale.utils.sparse import _CacheRegistry
+    registry = _CacheRegistry()
+    x, y = torch.eye(3).to_sparse_csr(), torch.eye(3).to_sparse_csr()
+    cache = CSRCache()
+    registry.set(x, cache)
+    assert registry.get(x) is cache and registry.get(y) is None
+    # An entry found under the id of another tensor (as after the id of a
+    # dead matrix was reused) is not that tensor's.
+    registry._entries[id(y)] = registry._entries[id(x)]
+    assert registry.get(y) is None
+    # The callback of a replaced entry's reference removes nothing.
+    old_ref = registry._entries[id(x)][0]
+    registry.set(x, CSRCache())
+    registry._remove(id(x), old_ref)
+    assert registry.get(x) is not None and registry.get(x) is not cache
+
+
 def test_spmm_caches_one_transpose(monkeypatch):
     from torch_autoscale.utils import sparse as sparse_module
     adj = csr_adj_t(torch.randint(40, (2, 200)), 40, torch.rand(200))

@@ -1,11 +1,12 @@
+import functools
 import operator
 import warnings
+import weakref
 from dataclasses import dataclass, field
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
-from torch.utils.weak import WeakIdKeyDictionary
 from torch_geometric.data import Data
 
 from torch_autoscale import ops
@@ -405,9 +406,41 @@ class CSRCache:
         return owner.structure
 
 
-# The CSRCache of every matrix that has one, keyed by the identity of the
-# matrix and weakly: an entry disappears with its matrix.
-_CACHES: WeakIdKeyDictionary = WeakIdKeyDictionary()
+class _CacheRegistry:
+    r"""The :class:`CSRCache` of every matrix that has one, keyed by the
+    identity of the matrix and weakly: an entry goes with its matrix.
+
+    A dictionary from :obj:`id(x)` to a weak reference to :obj:`x` and its
+    cache, which the reference's callback removes when :obj:`x` dies (before
+    its :obj:`id` can be reused). A lookup is one dictionary access and one
+    dereference, a fraction of a microsecond; a
+    :class:`torch.utils.weak.WeakIdKeyDictionary` builds a new reference
+    per lookup, ten times slower, on the path of every backward pass
+    through a cached transpose."""
+    def __init__(self) -> None:
+        self._entries: Dict[int, Tuple[weakref.ref, CSRCache]] = {}
+
+    def get(self, x: Tensor) -> Optional[CSRCache]:
+        entry = self._entries.get(id(x))
+        if entry is not None and entry[0]() is x:
+            return entry[1]
+        return None
+
+    def set(self, x: Tensor, cache: CSRCache) -> None:
+        key = id(x)
+        ref = weakref.ref(x, functools.partial(self._remove, key))
+        self._entries[key] = (ref, cache)
+
+    def _remove(self, key: int, ref: weakref.ref) -> None:
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is ref:
+            del self._entries[key]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_CACHES = _CacheRegistry()
 
 
 def csr_cache(x: Tensor) -> CSRCache:
@@ -415,10 +448,9 @@ def csr_cache(x: Tensor) -> CSRCache:
     :obj:`x`, created empty on the first call for :obj:`x` and returned for
     the same tensor object afterwards.
 
-    The caches live in a registry weakly keyed by the identity of the tensor
-    (:class:`torch.utils.weak.WeakIdKeyDictionary`): a cache lives as long
-    as its matrix and no longer, and an equal matrix in another tensor
-    object has a cache of its own.
+    The caches live in a registry weakly keyed by the identity of the
+    tensor: a cache lives as long as its matrix and no longer, and an equal
+    matrix in another tensor object has a cache of its own.
 
     Args:
         x (torch.Tensor): A :obj:`torch.sparse_csr` matrix.
@@ -431,9 +463,15 @@ def csr_cache(x: Tensor) -> CSRCache:
             f"'x' must be a torch.sparse_csr tensor (got "
             f"{type(x).__name__} with layout {getattr(x, 'layout', None)}); "
             f"convert it with '.to_sparse_csr()'")
+    return _cache_of(x)
+
+
+def _cache_of(x: Tensor) -> CSRCache:
+    # csr_cache without the check of its argument.
     cache = _CACHES.get(x)
     if cache is None:
-        cache = _CACHES[x] = CSRCache()
+        cache = CSRCache()
+        _CACHES.set(x, cache)
     return cache
 
 
@@ -467,7 +505,7 @@ def with_values(x: Tensor, value: Tensor) -> Tensor:
         raise ValueError(f"'value' must be on the device of 'x' ({x.device}, "
                          f"got {value.device})")
     out = sparse_csr(x.crow_indices(), x.col_indices(), value, x.size())
-    _CACHES[out] = CSRCache(source=csr_cache(x).owner)
+    _CACHES.set(out, CSRCache(source=_cache_of(x).owner))
     return out
 
 
@@ -496,7 +534,7 @@ def transpose_csr(adj_t: Tensor) -> Tensor:
     if cache is not None and cache.transpose is not None:
         return cache.transpose
     _check_csr_layout(adj_t, 'adj_t')
-    cache = csr_cache(adj_t)
+    cache = _cache_of(adj_t)
     mat = adj_t.detach() if adj_t.requires_grad else adj_t
     if mat.device.type == 'cpu':
         structure = cache.transpose_structure(adj_t)
