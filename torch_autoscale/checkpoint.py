@@ -30,8 +30,7 @@ from torch_autoscale.errors import (
     StorageFullError,
     format_rows,
 )
-from torch_autoscale.history import History
-from torch_autoscale.history.history import copy_rows
+from torch_autoscale.history import History, SegmentHistory
 from torch_autoscale.utils.fd import fd_path, supports_fd_paths
 
 PathLike = Union[str, 'os.PathLike[str]']
@@ -82,12 +81,19 @@ def _check_args(model: Any, optimizer: Any) -> None:
                         f"None (got {type(optimizer).__name__})")
 
 
-def _histories(model: torch.nn.Module) -> Dict[str, History]:
-    return {
-        name: module
-        for name, module in model.named_modules()
-        if isinstance(module, History)
-    }
+def _histories(model: torch.nn.Module) -> Dict[str, Any]:
+    r"""The tables of :obj:`model` by name: every
+    :class:`~torch_autoscale.history.History` and
+    :class:`~torch_autoscale.history.SegmentHistory` (not the history a
+    segment table wraps), each with :meth:`state` and :meth:`load_state`."""
+    out: Dict[str, Any] = {}
+    for name, module in model.named_modules():
+        if any(name.startswith(f'{owner}.') for owner in out
+               if isinstance(out[owner], SegmentHistory)):
+            continue
+        if isinstance(module, (History, SegmentHistory)):
+            out[name] = module
+    return out
 
 
 def _clone(value: Any) -> Any:
@@ -478,15 +484,7 @@ def save_checkpoint(path: PathLike, model: torch.nn.Module,
     _check_args(model, optimizer)
     histories = {}
     for name, history in _histories(model).items():
-        history._check_open()
-        entry = dict(emb=history.emb.detach(),
-                     shape=(history.num_nodes, history.channels),
-                     dtype=str(history.dtype).replace('torch.', ''),
-                     storage=history.storage)
-        written = getattr(history, 'written', None)
-        if isinstance(written, Tensor):  # SegmentHistory
-            entry['written'] = written
-        histories[name] = entry
+        histories[name] = history.state()
     state = dict(
         version=CHECKPOINT_VERSION,
         model=model.state_dict(),
@@ -719,28 +717,28 @@ def _check_histories(path: str, saved: Any,
             f"holds {sorted(saved)}); build the model with the same layers "
             f"as the saved one")
     for name, history in histories.items():
-        history._check_open()
+        current = history.state()
         entry = saved[name]
         emb = entry.get('emb') if isinstance(entry, Mapping) else None
         if not isinstance(emb, Tensor) or not emb.is_floating_point():
             raise _fail(path, f"history {name!r} has no floating point table")
         shape = tuple(entry.get('shape', ()))
-        if shape != (history.num_nodes, history.channels):
+        if shape != tuple(current['shape']):
             raise CheckpointError(
                 f"history {name!r} has shape {shape} in the checkpoint but "
-                f"{(history.num_nodes, history.channels)} in the model; "
+                f"{tuple(current['shape'])} in the model; "
                 f"build the model with the same 'num_nodes' and widths as "
                 f"the saved one")
         if tuple(emb.shape) != shape:
             raise _fail(path, f"the table of history {name!r} has shape "
                         f"{tuple(emb.shape)}, not the recorded {shape}")
-        written = entry.get('written')
-        target = getattr(history, 'written', None)
-        if written is not None and isinstance(target, Tensor) and (
-                not isinstance(written, Tensor)
-                or written.shape != target.shape):
-            raise _fail(path, f"the 'written' mask of history {name!r} does "
-                        f"not fit the model's")
+        for key, target in current.items():  # E.g. 'written' masks.
+            value = entry.get(key)
+            if key != 'emb' and isinstance(target, Tensor) and (
+                    value is not None) and (not isinstance(value, Tensor)
+                                            or value.shape != target.shape):
+                raise _fail(path, f"the {key!r} record of history {name!r} "
+                            f"does not fit the model's")
 
 
 def load_checkpoint(path: PathLike, model: torch.nn.Module,
@@ -845,12 +843,7 @@ def load_checkpoint(path: PathLike, model: torch.nn.Module,
         stage = 'the histories (left partly restored)'
         with torch.no_grad():
             for name, history in histories.items():
-                copy_rows(history.emb, state['histories'][name]['emb'],
-                          CHUNK_ROWS)
-                written = state['histories'][name].get('written')
-                if written is not None and isinstance(
-                        getattr(history, 'written', None), Tensor):
-                    history.written.copy_(written)
+                history.load_state(state['histories'][name], CHUNK_ROWS)
     except BaseException as e:
         try:
             if stage != 'the optimizer':

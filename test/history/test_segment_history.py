@@ -6,13 +6,16 @@ from torch_autoscale.history import History, SegmentHistory
 
 def test_layout_and_index():
     history = SegmentHistory([3, 1, 4], 5)
-    assert isinstance(history, History)
+    # A segment table wraps a History rather than being one: its rows are
+    # addressed by (graph, segment) pairs, not node indices.
+    assert not isinstance(history, History)
+    assert isinstance(history.table, History)
     assert history.num_graphs == 3
-    assert history.num_nodes == 8
+    assert history.num_rows == 8
     assert history.seg_ptr.tolist() == [0, 3, 4, 8]
     assert history.seg_ptr.dtype == torch.long
     assert history.num_segments.tolist() == [3, 1, 4]
-    assert history.emb.size() == (8, 5)
+    assert history.table.emb.size() == (8, 5)
 
     graph = torch.tensor([0, 0, 0, 1, 2, 2, 2, 2])
     segment = torch.tensor([0, 1, 2, 0, 0, 1, 2, 3])
@@ -90,7 +93,7 @@ def test_pull_graphs():
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
 def test_half_precision(dtype):
     history = SegmentHistory([2, 3], 8, dtype=dtype)
-    assert history.emb.dtype == dtype
+    assert history.table.emb.dtype == dtype
     x = torch.randn(5, 8)
     history.push(x, torch.tensor([0, 0, 1, 1, 1]),
                  torch.tensor([0, 1, 0, 1, 2]))
@@ -107,7 +110,7 @@ def test_model_move_keeps_table_on_host():
     module = torch.nn.ModuleList([history])
     module.to('meta')
     assert history.device == torch.device('meta')
-    assert history.emb.device.type == 'cpu'
+    assert history.table.emb.device.type == 'cpu'
     assert history.seg_ptr.device.type == 'cpu'
     assert history.written.device.type == 'cpu'
     assert 'SegmentHistory(num_graphs=2, num_rows=3' in repr(history)

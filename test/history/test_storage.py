@@ -7,6 +7,7 @@ import tempfile
 import pytest
 import torch
 
+import torch_autoscale.history.files as files_module
 import torch_autoscale.history.history as history_module
 from torch_autoscale.history import AsyncIOPool, History, SegmentHistory
 from torch_autoscale.testing import devices, onlyCUDA
@@ -210,7 +211,7 @@ def test_storage_errors(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match='not a folder'):
         History(4, 2, storage='disk', directory=str(file))
     with monkeypatch.context() as m:
-        m.setattr(history_module.os, 'access', lambda *args: False)
+        m.setattr(files_module.os, 'access', lambda *args: False)
         with pytest.raises(ValueError, match="'directory' .* not writable"):
             History(4, 2, storage='disk', directory=str(tmp_path))
     if os.path.isdir('/proc'):  # Passes os.access as root, fails to create.
@@ -268,7 +269,7 @@ def test_disk_file_removed_when_done_where_open_files_stay(tmp_path,
     # Where an open file cannot be removed (Windows), close() or garbage
     # collection removes it. (Such systems have no O_TMPFILE either.)
     monkeypatch.setattr(history_module, 'release_name', lambda path: False)
-    monkeypatch.setattr(history_module, 'open_unnamed', lambda d: None)
+    monkeypatch.setattr(files_module, 'open_unnamed', lambda d: None)
     a = History(10, 4, storage='disk', directory=str(tmp_path))
     b = History(10, 4, storage='disk', directory=str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == sorted(

@@ -400,10 +400,10 @@ def test_failure_while_restoring_puts_model_and_optimizer_back(
     assert same(snapshot(other, other_optimizer), before)
     monkeypatch.undo()
 
-    def broken(dst, src, chunk_rows):  # Fails after model and optimizer.
+    def broken(state, chunk_rows):  # Fails after model and optimizer.
         raise RuntimeError('I/O error')
 
-    monkeypatch.setattr(ckpt, 'copy_rows', broken)
+    monkeypatch.setattr(other.history, 'load_state', broken)
     with pytest.raises(CheckpointError, match='restoring the histories'):
         load_checkpoint(path, other, other_optimizer)
     assert same(snapshot(other, other_optimizer), before)

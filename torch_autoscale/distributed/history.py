@@ -21,14 +21,14 @@ from torch_autoscale.distributed.context import (
 )
 from torch_autoscale.errors import StorageFullError
 from torch_autoscale.history import History
-from torch_autoscale.history.history import (
-    _check_directory,
-    _check_index,
-    _remove_file,
+from torch_autoscale.history.files import (
+    check_directory,
     open_unnamed,
     release_name,
+    remove_file,
     reserve,
 )
+from torch_autoscale.history.history import check_index
 from torch_autoscale.utils.fd import fd_path
 
 #: The ways processes share histories.
@@ -101,7 +101,7 @@ class SharedHistory(History):
         share: List = [None]
         if rank0:
             try:
-                directory = self.directory = _check_directory(directory)
+                directory = self.directory = check_directory(directory)
                 fd = None if named else open_unnamed(directory)
                 if fd is not None:
                     path = fd_path(fd, os.getpid())
@@ -117,7 +117,7 @@ class SharedHistory(History):
                 if fd is not None:
                     os.close(fd)
                 if named and path is not None:
-                    _remove_file(path)
+                    remove_file(path)
                 error = e
         # Also a barrier: the file exists before anyone maps it; a failure
         # on rank 0 is raised by every process, not waited for.
@@ -148,7 +148,7 @@ class SharedHistory(History):
             if fd is not None:
                 os.close(fd)
             if named and not release_name(path):
-                self._finalizer = weakref.finalize(self, _remove_file, path)
+                self._finalizer = weakref.finalize(self, remove_file, path)
         if any(f is not None for f in failures):
             if not named:
                 return False  # Retry with a named file.
@@ -239,7 +239,7 @@ class ShardedHistory(History):
         self.global_num_nodes = assignment.num_nodes
 
     def _check_global(self, name: str, index: Tensor) -> None:
-        _check_index(name, index)
+        check_index(name, index)
         if index.numel() > 0 and (int(index.min()) < 0 or int(index.max())
                                   >= self.global_num_nodes):
             raise ValueError(f"'{name}' holds indices outside [0, "
@@ -304,9 +304,9 @@ class ShardedHistory(History):
         return rows.to(device=self._device, dtype=self._out_dtype(),
                        non_blocking=True)
 
-    def _where(self) -> str:
+    def location(self) -> str:
         return (f'rank={self.rank}, of {self.global_num_nodes} nodes, '
-                f'{super()._where()}')
+                f'{super().location()}')
 
 
 def exchange_rows(table: Tensor, n_id: Tensor,

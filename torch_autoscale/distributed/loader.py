@@ -20,7 +20,7 @@ from torch_autoscale.distributed.context import (
 )
 from torch_autoscale.loader.subgraph_loader import (
     SubgraphCollater,
-    _first,
+    unwrap_single,
 )
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ class DistributedSubgraphLoader(DataLoader):
             ]
             super().__init__(self.batches, batch_size=1,
                              shuffle=shuffle and batch_size == 1,
-                             collate_fn=_first, **kwargs)
+                             collate_fn=unwrap_single, **kwargs)
         else:
             super().__init__(list(range(assignment.num_clusters)),
                              batch_sampler=self.batch_sampler_,

@@ -1,8 +1,5 @@
 import copy
-import errno
 import logging
-import os
-import tempfile
 import weakref
 from typing import Any, Dict, Optional, Tuple, Union
 
@@ -12,12 +9,12 @@ from torch import Tensor
 from torch_autoscale.errors import (
     HistoryOverflowError,
     NonFiniteError,
-    StorageFullError,
     finite_checks_enabled,
     format_rows,
     non_finite_rows,
 )
-from torch_autoscale.utils.fd import fd_path, supports_fd_paths
+
+from .files import check_directory, map_file, release_name, remove_file
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +24,9 @@ DeviceLike = Union[str, torch.device, None]
 STORAGES = ('device', 'host', 'disk')
 
 
-def _check_index(name: str, index: Optional[Tensor]) -> None:
+def check_index(name: str, index: Optional[Tensor]) -> None:
+    r"""Raises a :class:`ValueError` naming :obj:`name` unless
+    :obj:`index` is :obj:`None` or a one-dimensional int64 tensor."""
     if index is None:
         return
     if not isinstance(index, Tensor) or index.dtype != torch.long:
@@ -65,127 +64,6 @@ def resolve_storage(storage: Optional[str],
             f"is {dev}; leave 'device' out, or pass storage='device' to "
             f"place the table on {dev}")
     return storage, dev
-
-
-def _remove_file(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
-
-
-def release_name(path: str) -> bool:
-    r"""Removes the name of a mapped table file at once, as
-    :func:`tempfile.TemporaryFile` does: the mapping keeps the rows, and the
-    operating system frees the space when the last mapping goes, even if the
-    process is killed (by the out-of-memory killer, say) before any
-    finalizer runs. Returns :obj:`False` where an open file cannot be
-    removed (Windows); the caller then removes it when done."""
-    try:
-        os.remove(path)
-    except OSError:
-        return False
-    return True
-
-
-def _check_directory(directory: Optional[str]) -> str:
-    directory = tempfile.gettempdir() if directory is None else directory
-    if not isinstance(directory, (str, os.PathLike)):
-        raise ValueError(f"'directory' must be a path (got "
-                         f"{type(directory).__name__!r})")
-    directory = os.fspath(directory)
-    if not os.path.isdir(directory):
-        raise ValueError(f"'directory' {directory!r} does not exist or is "
-                         f"not a folder; create it first or pass an "
-                         f"existing folder")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ValueError(f"'directory' {directory!r} is not writable; pass "
-                         f"a folder you can write to")
-    return directory
-
-
-#: The errors that say a file system has no room for a file.
-FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
-
-
-def reserve(fd: int, nbytes: int, what: str, directory: str) -> None:
-    r"""Reserves :obj:`nbytes` of disk space for the open file :obj:`fd`
-    (:func:`os.posix_fallocate`), so that a full file system is a
-    :class:`~torch_autoscale.errors.StorageFullError` now rather than a
-    :obj:`SIGBUS` on the first write to a memory mapping of a sparse file.
-
-    Args:
-        fd (int): The open file.
-        nbytes (int): Its size.
-        what (str): What the file holds, for the message.
-        directory (str): Its folder, for the message.
-    """
-    if nbytes == 0:
-        return
-    try:
-        os.posix_fallocate(fd, 0, nbytes)
-    except OSError as e:
-        if e.errno in FULL_ERRNOS:
-            raise StorageFullError(
-                e.errno, f"{what} needs {nbytes} bytes in {directory!r} but "
-                f"they cannot be reserved ({os.strerror(e.errno)}); free "
-                f"space there, raise the file size limit, or pass another "
-                f"'directory'") from e
-        if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-            raise
-        # A file system without fallocate (glibc emulates it elsewhere):
-        # fall back to extending the file.
-        os.ftruncate(fd, nbytes)
-
-
-def open_unnamed(directory: str) -> Optional[int]:
-    r"""A new file with no name in :obj:`directory` (Linux's
-    :obj:`O_TMPFILE`): a process killed at any moment leaves nothing
-    behind. :obj:`None` where the system or file system lacks it."""
-    flag = getattr(os, 'O_TMPFILE', None)
-    if flag is None or not supports_fd_paths():
-        return None
-    try:
-        return os.open(directory, flag | os.O_RDWR, 0o600)
-    except OSError as e:
-        if e.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL,
-                       errno.ENOENT):
-            return None
-        raise
-
-
-def _map_file(directory: str, num_nodes: int, channels: int,
-              dtype: torch.dtype,
-              named: bool = False) -> Tuple[Tensor, Optional[str]]:
-    r"""Maps a new, zero-filled file of :obj:`num_nodes` rows in
-    :obj:`directory`, with its disk space reserved. Unless :obj:`named`, the
-    file has no name on Linux (the returned path is :obj:`None`); elsewhere,
-    and when :obj:`named`, it has an exclusive fresh name."""
-    nbytes = num_nodes * channels * torch.empty(0, dtype=dtype).element_size()
-    fd = None if named else open_unnamed(directory)
-    path: Optional[str] = None
-    if fd is None:
-        try:
-            fd, path = tempfile.mkstemp(prefix='history_', suffix='.bin',
-                                        dir=directory)
-        except OSError as e:
-            raise ValueError(f"'directory' {directory!r} is not writable "
-                             f"({e.strerror}); pass a folder you can write "
-                             f"to") from e
-    try:
-        reserve(fd, nbytes, f"a 'disk' history of {num_nodes} x {channels} "
-                f"{str(dtype).replace('torch.', '')}", directory)
-        # A shared mapping: writes go through to the (reserved) file.
-        source = path if path is not None else fd_path(fd)
-        emb = torch.from_file(source, shared=True, size=num_nodes * channels,
-                              dtype=dtype)
-    except BaseException:
-        if path is not None:
-            _remove_file(path)
-        raise
-    finally:
-        os.close(fd)
-    return emb.view(num_nodes, channels), path
 
 
 def _run_rows(offset: Tensor, count: Tensor) -> Tensor:
@@ -301,7 +179,6 @@ class History(torch.nn.Module):
 
         self.num_nodes = num_nodes
         self.channels = channels
-        self.placed = storage == 'device'
         self.keep_file = bool(keep_file)
         self._storage = storage
         self._closed = False
@@ -320,13 +197,13 @@ class History(torch.nn.Module):
     def _allocate(self, dtype: torch.dtype, device: torch.device,
                   directory: Optional[str]) -> None:
         if self._storage == 'disk':
-            directory = self.directory = _check_directory(directory)
-            self.emb, self.path = _map_file(directory, self.num_nodes,
+            directory = self.directory = check_directory(directory)
+            self.emb, self.path = map_file(directory, self.num_nodes,
                                             self.channels, dtype,
                                             named=self.keep_file)
             if self.path is not None and not self.keep_file and \
                     not release_name(self.path):
-                self._finalizer = weakref.finalize(self, _remove_file,
+                self._finalizer = weakref.finalize(self, remove_file,
                                                    self.path)
             # A new file reads as zeros: skip the first reset, which would
             # write (and un-sparsify) the whole file.
@@ -404,7 +281,7 @@ class History(torch.nn.Module):
                 (default: :obj:`None`)
         """
         self._check_open()
-        _check_index('n_id', n_id)
+        check_index('n_id', n_id)
         out = self.emb
         if n_id is not None:
             if n_id.numel() > 0 and (int(n_id.min()) < 0
@@ -454,9 +331,9 @@ class History(torch.nn.Module):
                 f"'x' is on {x.device} but this History serves a model on "
                 f"{self._device} (table on {self.emb.device}); move the model "
                 f"with 'model.to({str(x.device)!r})' so histories follow it")
-        _check_index('n_id', n_id)
-        _check_index('offset', offset)
-        _check_index('count', count)
+        check_index('n_id', n_id)
+        check_index('offset', offset)
+        check_index('count', count)
         if (offset is None) != (count is None):
             raise ValueError("'offset' and 'count' must be given together")
 
@@ -583,13 +460,34 @@ class History(torch.nn.Module):
             f"history with dtype=torch.bfloat16 or torch.float32, or keep "
             f"the embeddings smaller (e.g., normalization)", rows=rows)
 
+    def state(self) -> Dict[str, Any]:
+        r"""The contents to checkpoint (see
+        :func:`~torch_autoscale.checkpoint.save_checkpoint`): the table
+        :obj:`emb` (not copied), its :obj:`shape`, :obj:`dtype` and
+        :obj:`storage`."""
+        self._check_open()
+        return dict(emb=self.emb.detach(),
+                    shape=(self.num_nodes, self.channels),
+                    dtype=str(self.dtype).replace('torch.', ''),
+                    storage=self.storage)
+
+    @torch.no_grad()
+    def load_state(self, state: Dict[str, Any],
+                   chunk_rows: int = 1 << 20) -> None:
+        r"""Copies the table of :obj:`state` (of :meth:`state`, checked by
+        the caller) into this one, :obj:`chunk_rows` rows at a time and cast
+        to this table's dtype, whatever its tier."""
+        self._check_open()
+        copy_rows(self.emb, state['emb'], chunk_rows)
+
     def _apply(self, fn, recurse=True):
         # Track the model's device without moving the table: histories stay
         # in host memory unless they were placed on a device on purpose.
         self._device = fn(torch.zeros(1, device=self._device)).device
         return self
 
-    def _where(self) -> str:
+    def location(self) -> str:
+        r"""Where the table lives, as shown by :func:`repr`."""
         out = f'storage={self._storage!r}'
         if self._storage == 'device':
             out += f', device={self.emb.device}'
@@ -601,7 +499,7 @@ class History(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return (f'{self.num_nodes}, {self.channels}, dtype={self.dtype}, '
-                f'{self._where()}')
+                f'{self.location()}')
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}({self.extra_repr()})'

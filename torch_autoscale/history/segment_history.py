@@ -1,10 +1,10 @@
 import operator
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
-from torch_autoscale.history.history import DeviceLike, History, _check_index
+from torch_autoscale.history.history import DeviceLike, History, check_index
 
 
 def _to_num_segments(num_segments: Union[Tensor, Sequence[int]]) -> Tensor:
@@ -41,7 +41,7 @@ def _to_num_segments(num_segments: Union[Tensor, Sequence[int]]) -> Tensor:
     return out
 
 
-class SegmentHistory(History):
+class SegmentHistory(torch.nn.Module):
     r"""A table of historical embeddings with one row per *segment* of every
     graph of a dataset, as used by Graph Segment Training
     (`GST <https://arxiv.org/abs/2305.12322>`_).
@@ -51,9 +51,11 @@ class SegmentHistory(History):
     through a few sampled segments per graph only, and reads the embeddings
     of all other segments from this table. Rows are stored flat, graph after
     graph: segment :obj:`j` of graph :obj:`g` is row
-    :obj:`seg_ptr[g] + j`. Placement, storage dtype and the device that
-    pulled rows are returned on behave as in
-    :class:`~torch_autoscale.history.History`.
+    :obj:`seg_ptr[g] + j`. The rows live in a
+    :class:`~torch_autoscale.history.History` (:attr:`table`), whose
+    placement, storage dtype and checks apply; the segment table addresses
+    them by (graph, segment) pairs instead of node indices, so it wraps a
+    history rather than being one.
 
     The boolean vector :obj:`written` (on the CPU, one entry per row) tells
     which rows hold a pushed embedding: it is set by :meth:`push` and cleared
@@ -107,26 +109,73 @@ class SegmentHistory(History):
                  storage: Optional[str] = None,
                  directory: Optional[str] = None, keep_file: bool = False):
         num_segments = _to_num_segments(num_segments)
-        super().__init__(int(num_segments.sum()), channels, device=device,
-                         dtype=dtype, storage=storage, directory=directory,
-                         keep_file=keep_file)
+        super().__init__()
+        #: The flat table of :obj:`sum(num_segments)` rows.
+        self.table = History(int(num_segments.sum()), channels, device=device,
+                             dtype=dtype, storage=storage,
+                             directory=directory, keep_file=keep_file)
         self.num_graphs = num_segments.numel()
         self.num_segments = num_segments
         # Plain CPU attributes (no buffers): like the table, they stay where
         # they are when the owning model moves.
         self.seg_ptr = num_segments.new_zeros(self.num_graphs + 1)
         torch.cumsum(num_segments, dim=0, out=self.seg_ptr[1:])
+        self.written = torch.zeros(self.num_rows, dtype=torch.bool)
+
+    @property
+    def num_rows(self) -> int:
+        r"""The number of rows, :obj:`sum(num_segments)`."""
+        return self.table.num_nodes
+
+    @property
+    def channels(self) -> int:
+        return self.table.channels
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.table.dtype
+
+    @property
+    def device(self) -> torch.device:
+        r"""The device pulled rows are returned on (the model's)."""
+        return self.table.device
+
+    @property
+    def storage(self) -> str:
+        return self.table.storage
+
+    @property
+    def nbytes(self) -> int:
+        return self.table.nbytes + self.written.numel()
+
+    @property
+    def path(self) -> Optional[str]:
+        return self.table.path
+
+    def close(self) -> None:
+        r"""Releases the table (see :meth:`History.close`)."""
+        self.table.close()
 
     def reset_parameters(self):
         r"""Fills the table with zeros and marks every row as unwritten."""
-        super().reset_parameters()
-        if getattr(self, 'written', None) is None:  # Called by `__init__`.
-            self.written = torch.zeros(self.num_nodes, dtype=torch.bool)
-        else:
-            self.written.fill_(False)
+        self.table.reset_parameters()
+        self.written.fill_(False)
+
+    def state(self) -> Dict[str, Any]:
+        r"""The contents to checkpoint: the table's (see
+        :meth:`History.state`) and the :obj:`written` mask."""
+        return dict(self.table.state(), written=self.written)
+
+    @torch.no_grad()
+    def load_state(self, state: Dict[str, Any],
+                   chunk_rows: int = 1 << 20) -> None:
+        r"""Restores :meth:`state` (see :meth:`History.load_state`)."""
+        self.table.load_state(state, chunk_rows)
+        if state.get('written') is not None:
+            self.written.copy_(state['written'])
 
     def _check_graph(self, graph: Tensor) -> None:
-        _check_index('graph', graph)
+        check_index('graph', graph)
         if graph.numel() > 0 and (int(graph.min()) < 0
                                   or int(graph.max()) >= self.num_graphs):
             raise ValueError(f"'graph' holds indices outside [0, "
@@ -143,7 +192,7 @@ class SegmentHistory(History):
                 its graph, an :obj:`int64` tensor of shape :obj:`[B]`.
         """
         self._check_graph(graph)
-        _check_index('segment', segment)
+        check_index('segment', segment)
         if graph.numel() != segment.numel():
             raise ValueError(f"'graph' ({graph.numel()}) and 'segment' "
                              f"({segment.numel()}) differ in length; pass "
@@ -177,7 +226,7 @@ class SegmentHistory(History):
             segment (torch.Tensor, optional): The segment index of every
                 pair. (default: :obj:`None`)
         """
-        return super().pull(self._flat(graph, segment))
+        return self.table.pull(self._flat(graph, segment))
 
     @torch.no_grad()
     def push(self, x: Tensor, graph: Optional[Tensor] = None,
@@ -200,7 +249,7 @@ class SegmentHistory(History):
             raise ValueError(f"'graph' and 'segment' have {n_id.numel()} "
                              f"entries but 'x' has {x.size(0)} rows; pass "
                              f"one (graph, segment) pair per row")
-        super().push(x, n_id=n_id)
+        self.table.push(x, n_id=n_id)
         if n_id is None:
             self.written.fill_(True)
         else:
@@ -230,8 +279,12 @@ class SegmentHistory(History):
         # among the rows of that graph.
         start = self.seg_ptr[graph] - (torch.cumsum(count, dim=0) - count)
         n_id = start[batch] + torch.arange(batch.numel())
-        return super().pull(n_id), batch.to(self._device)
+        return self.table.pull(n_id), batch.to(self.device)
 
     def extra_repr(self) -> str:
-        return (f'num_graphs={self.num_graphs}, num_rows={self.num_nodes}, '
-                f'{self.channels}, dtype={self.dtype}, {self._where()}')
+        return (f'num_graphs={self.num_graphs}, num_rows={self.num_rows}, '
+                f'{self.channels}, dtype={self.dtype}, '
+                f'{self.table.location()}')
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}({self.extra_repr()})'

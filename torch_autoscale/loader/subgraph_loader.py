@@ -51,7 +51,9 @@ class SubgraphBatch(NamedTuple):
             data=self.data.to(device, non_blocking=non_blocking))
 
 
-def _first(batch: List[Any]) -> Any:
+def unwrap_single(batch: List[Any]) -> Any:
+    r"""The :obj:`collate_fn` of loaders over precomputed mini-batches
+    (one per step): returns the mini-batch itself."""
     return batch[0]
 
 
@@ -240,8 +242,11 @@ class SubgraphLoader(DataLoader):
     nodes (see :func:`torch_autoscale.partition.partition`, which clusters
     with METIS, LPMetis, or at random,
     :func:`~torch_autoscale.partition.sort_by_cluster` and
-    :func:`~torch_autoscale.partition.permute`), or laid out by a
-    :class:`~torch_autoscale.plan.Plan`. Each batch is a
+    :func:`~torch_autoscale.partition.permute`; or
+    :class:`~torch_autoscale.loader.PartitionedData` does it all, and
+    :meth:`Plan.apply <torch_autoscale.plan.Plan.apply>` lays the graph out
+    by a plan, whose :meth:`~torch_autoscale.plan.Plan.loader_kwargs` give
+    :obj:`batch_size`). Each batch is a
     :class:`SubgraphBatch`; empty clusters are skipped.
 
     .. code-block:: python
@@ -264,26 +269,13 @@ class SubgraphLoader(DataLoader):
             (default: :obj:`False`)
         bipartite (bool, optional): Whether :obj:`adj_t` holds rows for the
             in-batch nodes only. (default: :obj:`True`)
-        plan (torch_autoscale.plan.Plan, optional): A plan that sets
-            :obj:`batch_size`; :obj:`data` and :obj:`ptr` must come from
-            :meth:`~torch_autoscale.plan.Plan.apply`. (default: :obj:`None`)
         **kwargs (optional): Further arguments of
             :class:`torch.utils.data.DataLoader`, such as :obj:`num_workers`.
     """
     def __init__(self, data: Data, ptr: Tensor,
                  batch_size: Optional[int] = None, shuffle: bool = False,
                  bipartite: bool = True, precompute: Optional[bool] = None,
-                 plan: Optional[Any] = None, **kwargs):
-        if plan is not None:  # A torch_autoscale.plan.Plan.
-            if batch_size is not None and batch_size != plan.batch_size:
-                raise ValueError(f"'batch_size' ({batch_size}) differs from "
-                                 f"the plan's ({plan.batch_size}); pass "
-                                 f"one of them")
-            if ptr.numel() != plan.ptr.numel():
-                raise ValueError(f"'ptr' holds {ptr.numel() - 1} clusters "
-                                 f"but the plan {plan.num_parts}; lay the "
-                                 f"graph out with 'plan.apply(data)'")
-            batch_size = plan.batch_size
+                 **kwargs):
         if batch_size is None:
             batch_size = 1
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -318,7 +310,7 @@ class SubgraphLoader(DataLoader):
             ]
             self.batches = batches
             super().__init__(batches, batch_size=1, shuffle=shuffle,
-                             collate_fn=_first, **kwargs)
+                             collate_fn=unwrap_single, **kwargs)
         else:
             super().__init__(clusters, batch_size=batch_size,
                              shuffle=shuffle, collate_fn=self.collater,
