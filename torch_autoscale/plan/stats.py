@@ -7,6 +7,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
+from torch_geometric.index import ptr2index
 
 
 @dataclass(frozen=True)
@@ -285,11 +286,17 @@ def _check_halo_args(edge_index: Tensor, ptr: Tensor, batch_size: int,
 
 def graph_edges(data: Data) -> Tensor:
     r"""The graph's edges as :obj:`[2, num_edges]` (sources, targets), from
-    :obj:`edge_index` or from a CSR :obj:`adj_t` (rows are targets)."""
+    :obj:`edge_index` or from a CSR :obj:`adj_t` (rows are targets).
+
+    Args:
+        data (torch_geometric.data.Data): The graph.
+
+    Raises:
+        ValueError: If it has neither.
+    """
     if 'edge_index' in data:
         return data.edge_index
     if 'adj_t' in data and data.adj_t.layout == torch.sparse_csr:
-        from torch_geometric.index import ptr2index
         col = data.adj_t.col_indices().long()
         row = ptr2index(data.adj_t.crow_indices().long(), col.numel())
         return torch.stack([col, row])
