@@ -16,7 +16,7 @@ class HistoryPlacement:
     r"""Where every history table of a model lives: what a
     :class:`~torch_autoscale.history.HistoryStore` is built from, and what
     the planner (:func:`torch_autoscale.plan.plan`) produces
-    (:attr:`Plan.history_placement <torch_autoscale.plan.Plan.history_placement>`).
+    (:attr:`~torch_autoscale.plan.Plan.history_placement`).
 
     Build one with :meth:`resolve` from per-model or per-table arguments;
     the constructor takes the resolved values.
