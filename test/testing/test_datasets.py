@@ -1,0 +1,12 @@
+from torch_autoscale.testing import DATA_ENV, data_root
+
+
+def test_data_root(tmp_path, monkeypatch):
+    monkeypatch.delenv(DATA_ENV, raising=False)
+    assert data_root() is None
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / 'missing'))
+    assert data_root() is None
+    (tmp_path / 'Cora').mkdir()
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    assert data_root() == data_root('Cora') == str(tmp_path)
+    assert data_root('Cora', 'PROTEINS') is None
