@@ -81,9 +81,48 @@ check-install: $(DEPS_STAMP)
 docs: install
 	$(PY) -m sphinx -W --keep-going -b html docs/source docs/build/html
 
+# Every benchmark, in the order of benchmark/README.md, each writing its table
+# and raw results under benchmark/results/ (replacing the records it redoes);
+# then the docs' plots. Hours of CPU time; the partition benchmark needs about
+# 20 GiB for its largest graph, the reliability cases mount tmpfs (as root).
+BENCH_RESULTS := benchmark/results
+BENCH_SMALL := $(PY) benchmark/small/run.py --root "$(DATA_DIR)" --threads 1
+BENCH_GST := $(PY) benchmark/gst.py --root "$(DATA_DIR)" --seeds 3 \
+	--eval-every 5 --finetune-epochs 100 --threads 1 --full-pool mean
+BENCH_MALLOC := MALLOC_MMAP_THRESHOLD_=4294967296 \
+	MALLOC_TRIM_THRESHOLD_=4294967296
+
 bench: install data
-	$(PY) benchmark/ops.py --out benchmark/results/ops.md
-	$(PY) examples/train_gcn.py --dataset cora --root "$(DATA_DIR)" --runs 5 --quiet
+	@if [ -x "$(SHARED_DATA)/unpack.sh" ]; then \
+		bash "$(SHARED_DATA)/unpack.sh" "$(DATA_DIR)" malnet_tiny; fi
+	$(BENCH_SMALL) --seeds 5 --configs appnp_cora gat_cora gcn_cora \
+		gcnii_cora gcn_amazon_computers gcn_coauthor_cs
+	$(BENCH_SMALL) --seeds 3 --configs appnp_coauthor_cs gat_coauthor_cs \
+		gcnii_coauthor_cs gat_amazon_computers gcnii_amazon_computers
+	$(BENCH_SMALL) --seeds 10 --configs appnp_amazon_computers
+	$(BENCH_SMALL) --seeds 3 --configs gcn_cora --curves
+	for d in float16 float32; do $(BENCH_SMALL) --seeds 5 --modes gas \
+		--configs gcn_cora gcn_amazon_computers --history-dtype $$d \
+		--out $(BENCH_RESULTS)/history_dtype.md || exit 1; done
+	for m in lpmetis metis; do $(BENCH_SMALL) --seeds 5 --modes gas \
+		--configs gcn_amazon_computers gcn_coauthor_cs --partition $$m \
+		--out $(BENCH_RESULTS)/partition_gas.md || exit 1; done
+	$(PY) benchmark/small/overhead.py --root "$(DATA_DIR)" --epochs 20
+	$(BENCH_MALLOC) $(PY) benchmark/small/overhead.py --root "$(DATA_DIR)" \
+		--epochs 20 --out $(BENCH_RESULTS)/small_overhead_malloc.md
+	$(PY) benchmark/small/transpose.py --root "$(DATA_DIR)" --epochs 20
+	$(PY) benchmark/cpu_malloc.py --root "$(DATA_DIR)" --repeats 3 --epochs 20
+	$(PY) benchmark/partition.py --root "$(DATA_DIR)" --threads 1
+	$(PY) benchmark/memory.py --epochs 2 --threads 1
+	$(BENCH_GST) --epochs 50
+	$(BENCH_GST) --epochs 120 --variants full gst-efd \
+		--out $(BENCH_RESULTS)/gst_e120.md
+	$(PY) benchmark/distributed.py --root "$(DATA_DIR)" --seeds 5
+	$(PY) benchmark/distributed.py --datasets synthetic --num-nodes 200000 \
+		--epochs 10 --seeds 2 --out $(BENCH_RESULTS)/distributed_large.md
+	$(PY) benchmark/ops.py
+	$(PY) benchmark/reliability.py
+	$(PY) benchmark/plots.py
 
 clean:
 	rm -rf build docs/build docs/source/generated *.egg-info \

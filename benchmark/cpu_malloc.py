@@ -20,10 +20,11 @@ import os.path as osp
 import statistics
 import subprocess
 import sys
-from typing import Dict, List
+from typing import Any, Dict, List, Optional, Tuple
+
+import bench_util
 
 HERE = osp.dirname(osp.abspath(__file__))
-ROOT = osp.dirname(HERE)
 
 #: The environment of the tuned runs: keep freed blocks of any size.
 TUNED = {'MALLOC_MMAP_THRESHOLD_': str(1 << 32),
@@ -34,15 +35,15 @@ SETTINGS = ('default', 'tuned')
 def worker(config: str, root: str, epochs: int, threads: int) -> None:
     import torch
     sys.path.insert(0, osp.join(HERE, 'small'))
-    import run  # noqa: E402
+    import training  # noqa: E402
     torch.set_num_threads(threads)
     torch.sparse.check_sparse_tensor_invariants.disable()
-    cfg = run.load_config(config)
-    data, ptr, num_classes = run.prepare(cfg, root, seed=0)
+    cfg = training.load_config(config)
+    data, ptr, num_classes = training.prepare(cfg, root, seed=0)
     out = {}
     for key, gas in (('gas', True), ('full', False)):
-        _, _, sec = run.train(cfg, data, ptr, num_classes, seed=0, gas=gas,
-                              epochs=epochs, progress=False)
+        _, _, sec = training.train(cfg, data, ptr, num_classes, seed=0,
+                                   gas=gas, epochs=epochs, progress=False)
         out[key] = sec
     print(json.dumps(out))
 
@@ -60,34 +61,37 @@ def measure(config: str, setting: str, args) -> Dict[str, float]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def table(results: Dict[str, Dict[str, List[Dict[str, float]]]],
-          command: str) -> str:
-    lines = [
-        '# GAS and full-batch CPU epochs: glibc allocator settings', '',
-        'Produced by (from the repository root, datasets unpacked into '
-        '`data/`):', '', '```bash', command, '```', '',
-        'Training seconds per epoch (first epoch excluded, evaluation '
-        'excluded), median over the '
-        'repeats, each repeat a fresh process per setting, settings '
-        'alternating. `tuned`: ' + ', '.join(
-            f'`{k}={v}`' for k, v in TUNED.items()) + '.', '',
-        '| config | GAS default | GAS tuned | full default | full tuned | '
-        'GAS tuned / default | full tuned / default | GAS / full, default | '
-        'GAS / full, tuned |',
-        '|---|---|---|---|---|---|---|---|---|']
-    for config, runs in results.items():
-        med = {s: {m: statistics.median(r[m] for r in runs[s])
+def table(records: List[Dict[str, Any]]) -> Tuple[str, List[str]]:
+    r"""The title and body of the table of :obj:`records` (one per config,
+    setting and repeat): medians over the repeats and their ratios."""
+    runs: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
+    for r in records:
+        runs.setdefault(r['config'], {s: [] for s in SETTINGS})
+        runs[r['config']][r['setting']].append(r)
+    rows = []
+    for config, by in runs.items():
+        med = {s: {m: statistics.median(r[m] for r in by[s])
                    for m in ('gas', 'full')} for s in SETTINGS}
         cells = [med[s][m] for m in ('gas', 'full') for s in SETTINGS]
-        cells = [f'{c:.4f}' for c in cells] + [
+        rows.append([config] + [f'{c:.4f}' for c in cells] + [
             f"{med['tuned'][m] / med['default'][m]:.2f}"
             for m in ('gas', 'full')] + [
-            f"{med[s]['gas'] / med[s]['full']:.2f}" for s in SETTINGS]
-        lines.append(f'| {config} | ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines) + '\n'
+            f"{med[s]['gas'] / med[s]['full']:.2f}" for s in SETTINGS])
+    body = [
+        f"torch {bench_util.values(records, 'torch')}, "
+        f"{bench_util.values(records, 'threads')} thread(s). Training "
+        'seconds per epoch (first epoch excluded, evaluation excluded), '
+        'median over the repeats, each repeat a fresh process per setting, '
+        'settings alternating. `tuned`: ' + ', '.join(
+            f'`{k}={v}`' for k, v in TUNED.items()) + '.', ''
+    ] + bench_util.markdown_table(
+        ['config', 'GAS default', 'GAS tuned', 'full default', 'full tuned',
+         'GAS tuned / default', 'full tuned / default',
+         'GAS / full, default', 'GAS / full, tuned'], rows)
+    return 'GAS and full-batch CPU epochs: glibc allocator settings', body
 
 
-def main():
+def main(argv: Optional[List[str]] = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--root', default='data')
     parser.add_argument('--configs', nargs='+',
@@ -97,29 +101,33 @@ def main():
     parser.add_argument('--epochs', type=int, default=20)
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument('--threads', type=int, default=1)
-    parser.add_argument('--out', default=osp.join(ROOT, 'benchmark',
-                                                  'results',
-                                                  'cpu_malloc.md'))
     parser.add_argument('--worker', default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    bench_util.add_output_options(parser, 'cpu_malloc', skip_done=False)
+    args = parser.parse_args(argv)
     if args.worker is not None:
         worker(args.worker, args.root, args.epochs, args.threads)
-        return
-    if sys.platform != 'linux':
-        parser.error('the allocator settings are glibc\'s (Linux)')
-
-    results = {}
-    for config in args.configs:
-        results[config] = {s: [] for s in SETTINGS}
-        for _ in range(args.repeats):
-            for setting in SETTINGS:
-                results[config][setting].append(
-                    measure(config, setting, args))
-    command = 'python benchmark/cpu_malloc.py ' + ' '.join(sys.argv[1:])
-    text = table(results, command)
-    with open(args.out, 'w') as f:
-        f.write(text)
+        return ''
+    jsonl = bench_util.jsonl_path(args.out)
+    if not args.table_only:
+        if sys.platform != 'linux':
+            parser.error('the allocator settings are glibc\'s (Linux)')
+        known = dict(epochs=args.epochs, threads=args.threads,
+                     command=bench_util.command_line(__file__, argv),
+                     **bench_util.provenance())
+        # A config measured again replaces its earlier records.
+        bench_util.drop_jsonl(jsonl, lambda r: r['config'] in args.configs)
+        for config in args.configs:
+            for repeat in range(args.repeats):
+                for setting in SETTINGS:
+                    bench_util.append_jsonl(jsonl, dict(
+                        config=config, setting=setting, repeat=repeat,
+                        **measure(config, setting, args), **known))
+    records = bench_util.read_jsonl(jsonl)
+    title, body = table(records)
+    text = bench_util.write_markdown(args.out, title,
+                                     bench_util.commands(records), body)
     print(text)
+    return text
 
 
 if __name__ == '__main__':

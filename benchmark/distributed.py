@@ -7,21 +7,21 @@ Every run is ``torchrun --standalone --nproc-per-node P
 examples/train_gcn_distributed.py`` (gloo on CPUs) with the dataset's
 reference hyperparameters; a step covers the same clusters at any number of
 processes. Configurations run interleaved seed by seed, so that load on the
-machine hits all of them alike. Each run is saved as JSON under
-``--out-dir`` as soon as it ends; ``--skip-done`` resumes and
+machine hits all of them alike. Each run is appended to the JSONL file
+beside the table (``--out``) as soon as it ends; ``--skip-done`` resumes and
 ``--table-only`` rebuilds the table.
 """
 import argparse
-import glob
 import json
 import os
 import os.path as osp
 import statistics
 import subprocess
 import sys
-from typing import Dict, List, Tuple
+import tempfile
+from typing import Any, Dict, List, Optional, Tuple
 
-import torch
+import bench_util
 
 HERE = osp.dirname(osp.abspath(__file__))
 ROOT = osp.dirname(HERE)
@@ -36,27 +36,37 @@ CONFIGS: List[Tuple[int, int, str]] = [
 ]
 
 
-def name(dataset: str, config: Tuple[int, int, str], seed: int) -> str:
-    procs, threads, history = config
-    return f'{dataset}_{history}_p{procs}_t{threads}_s{seed}'
+def key(r: Dict[str, Any]) -> Tuple:
+    r"""What tells runs apart: dataset, configuration and seed."""
+    return (r['dataset'], r['world_size'], r['threads'], r['history'],
+            r['seed'])
 
 
-def run_one(args, dataset: str, config: Tuple[int, int, str], seed: int,
-            path: str) -> None:
+def run_one(args, dataset: str, config: Tuple[int, int, str],
+            seed: int) -> Dict[str, Any]:
+    r"""One run of the example under ``torchrun``; returns its result."""
     procs, threads, history = config
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
-           '--nproc-per-node', str(procs), EXAMPLE, '--dataset', dataset,
-           '--root', args.root, '--history', history, '--seed', str(seed),
-           '--threads', str(threads), '--json', path, '--quiet']
-    if args.epochs is not None:
-        cmd += ['--epochs', str(args.epochs)]
-    if dataset == 'synthetic':
-        cmd += ['--num-nodes', str(args.num_nodes)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
-                          timeout=args.timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    with tempfile.TemporaryDirectory(prefix='distributed-bench-') as tmp:
+        path = osp.join(tmp, 'result.json')
+        cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
+               '--nproc-per-node', str(procs), EXAMPLE, '--dataset', dataset,
+               '--root', args.root, '--history', history, '--seed',
+               str(seed), '--threads', str(threads), '--json', path,
+               '--quiet']
+        if args.epochs is not None:
+            cmd += ['--epochs', str(args.epochs)]
+        if dataset == 'synthetic':
+            cmd += ['--num-nodes', str(args.num_nodes)]
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                              timeout=args.timeout)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n"
+                               f"{proc.stderr[-3000:]}")
+        with open(path) as f:
+            result = json.load(f)
+    # The example's summary of one run holds that run in 'runs'.
+    return result['runs'][0] if result.get('runs') else result
 
 
 def available(dataset: str, root: str) -> bool:
@@ -67,35 +77,14 @@ def available(dataset: str, root: str) -> bool:
     return osp.isdir(osp.join(root, folder))
 
 
-def write_table(out_dir: str, path: str, command: str) -> str:
-    runs: Dict[Tuple[str, int, int, str], List[dict]] = {}
-    for file in sorted(glob.glob(osp.join(out_dir, '*.json'))):
-        with open(file) as f:
-            r = json.load(f)
-        key = (r['dataset'], r['world_size'], r['threads'], r['history'])
-        runs.setdefault(key, []).append(r)
-    lines = [
-        '# Data-parallel GAS: one and two processes', '',
-        'Produced by (from the repository root, datasets unpacked into '
-        '`data/`):', '', '```bash', command, '```', '',
-        f'torch {torch.__version__}, gloo on the CPU. GCN with the '
-        'reference hyperparameters of `examples/train_gcn.py`; a step '
-        'covers the same clusters at one and two processes (each of two '
-        'takes half). Test accuracy (%) at the epoch of best validation '
-        'accuracy, mean ± std over seeds; seconds per training epoch '
-        '(median over epochs, then over seeds; evaluation excluded). '
-        '`acc − 1 process` and `speed-up` compare with one process, one '
-        'thread, sharded histories (with one process both modes hold one '
-        'local table). Two processes of one thread use the cores of one '
-        'process of two threads (the `1 | 2` row): on a machine with two '
-        'cores that row, not one thread, is the fair baseline. On small '
-        'graphs, per-step collectives (gradients; halo rows of sharded '
-        'histories, three `all_to_all` per layer) cost about as much as '
-        'the compute they split.', '',
-        '| dataset | processes | threads / process | histories | seeds | '
-        'test acc | acc − 1 process | s / epoch | speed-up |',
-        '|---|---|---|---|---|---|---|---|---|'
-    ]
+def write_table(jsonl: str, path: str) -> str:
+    r"""The table of the runs in :obj:`jsonl`, one row per dataset and
+    configuration."""
+    records = bench_util.read_jsonl(jsonl)
+    runs: Dict[Tuple, List[Dict[str, Any]]] = {}
+    for r in records:
+        runs.setdefault(key(r)[:4], []).append(r)
+    rows = []
     for dataset in sorted({k[0] for k in runs}):
         base = runs.get((dataset, 1, 1, 'sharded'))
         base_acc = (statistics.mean(100 * r['test'] for r in base)
@@ -106,22 +95,33 @@ def write_table(out_dir: str, path: str, command: str) -> str:
             rs = runs.get((dataset, procs, threads, history))
             if not rs:
                 continue
-            acc = [100 * r['test'] for r in rs]
-            std = statistics.stdev(acc) if len(acc) > 1 else 0.0
-            mean = statistics.mean(acc)
+            mean, std = bench_util.mean_std(100 * r['test'] for r in rs)
             sec = statistics.median(r['sec_per_epoch'] for r in rs)
             delta = f'{mean - base_acc:+.2f}' if base_acc is not None else '-'
             speed = f'{base_sec / sec:.2f}' if base_sec else '-'
-            lines.append(f'| {dataset} | {procs} | {threads} | {history} | '
-                         f'{len(rs)} | {mean:.2f} ± {std:.2f} | {delta} | '
-                         f'{sec:.4f} | {speed} |')
-    text = '\n'.join(lines) + '\n'
-    with open(path, 'w') as f:
-        f.write(text)
-    return text
+            nodes = bench_util.values(rs, 'num_nodes')
+            rows.append([dataset, nodes, procs, threads, history, len(rs),
+                         f'{mean:.2f} ± {std:.2f}', delta, f'{sec:.4f}',
+                         speed])
+    body = [
+        f"torch {bench_util.values(records, 'torch')}, "
+        f"{bench_util.values(records, 'backend')} on the CPU; "
+        '`examples/train_gcn_distributed.py` under `torchrun`, one run per '
+        'row and seed. Test accuracy (%) at the epoch of best validation '
+        'accuracy, mean ± std over seeds; seconds per training epoch '
+        '(median over epochs, then over seeds; evaluation excluded). '
+        '`acc − 1 process` and `speed-up` compare with one process, one '
+        'thread, sharded histories.', ''
+    ] + bench_util.markdown_table(
+        ['dataset', 'nodes', 'processes', 'threads / process', 'histories',
+         'seeds', 'test acc', 'acc − 1 process', 's / epoch', 'speed-up'],
+        rows)
+    return bench_util.write_markdown(
+        path, 'Data-parallel GAS: one and two processes',
+        bench_util.commands(records), body)
 
 
-def main():
+def main(argv: Optional[List[str]] = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--root', default='data')
     parser.add_argument('--datasets', nargs='*',
@@ -135,20 +135,9 @@ def main():
                         help='nodes of the synthetic graph')
     parser.add_argument('--timeout', type=int, default=1800,
                         help='seconds one run may take')
-    parser.add_argument('--out-dir',
-                        default=osp.join(HERE, 'results', 'distributed'))
-    parser.add_argument('--table',
-                        default=osp.join(HERE, 'results', 'distributed.md'))
-    parser.add_argument('--skip-done', action='store_true')
-    parser.add_argument('--table-only', action='store_true')
-    args = parser.parse_args()
-    os.makedirs(args.out_dir, exist_ok=True)
-    command = 'python benchmark/distributed.py ' + ' '.join(sys.argv[1:])
-    if args.table_only and osp.exists(args.table):  # Keep the producer's.
-        with open(args.table) as f:
-            lines = f.read().split('\n')
-        if '```bash' in lines:
-            command = lines[lines.index('```bash') + 1]
+    bench_util.add_output_options(parser, 'distributed')
+    args = parser.parse_args(argv)
+    jsonl = bench_util.jsonl_path(args.out)
     if not args.table_only:
         datasets = []
         for dataset in args.datasets:
@@ -156,20 +145,28 @@ def main():
                 datasets.append(dataset)
             else:
                 print(f'{dataset}: not found under {args.root}, skipped')
+        todo = {(d, p, t, h, s) for s in range(args.seeds) for d in datasets
+                for p, t, h in CONFIGS}
+        # Runs a command redoes replace their records; --skip-done keeps
+        # them instead.
+        records = bench_util.drop_jsonl(
+            jsonl, lambda r: not args.skip_done and key(r) in todo)
+        done = {key(r) for r in records}
+        known = dict(command=bench_util.command_line(__file__, argv),
+                     **bench_util.provenance())
         for seed in range(args.seeds):
             for dataset in datasets:
                 for config in CONFIGS:
-                    path = osp.join(args.out_dir,
-                                    name(dataset, config, seed) + '.json')
-                    if args.skip_done and osp.exists(path):
+                    if (dataset, *config, seed) in done:
                         continue
-                    run_one(args, dataset, config, seed, path)
-                    with open(path) as f:
-                        r = json.load(f)
-                    print(f"{name(dataset, config, seed)}: test "
-                          f"{r['test']:.4f}, {r['sec_per_epoch']:.4f} s/epoch",
-                          flush=True)
-    print(write_table(args.out_dir, args.table, command))
+                    r = dict(run_one(args, dataset, config, seed), **known)
+                    bench_util.append_jsonl(jsonl, r)
+                    print(f"{dataset} {config} seed {seed}: test "
+                          f"{r['test']:.4f}, {r['sec_per_epoch']:.4f} "
+                          's/epoch', flush=True)
+    text = write_table(jsonl, args.out)
+    print(text)
+    return text
 
 
 if __name__ == '__main__':

@@ -4,22 +4,22 @@ training step, plus step memory on the smallest and the largest graphs.
 
     python benchmark/gst.py --root data --seeds 3 --epochs 30
 
-Each (variant, seed) is saved as JSON under ``--out-dir`` as soon as it ends;
-``--skip-done`` resumes and ``--table-only`` rebuilds the table.
+Each (variant, seed), and the step memory and step times of every variant
+(measured first), are appended to the JSONL file beside the table
+(``--out``) as soon as they are measured; ``--skip-done`` resumes and
+``--table-only`` rebuilds the table.
 """
 import argparse
 import functools
-import glob
-import json
 import logging
-import os
 import os.path as osp
 import statistics
-import sys
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+
+import bench_util
 
 HERE = osp.dirname(osp.abspath(__file__))
 ROOT = osp.dirname(HERE)
@@ -138,106 +138,85 @@ def timing_side_by_side(segmented, splits, args,
     return {v: statistics.median(t) for v, t in times.items()}
 
 
-def write_table(out_dir: str, path: str, command: List[str]) -> str:
+def key(r: Dict[str, Any]) -> Tuple:
+    r"""What tells records apart: a training run by variant and seed, a
+    measurement of all variants by its kind."""
+    return (r.get('kind', 'run'), r['variant'], r.get('seed'))
+
+
+def write_table(jsonl: str, path: str) -> str:
+    r"""The tables of the records in :obj:`jsonl`: accuracy and time of the
+    training runs, step memory by graph size, step times side by side."""
+    records = bench_util.read_jsonl(jsonl)
     runs: Dict[str, List[Dict[str, Any]]] = {}
-    command = list(command)
-    for file in sorted(glob.glob(osp.join(out_dir, '*_seed*.json'))):
-        with open(file) as f:
-            r = json.load(f)
-        runs.setdefault(r['variant'], []).append(r)
-        if r.get('command') and r['command'] not in command:
-            command.insert(0, r['command'])
-    lines = ['# Graph Segment Training on MalNet-Tiny', '',
-             'Produced by (from the repository root, datasets unpacked '
-             'into `data/`):', '', '```bash'] + command + ['```', '',
-             'Test and validation accuracy (%) at the epoch of best '
-             'validation accuracy (after head finetuning for +F), mean ± std '
-             'over seeds; median '
-             'milliseconds per training iteration; the largest memory of a '
-             'training step (CPU: bytes autograd saves for the backward '
-             'pass, see `torch_autoscale.utils.StepMemory`).', '',
-             '| variant | seeds | test acc | val acc | ms / iter | '
-             'ms / GST-One | step memory (MiB) |',
-             '|---|---|---|---|---|---|---|']
+    memory: Dict[str, Dict[str, Any]] = {}
+    timing: Dict[str, float] = {}
+    for r in records:
+        kind = r.get('kind', 'run')
+        if kind == 'run':
+            runs.setdefault(r['variant'], []).append(r)
+        elif kind == 'memory_by_size':
+            memory[r['variant']] = r
+        elif kind == 'timing':
+            timing[r['variant']] = r['ms_per_step']
     one = runs.get('gst-one')
     one_ms = statistics.mean(r['ms_per_iter'] for r in one) if one else None
+    rows = []
     for variant in VARIANTS:
         rs = runs.get(variant)
         if not rs:
             continue
-        acc = [100 * r['test'] for r in rs]
-        std = statistics.stdev(acc) if len(acc) > 1 else 0.0
-        val = [100 * r['val'] for r in rs]
-        val_std = statistics.stdev(val) if len(val) > 1 else 0.0
+        acc, std = bench_util.mean_std(100 * r['test'] for r in rs)
+        val, val_std = bench_util.mean_std(100 * r['val'] for r in rs)
         ms = statistics.mean(r['ms_per_iter'] for r in rs)
         ratio = f'{ms / one_ms:.2f}' if one_ms else '-'
         mem = max(r['step_memory_bytes'] for r in rs) / 2**20
-        lines.append(f'| {variant} | {len(rs)} | {statistics.mean(acc):.2f} '
-                     f'± {std:.2f} | {statistics.mean(val):.2f} ± '
-                     f'{val_std:.2f} | {ms:.1f} | {ratio} | {mem:.2f} |')
-    mem_path = osp.join(out_dir, 'memory_by_size.json')
-    if osp.exists(mem_path):
-        with open(mem_path) as f:
-            mem = json.load(f)
-        first = next(iter(mem.values()))
+        rows.append([variant, len(rs), bench_util.values(rs, 'epochs'),
+                     f'{acc:.2f} ± {std:.2f}', f'{val:.2f} ± {val_std:.2f}',
+                     f'{ms:.1f}', ratio, f'{mem:.2f}'])
+    body = [
+        f"torch {bench_util.values(records, 'torch')}; dataset "
+        f"{bench_util.values(records, 'dataset')}. Test and validation "
+        'accuracy (%) at the epoch of best validation accuracy (after head '
+        'finetuning for +F), mean ± std over seeds; milliseconds per '
+        'training iteration, mean over seeds; the largest memory of a '
+        'training step (CPU: bytes autograd saves for the backward pass, '
+        'see `torch_autoscale.utils.StepMemory`).', ''
+    ] + bench_util.markdown_table(
+        ['variant', 'seeds', 'epochs', 'test acc', 'val acc', 'ms / iter',
+         'ms / GST-One', 'step memory (MiB)'], rows)
+    if memory:
+        first = next(iter(memory.values()))
 
         def span(key):
             return f"{min(first[key])}-{max(first[key])}"
 
-        lines += ['', 'Memory of one training step (MiB, one graph per '
-                  'step, the largest over five graphs) on the smallest '
-                  f"({span('small_nodes')} nodes), median-sized "
-                  f"({span('median_nodes')} nodes) and largest "
-                  f"({span('large_nodes')} nodes) graphs. Segment variants "
-                  'are bounded by one segment of at most '
-                  '`--max-segment-size` nodes; full-graph training grows '
-                  'with the graph.', '',
-                  '| variant | smallest | median | largest | largest / '
-                  'median |', '|---|---|---|---|---|']
-        for variant, row in mem.items():
-            lines.append(f"| {variant} | {row['small'] / 2**20:.3f} | "
-                         f"{row['median'] / 2**20:.3f} | "
-                         f"{row['large'] / 2**20:.3f} | "
-                         f"{row['large'] / max(row['median'], 1):.1f} |")
-    time_path = osp.join(out_dir, 'timing.json')
-    if osp.exists(time_path):
-        with open(time_path) as f:
-            ms = json.load(f)
-        lines += ['', 'Milliseconds per training step, side by side: every '
-                  'variant on the same batches of training graphs, '
-                  'interleaved round-robin (median over 20 steps):', '',
-                  '| variant | ms / step | / GST-One |', '|---|---|---|']
-        for variant, value in ms.items():
-            lines.append(f"| {variant} | {value:.1f} | "
-                         f"{value / ms['gst-one']:.2f} |")
-    lines += ['', '## Notes', '',
-              '* One configuration for every variant, the paper\'s '
-              'GraphGym configuration at a CPU-feasible width: GraphSAGE '
-              'encoder (pre-MP linear and two layers, each followed by batch '
-              'normalization and PReLU; unit-length node embeddings; sum '
-              'pooling over every segment), mean of the segment embeddings, '
-              'a linear head; hidden 64, 16 graphs per step, Adam lr 0.01 '
-              "with cosine annealing (the default schedule of the paper's "
-              'code), weight decay 1e-4, segments of at most 500 nodes '
-              '(METIS), p = 0.5, head finetuning for 100 epochs (cosine as '
-              'well). One exception, chosen on validation accuracy '
-              '(`gst_pilot.md`): full-graph training pools by the mean '
-              '(`--full-pool mean`), as summing over a whole graph scales its '
-              'embedding with the graph size.',
-              '* The paper trains 600 epochs on a GPU; these runs train the '
-              'number of epochs in the command. A segment variant sees one '
-              'segment of every graph per epoch.']
-    notes_path = osp.join(out_dir, 'notes.md')
-    if osp.exists(notes_path):  # Hand-written reading of these results.
-        with open(notes_path) as f:
-            lines += ['', f.read().strip()]
-    text = '\n'.join(lines) + '\n'
-    with open(path, 'w') as f:
-        f.write(text)
-    return text
+        body += ['', 'Memory of one training step (MiB, one graph per '
+                 'step, the largest over five graphs) on the smallest '
+                 f"({span('small_nodes')} nodes), median-sized "
+                 f"({span('median_nodes')} nodes) and largest "
+                 f"({span('large_nodes')} nodes) graphs.", '']
+        body += bench_util.markdown_table(
+            ['variant', 'smallest', 'median', 'largest', 'largest / median'],
+            [[variant, f"{row['small'] / 2**20:.3f}",
+              f"{row['median'] / 2**20:.3f}",
+              f"{row['large'] / 2**20:.3f}",
+              f"{row['large'] / max(row['median'], 1):.1f}"]
+             for variant, row in memory.items()])
+    if timing:
+        body += ['', 'Milliseconds per training step, side by side: every '
+                 'variant on the same batches of training graphs, '
+                 'interleaved round-robin (median over 20 steps):', '']
+        body += bench_util.markdown_table(
+            ['variant', 'ms / step', '/ GST-One'],
+            [[variant, f'{value:.1f}', f"{value / timing['gst-one']:.2f}"]
+             for variant, value in timing.items()])
+    return bench_util.write_markdown(
+        path, 'Graph Segment Training on MalNet-Tiny',
+        bench_util.commands(records), body)
 
 
-def main():
+def main(argv: Optional[List[str]] = None) -> str:
     example = load_example()
     parser = example.parser()
     parser.description = __doc__.split('\n\n')[0]
@@ -246,57 +225,59 @@ def main():
     parser.add_argument('--first-seed', type=int, default=0,
                         help='to split the seeds over processes')
     parser.add_argument('--variants', nargs='*', default=list(VARIANTS))
-    parser.add_argument('--out-dir',
-                        default=osp.join(ROOT, 'benchmark', 'results', 'gst'))
-    parser.add_argument('--table',
-                        default=osp.join(ROOT, 'benchmark', 'results',
-                                         'gst.md'))
     parser.add_argument('--full-pool', default=None, choices=['sum', 'mean'],
                         help='--pool of full-graph training (default: '
                         '--pool if given, else mean); sum pooling over a '
                         'whole graph scales its embedding with the graph '
                         'size')
-    parser.add_argument('--skip-done', action='store_true')
-    parser.add_argument('--table-only', action='store_true')
     parser.add_argument('--threads', type=int, default=None)
-    args = parser.parse_args()
+    bench_util.add_output_options(parser, 'gst')
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    os.makedirs(args.out_dir, exist_ok=True)
-    # A table rebuilt with --table-only lists the commands of its runs only.
-    command = [] if args.table_only else [
-        'python benchmark/gst.py ' +
-        ' '.join(a for a in sys.argv[1:] if a != '--quiet')
-    ]
+    jsonl = bench_util.jsonl_path(args.out)
     if not args.table_only:
-        mem_path = osp.join(args.out_dir, 'memory_by_size.json')
-        time_path = osp.join(args.out_dir, 'timing.json')
-        if not (args.skip_done and osp.exists(mem_path)
-                and osp.exists(time_path)):
+        known = dict(command=bench_util.command_line(__file__, argv),
+                     **bench_util.provenance())
+        todo = {('run', v, s) for v in args.variants
+                for s in range(args.first_seed, args.seeds)}
+        measured = not args.skip_done or not {
+            kind for kind, _, _ in map(key, bench_util.read_jsonl(jsonl))
+        } >= {'memory_by_size', 'timing'}
+        if measured:
+            todo |= {(k, v, None) for k in ('memory_by_size', 'timing')
+                     for v in VARIANTS}
+        # What a command redoes replaces its records; --skip-done keeps
+        # the runs already there instead.
+        records = bench_util.drop_jsonl(
+            jsonl, lambda r: not args.skip_done and key(r) in todo or
+            (measured and key(r)[0] != 'run'))
+        done = {key(r) for r in records}
+        if measured:
             segmented, splits = segmented_dataset(example, args)
-            # Measure first, then write: a file that exists is complete.
             memory = memory_by_size(segmented, args)
-            with open(mem_path, 'w') as f:
-                json.dump(memory, f, indent=1)
             timing = timing_side_by_side(segmented, splits, args)
-            with open(time_path, 'w') as f:
-                json.dump(timing, f, indent=1)
+            bench_util.append_jsonl(jsonl, *[
+                dict(kind='memory_by_size', variant=v, **row, **known)
+                for v, row in memory.items()], *[
+                dict(kind='timing', variant=v, ms_per_step=ms, **known)
+                for v, ms in timing.items()])
         # Seeds outermost: every variant has a result before any has two.
         for seed in range(args.first_seed, args.seeds):
             for variant in args.variants:
-                path = osp.join(args.out_dir, f'{variant}_seed{seed}.json')
-                if args.skip_done and osp.exists(path):
+                if ('run', variant, seed) in done:
                     continue
                 run_args = variant_args(args, variant)
                 run_args.seed = seed
                 result = example.run(run_args)
-                result['command'] = command[0]
                 log.info('%s seed %d: test %.4f, %.1f ms/iter', variant,
                          seed, result['test'], result['ms_per_iter'])
-                with open(path, 'w') as f:
-                    json.dump(result, f, indent=1)
-    print(write_table(args.out_dir, args.table, command))
+                bench_util.append_jsonl(jsonl, dict(kind='run', **result,
+                                                    **known))
+    text = write_table(jsonl, args.out)
+    print(text)
+    return text
 
 
 if __name__ == '__main__':

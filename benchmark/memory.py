@@ -30,7 +30,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -44,31 +43,22 @@ import torch.nn.functional as F
 from torch_geometric.data import Data
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
-HERE = osp.dirname(osp.abspath(__file__))
-ROOT = osp.dirname(HERE)
-sys.path.insert(0, HERE)
-from partition import (  # noqa: E402
-    _status_kib,
-    current_rss,
-    git_commit,
-    peak_rss,
-    reset_peak_rss,
-)
-
-from torch_autoscale.loader import SubgraphLoader  # noqa: E402
-from torch_autoscale.nn.models import GCN  # noqa: E402
-from torch_autoscale.partition import partition, sort_by_cluster  # noqa
-from torch_autoscale.plan import (  # noqa: E402
+from torch_autoscale.loader import SubgraphLoader
+from torch_autoscale.nn.models import GCN
+from torch_autoscale.partition import partition, sort_by_cluster
+from torch_autoscale.plan import (
     GraphStats,
     ModelSpec,
     Placement,
     estimate,
     halo_stats,
 )
-from torch_autoscale.utils import StepMemory, csr_adj_t  # noqa: E402
+from torch_autoscale.utils import StepMemory, csr_adj_t
+
+import bench_util
+from bench_util import GiB, current_rss, peak_rss, reset_peak_rss
 
 log = logging.getLogger('memory')
-GiB = 2**30
 BLOCK = 1000  # Community size = cluster size.
 HIDDEN, LAYERS, FEATURES, CLASSES = 128, 3, 32, 8
 MODES = ('full', 'gas-host', 'gas-disk')
@@ -127,7 +117,7 @@ class AnonPeak:
 
     def _run(self):
         while not self._stop:
-            kib = _status_kib('self', 'RssAnon') or 0
+            kib = bench_util.status_kib('self', 'RssAnon') or 0
             self.peak = max(self.peak, 1024 * kib)
             time.sleep(self.interval)
 
@@ -204,9 +194,9 @@ def worker(spec: Dict[str, Any]):
     torch.set_num_threads(spec['threads'])
     torch.sparse.check_sparse_tensor_invariants.disable()
     data, ptr = prepare(spec['num_nodes'])
-    result = dict(spec, status='running', commit=git_commit(),
-                  torch=torch.__version__)
-    del result['result']
+    result = dict(spec, status='running', **bench_util.provenance())
+    for key in ('result', 'disk_dir'):  # Where this process wrote.
+        result.pop(key, None)
     mode = spec['mode']
     torch.manual_seed(0)
     kwargs = {}
@@ -265,17 +255,21 @@ def run(spec: Dict[str, Any], timeout: float) -> Dict[str, Any]:
         except subprocess.TimeoutExpired:
             status = f'timeout after {timeout:g} s'
     out = dict(spec, status=status)
-    del out['result']
+    for key in ('result', 'disk_dir'):
+        out.pop(key, None)
     return out
 
 
 def predict(runs: List[Dict[str, Any]]) -> None:
-    r"""Adds the planner's prediction to every run (the default bytes per
-    activation element: the GCN here has no dropout)."""
+    r"""Adds the planner's prediction to every run that finished (the
+    default bytes per activation element: the GCN here has no dropout)."""
+    graphs: Dict[int, Any] = {}
     for r in runs:
         if r['status'] != 'ok':
             continue
-        data, ptr = prepare(r['num_nodes'])
+        if r['num_nodes'] not in graphs:
+            graphs[r['num_nodes']] = prepare(r['num_nodes'])
+        data, ptr = graphs[r['num_nodes']]
         stats = GraphStats.from_data(
             Data(x=data.x, adj_t=data.adj_t, num_nodes=data.num_nodes))
         spec = ModelSpec(LAYERS, FEATURES, HIDDEN, CLASSES,
@@ -334,54 +328,60 @@ def _with_loops(edge_index, num_nodes):
     return torch.cat([edge_index, loops], dim=1)
 
 
-def write_table(runs: List[Dict[str, Any]], path: str, command: str) -> str:
-    lines = [
-        '# Memory of GAS training as the graph grows', '',
-        'Produced by (from the repository root):', '', '```bash', command,
-        '```', '',
-        f"torch {torch.__version__}, CPU, {runs[0].get('threads', 1)} "
-        f"thread(s), commit {runs[0].get('commit', '?')[:10]}. Synthetic "
-        f'graphs with communities of {BLOCK} nodes, average degree 10, '
-        f'{FEATURES} features; GCN with {LAYERS} layers of width {HIDDEN}, '
-        'Adam. GAS: one cluster per community, '
-        f"{runs[0].get('batch_size', 10)} clusters per mini-batch. *Step*: "
-        'parameters, gradients and Adam states + the largest mini-batch '
-        '(features, adjacency) + the bytes autograd keeps for the backward '
-        'pass; *predicted*: `torch_autoscale.plan.estimate` from the graph '
-        'and batch sizes alone (nothing calibrated). *Peak RSS*: the process '
-        'peak above its RSS once the graph, the model and its histories '
-        'exist (the file pages of disk histories count in RSS as they are '
-        'touched); *anon*: the peak anonymous memory of the whole process '
-        '(heap and tensors; file-backed pages of the disk tier excluded): '
-        'the host memory GAS really holds.', '',
-        '| nodes | mode | step (MiB) | predicted (MiB) | predicted / '
-        'measured | histories (MiB) | peak RSS over baseline (GiB) | '
-        'peak anon (GiB) | s / epoch | status |',
-        '|---|---|---|---|---|---|---|---|---|---|']
+def write_table(jsonl: str, path: str) -> str:
+    r"""The tables of the records in :obj:`jsonl`: memory as the graph
+    grows, and the host-budget experiment."""
+    records = bench_util.read_jsonl(jsonl)
+    runs = [r for r in records if r.get('kind', 'run') == 'run']
+    rows = []
     for r in sorted(runs, key=lambda r: (r['num_nodes'],
                                          MODES.index(r['mode']))):
         if r['status'] != 'ok':
-            lines.append(f"| {r['num_nodes']:,} | {r['mode']} | | | | | | | "
-                         f"| {r['status']} |")
+            rows.append([f"{r['num_nodes']:,}", r['mode']] + [''] * 7 +
+                        [r['status']])
             continue
         ratio = (f"{r['predicted_step_bytes'] / r['step_bytes']:.3f}"
                  if 'predicted_step_bytes' in r else '-')
         pred = (f"{r['predicted_step_bytes'] / 2**20:.1f}"
                 if 'predicted_step_bytes' in r else '-')
-        lines.append(
-            f"| {r['num_nodes']:,} | {r['mode']} | "
-            f"{r['step_bytes'] / 2**20:.1f} | {pred} | {ratio} | "
-            f"{r['history_bytes'] / 2**20:.1f} | "
-            f"{(r['peak_rss_bytes'] - r['baseline_rss_bytes']) / GiB:.3f} | "
-            f"{r['peak_anon_bytes'] / GiB:.3f} | "
-            f"{r['seconds_per_epoch']:.2f} | ok |")
-    text = '\n'.join(lines) + '\n'
-    with open(path, 'w') as f:
-        f.write(text)
-    return text
+        rows.append([
+            f"{r['num_nodes']:,}", r['mode'], f"{r['step_bytes'] / 2**20:.1f}",
+            pred, ratio, f"{r['history_bytes'] / 2**20:.1f}",
+            f"{(r['peak_rss_bytes'] - r['baseline_rss_bytes']) / GiB:.3f}",
+            f"{r['peak_anon_bytes'] / GiB:.3f}",
+            f"{r['seconds_per_epoch']:.2f}", 'ok'])
+    commits = ', '.join(sorted({str(r.get('commit', 'unknown'))[:10]
+                                for r in runs}))
+    body = [
+        f"torch {bench_util.values(runs, 'torch')}, CPU, "
+        f"{bench_util.values(runs, 'threads')} thread(s), commit "
+        f"{commits}. Synthetic graphs with communities of {BLOCK} nodes, "
+        f'average degree 10, {FEATURES} features; GCN with {LAYERS} layers '
+        f'of width {HIDDEN}, Adam. GAS: one cluster per community, '
+        f"{bench_util.values(runs, 'batch_size')} clusters per mini-batch. "
+        '*Step*: parameters, gradients and Adam states + the largest '
+        'mini-batch (features, adjacency) + the bytes autograd keeps for the '
+        'backward pass; *predicted*: `torch_autoscale.plan.estimate` from '
+        'the graph and batch sizes alone, when the run was measured. *Peak '
+        'RSS*: the process peak above its RSS once the graph, the model and '
+        'its histories exist (the file pages of disk histories count in RSS '
+        'as they are touched); *anon*: the peak anonymous memory of the '
+        'whole process (heap and tensors; file-backed pages of the disk '
+        'tier excluded).', ''
+    ] + bench_util.markdown_table(
+        ['nodes', 'mode', 'step (MiB)', 'predicted (MiB)',
+         'predicted / measured', 'histories (MiB)',
+         'peak RSS over baseline (GiB)', 'peak anon (GiB)', 's / epoch',
+         'status'], rows)
+    for b in records:
+        if b.get('kind') == 'budget':
+            body += budget_table(b)
+    return bench_util.write_markdown(
+        path, 'Memory of GAS training as the graph grows',
+        bench_util.commands(records), body)
 
 
-def budget_table(b: Dict[str, Any]) -> str:
+def budget_table(b: Dict[str, Any]) -> List[str]:
     lines = [
         '', '## Histories beyond a host budget', '',
         f"GAS on {b['num_nodes']:,} nodes, {b['history_bytes'] / 2**20:.1f} "
@@ -401,10 +401,10 @@ def budget_table(b: Dict[str, Any]) -> str:
             f"{100 * r['val']:.2f} | {100 * r['test']:.2f} | "
             f"{r['peak_anon_bytes'] / GiB:.3f} | "
             f"{r['seconds_per_epoch']:.2f} | ok |")
-    return '\n'.join(lines) + '\n'
+    return lines
 
 
-def main(argv: Optional[List[str]] = None):
+def main(argv: Optional[List[str]] = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--worker', default=None, help=argparse.SUPPRESS)
     parser.add_argument('--sizes', type=int, nargs='+',
@@ -416,28 +416,38 @@ def main(argv: Optional[List[str]] = None):
     parser.add_argument('--epochs', type=int, default=2)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--timeout', type=float, default=3600)
-    parser.add_argument('--out-dir', default=osp.join(ROOT, 'benchmark',
-                                                      'results', 'memory'))
-    parser.add_argument('--table', default=osp.join(ROOT, 'benchmark',
-                                                    'results', 'memory.md'))
-    parser.add_argument('--skip-done', action='store_true')
-    parser.add_argument('--table-only', action='store_true')
     parser.add_argument('--budget-nodes', type=int, default=200_000,
-                        help='graph size of the host-budget experiment')
+                        help='graph size of the host-budget experiment '
+                        '(0: none)')
     parser.add_argument('--epochs-acc', type=int, default=20,
                         help='epochs of the host-budget experiment')
+    bench_util.add_output_options(parser, 'memory')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     if args.worker is not None:
-        return worker(json.loads(args.worker))
-    os.makedirs(args.out_dir, exist_ok=True)
-    command = 'python benchmark/memory.py ' + ' '.join(
-        a for a in (argv if argv is not None else sys.argv[1:]))
+        worker(json.loads(args.worker))
+        return ''
+    jsonl = bench_util.jsonl_path(args.out)
     if not args.table_only:
+        command = bench_util.command_line(__file__, argv)
+        todo = {('run', n, m) for n in args.sizes for m in args.modes}
+        if args.budget_nodes > 0:
+            todo.add(('budget', None, None))
+
+        def key(r):
+            kind = r.get('kind', 'run')
+            return (kind, r.get('num_nodes') if kind == 'run' else None,
+                    r.get('mode'))
+
+        # What a command redoes replaces its records; --skip-done keeps
+        # those already there instead.
+        records = bench_util.drop_jsonl(
+            jsonl, lambda r: not args.skip_done and key(r) in todo)
+        done = {key(r) for r in records}
         for n in args.sizes:
+            runs = []
             for mode in args.modes:
-                path = osp.join(args.out_dir, f'{mode}_{n}.json')
-                if args.skip_done and osp.exists(path):
+                if ('run', n, mode) in done:
                     continue
                 spec = dict(num_nodes=n, mode=mode, epochs=args.epochs,
                             batch_size=args.batch_size, threads=args.threads,
@@ -447,29 +457,15 @@ def main(argv: Optional[List[str]] = None):
                     k: r.get(k)
                     for k in ('status', 'step_bytes', 'seconds_per_epoch')
                 })
-                with open(path, 'w') as f:
-                    json.dump(r, f, indent=1)
-        path = osp.join(args.out_dir, 'budget.json')
-        if args.budget_nodes > 0 and not (args.skip_done
-                                          and osp.exists(path)):
-            result = budget_experiment(args, command)
-            with open(path, 'w') as f:
-                json.dump(result, f, indent=1)
-    runs = []
-    for name in sorted(os.listdir(args.out_dir)):
-        if name.endswith('.json') and name != 'budget.json':
-            with open(osp.join(args.out_dir, name)) as f:
-                runs.append(json.load(f))
-    predict(runs)
-    text = write_table(runs, args.table, runs[0]['command'] if runs else
-                       command)
-    path = osp.join(args.out_dir, 'budget.json')
-    if osp.exists(path):
-        with open(path) as f:
-            text += budget_table(json.load(f))
-        with open(args.table, 'w') as f:
-            f.write(text)
+                runs.append(dict(kind='run', **r))
+            predict(runs)
+            bench_util.append_jsonl(jsonl, *runs)
+        if ('budget', None, None) in todo - done:
+            bench_util.append_jsonl(jsonl, dict(
+                kind='budget', **budget_experiment(args, command)))
+    text = write_table(jsonl, args.out)
     print(text)
+    return text
 
 
 if __name__ == '__main__':

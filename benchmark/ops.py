@@ -6,20 +6,23 @@ adjacency for the backward pass; also against PyTorch's own conversion,
 :obj:`adj.t().to_sparse_csr()`) and the CPU path of
 :func:`torch_autoscale.ops.read_async` (history gathers) on a random graph,
 alternating the implementations in one run so that machine noise hits them
-alike, and prints a table of medians and ratios.
+alike, and writes a table of medians and ratios (``--out``; every op's
+medians are the records of the JSONL file beside it).
 
-    python benchmark/ops.py --out benchmark/results/ops.md
+    python benchmark/ops.py
 """
 import argparse
 import statistics
 import time
-from typing import Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
 import torch_autoscale.typing
 from torch_autoscale import ops
 from torch_autoscale.utils.sparse import sparse_csr
+
+import bench_util
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -45,24 +48,44 @@ def side_by_side(native: Callable, fallback: Callable, repeat: int,
                  for t in times.values())
 
 
-def table_row(name: str, native: float, fallback: float,
-        torch_sec: Optional[float] = None) -> List[str]:
-    cells = [name, f'{1e3 * native:.1f}', f'{1e3 * fallback:.1f}',
+def table_row(r: Dict[str, Any]) -> List[str]:
+    native, fallback, torch_sec = r['native_s'], r['fallback_s'], r.get(
+        'pytorch_s')
+    cells = [r['op'], f'{1e3 * native:.1f}', f'{1e3 * fallback:.1f}',
              f'{fallback / native:.1f}x']
     if torch_sec is None:
         return cells + ['-', '-']
     return cells + [f'{1e3 * torch_sec:.1f}', f'{torch_sec / native:.1f}x']
 
 
-def main():
+def write_table(jsonl: str, path: str) -> str:
+    records = bench_util.read_jsonl(jsonl)
+    body = [
+        f"torch {bench_util.values(records, 'torch')}, "
+        f"{bench_util.values(records, 'threads')} threads; medians of "
+        f"{bench_util.values(records, 'repeat')} alternating runs.", ''
+    ] + bench_util.markdown_table(
+        ['op', 'native ms', 'fallback ms', 'speed-up', 'PyTorch ms',
+         'speed-up over PyTorch'], [table_row(r) for r in records])
+    return bench_util.write_markdown(
+        path, 'Native kernels vs pure-PyTorch fallbacks (CPU)',
+        bench_util.commands(records), body)
+
+
+def main(argv: Optional[List[str]] = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--num-nodes', type=int, default=1_000_000)
     parser.add_argument('--num-edges', type=int, default=10_000_000)
     parser.add_argument('--batch-nodes', type=int, default=50_000)
     parser.add_argument('--channels', type=int, default=128)
     parser.add_argument('--repeat', type=int, default=7)
-    parser.add_argument('--out', type=str, default=None)
-    args = parser.parse_args()
+    bench_util.add_output_options(parser, 'ops', skip_done=False)
+    args = parser.parse_args(argv)
+    jsonl = bench_util.jsonl_path(args.out)
+    if args.table_only:
+        text = write_table(jsonl, args.out)
+        print(text)
+        return text
     if not torch_autoscale.typing.WITH_NATIVE:
         raise SystemExit('the native extension is not built; nothing to '
                          'compare')
@@ -77,14 +100,19 @@ def main():
     start = int(torch.randint(n - args.batch_nodes, (1, ), generator=gen))
     n_id = torch.arange(start, start + args.batch_nodes)
 
-    rows: List[List[str]] = []
+    rows: List[Dict[str, Any]] = []
+
+    def row(op: str, native: float, fallback: float,
+            torch_sec: Optional[float] = None) -> None:
+        rows.append(dict(op=op, native_s=native, fallback_s=fallback,
+                         pytorch_s=torch_sec))
 
     def relabel():
         return ops.relabel_one_hop(rowptr, col, value, n_id, True)
 
     native, fallback, _ = side_by_side(relabel, relabel, args.repeat)
-    rows.append(table_row(f'relabel_one_hop ({n:,} nodes, {e:,} edges, batch '
-                    f'{args.batch_nodes:,})', native, fallback))
+    row(f'relabel_one_hop ({n:,} nodes, {e:,} edges, batch '
+        f'{args.batch_nodes:,})', native, fallback)
 
     # The mini-batch adjacency of that batch: in-batch rows, batch plus halo
     # columns.
@@ -99,9 +127,8 @@ def main():
     native, fallback, torch_sec = side_by_side(
         transpose, transpose, args.repeat,
         lambda: adj.t().to_sparse_csr())
-    rows.append(table_row(f'csr_transpose ({args.batch_nodes:,} x {num_cols:,}, '
-                    f'{out_col.numel():,} entries)', native, fallback,
-                    torch_sec))
+    row(f'csr_transpose ({args.batch_nodes:,} x {num_cols:,}, '
+        f'{out_col.numel():,} entries)', native, fallback, torch_sec)
 
     table = torch.randn(n, args.channels, generator=gen)
     index = torch.randint(n, (args.batch_nodes * 6, ), generator=gen)
@@ -112,24 +139,17 @@ def main():
         ops.read_async(table, None, None, index, buffer, dst)
 
     native, fallback, _ = side_by_side(read, read, args.repeat)
-    rows.append(table_row(f'read_async, CPU ({index.numel():,} rows x '
-                    f'{args.channels})', native, fallback))
+    row(f'read_async, CPU ({index.numel():,} rows x {args.channels})',
+        native, fallback)
 
-    header = ['op', 'native ms', 'fallback ms', 'speed-up', 'PyTorch ms',
-              'speed-up over PyTorch']
-    lines = ['| ' + ' | '.join(header) + ' |',
-             '|' + '---|' * len(header)]
-    lines += ['| ' + ' | '.join(r) + ' |' for r in rows]
-    report = '\n'.join(lines)
-    print(report)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write('# Native kernels vs pure-PyTorch fallbacks (CPU)\n\n')
-            f.write(f'Command: `python benchmark/ops.py --out {args.out}`\n\n')
-            f.write(f'torch {torch.__version__}, '
-                    f'{torch.get_num_threads()} threads; medians of '
-                    f'{args.repeat} alternating runs.\n\n')
-            f.write(report + '\n')
+    # One run measures every op: its records replace the file's.
+    known = dict(threads=torch.get_num_threads(), repeat=args.repeat,
+                 command=bench_util.command_line(__file__, argv),
+                 **bench_util.provenance())
+    bench_util.write_jsonl(jsonl, [dict(r, **known) for r in rows])
+    text = write_table(jsonl, args.out)
+    print(text)
+    return text
 
 
 if __name__ == '__main__':

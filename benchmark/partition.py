@@ -24,21 +24,17 @@ cached graph, records its RSS (the baseline), resets the peak-RSS mark, runs
 quality of the parts. The parent enforces ``--timeout`` and polls the child's
 peak RSS meanwhile, so that a run cut off by the time limit or killed by the
 OOM killer is recorded with the peak it reached, as is a run that fails.
-Each run is saved as JSON under ``--out-dir`` as soon as it ends
-(``--skip-done`` resumes); the Markdown tables in ``--table`` are rebuilt from
+Each run is appended to the JSONL file beside the table (``--out``) as soon
+as it ends (``--skip-done`` resumes); the Markdown tables are rebuilt from
 all of them (``--table-only`` only rebuilds).
 """
 import argparse
 import ast
-import glob
 import json
 import logging
 import math
 import os
 import os.path as osp
-import platform
-import resource
-import shlex
 import signal
 import statistics
 import subprocess
@@ -49,6 +45,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+
+import bench_util
+from bench_util import GiB, current_rss, peak_rss, reset_peak_rss
 
 HERE = osp.dirname(osp.abspath(__file__))
 ROOT = osp.dirname(HERE)
@@ -61,7 +60,6 @@ RMAT_PROBS = (0.57, 0.19, 0.19, 0.05)  # Graph500: a, b, c, d.
 RMAT_CHUNK = 1 << 16  # Edges drawn at once (changing it changes the graphs).
 SCALING_BAR = 2.4  # LPMetis seconds per doubling of the edges, at most.
 EC_BAR = 1.6  # LPMetis edge cut over METIS edge cut on real graphs, at most.
-GiB = 2**30
 log = logging.getLogger('partition')
 
 
@@ -295,46 +293,6 @@ def graph_meta(path: str) -> Dict[str, Any]:
     return dict(num_nodes=info['num_nodes'], num_edges=info['num_edges'])
 
 
-# Memory ######################################################################
-
-
-def _status_kib(pid, field: str) -> Optional[int]:
-    try:
-        with open(f'/proc/{pid}/status') as f:
-            for line in f:
-                if line.startswith(field + ':'):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def current_rss() -> int:
-    r"""The resident set size of this process in bytes."""
-    kib = _status_kib('self', 'VmRSS')
-    return 1024 * kib if kib is not None else peak_rss()
-
-
-def peak_rss(pid='self') -> int:
-    r"""The peak resident set size of a process in bytes (VmHWM, or
-    :obj:`ru_maxrss` of this process where :obj:`/proc` is missing)."""
-    kib = _status_kib(pid, 'VmHWM')
-    if kib is None and pid == 'self':
-        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return 1024 * (kib or 0)
-
-
-def reset_peak_rss() -> bool:
-    r"""Resets this process' peak-RSS mark to its current RSS (Linux >= 4.0),
-    so that the peak measured afterwards excludes earlier phases."""
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
-
-
 # Worker ######################################################################
 
 
@@ -425,27 +383,6 @@ def worker(spec: Dict[str, Any]):
 
 
 # Parent: one measurement #####################################################
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=ROOT,
-                              capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return 'unknown'
-
-
-def git_dirty() -> Optional[bool]:
-    r"""Whether :obj:`torch_autoscale/` differs from the commit."""
-    try:
-        out = subprocess.run(['git', 'status', '--porcelain', '--',
-                              'torch_autoscale'], cwd=ROOT,
-                             capture_output=True, text=True,
-                             check=True).stdout
-        return bool(out.strip())
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def _tail(path: str, size: int = 2000) -> str:
@@ -593,30 +530,17 @@ def _method_order(r: Dict[str, Any]):
             r['num_parts'], r.get('threads', 1), _method_label(r))
 
 
-def load_results(out_dir: str) -> List[Dict[str, Any]]:
-    runs = []
-    for file in sorted(glob.glob(osp.join(out_dir, '*.json'))):
-        with open(file) as f:
-            runs.append(json.load(f))
-    return runs
-
-
-def write_table(out_dir: str, path: str, command: Sequence[str]) -> str:
-    runs = load_results(out_dir)
-    commands: List[str] = []
-    for r in runs:
-        if r.get('command') and r['command'] not in commands:
-            commands.append(r['command'])
-    if not commands:  # Only the commands that measured something.
-        commands = list(command)
+def write_table(jsonl: str, path: str) -> str:
+    r"""The tables of the runs in :obj:`jsonl`, and the GAS accuracy of the
+    small benchmark's runs in ``partition_gas.jsonl`` beside it."""
+    runs = bench_util.read_jsonl(jsonl)
+    gas = bench_util.read_jsonl(osp.join(osp.dirname(jsonl),
+                                         'partition_gas.jsonl'))
     by_graph: Dict[str, List[Dict[str, Any]]] = {}
     for r in runs:
         by_graph.setdefault(r['graph'], []).append(r)
-    commits = sorted({r.get('git_commit', 'unknown')[:10] for r in runs})
+    commits = sorted({str(r.get('commit', 'unknown'))[:10] for r in runs})
     lines = [
-        '# Graph partitioning: METIS, LPMetis and random parts', '',
-        'Produced by (from the repository root, datasets unpacked into '
-        '`data/`):', '', '```bash'] + commands + ['```', '',
         f"Commit(s): {', '.join(commits) or '-'}. Every run is a fresh "
         'process that loads the cached graph; *seconds* is the '
         '`partition(...)` call alone; *peak RSS* is the peak resident '
@@ -630,27 +554,29 @@ def write_table(out_dir: str, path: str, command: Sequence[str]) -> str:
         rs = sorted(by_graph[graph], key=_method_order)
         first = rs[0]
         lines += [f"## {graph}: {first['num_nodes']:,} nodes, "
-                  f"{first['num_edges']:,} undirected edges", '',
-                  '| method | K | threads | seconds | peak RSS (GiB) | '
-                  'over graph (GiB) | EC | BAL | STD | status |',
-                  '|---|---|---|---|---|---|---|---|---|---|']
+                  f"{first['num_edges']:,} undirected edges", '']
+        rows = []
         for r in rs:
             ok = r['status'] == 'ok'
-            lines.append(
-                f"| {_method_label(r)} | {r['num_parts']} | "
-                f"{r.get('threads', '-')} | {_seconds(r)} | {_gib(r)} | "
-                f"{_gib(r, 'peak_over_baseline_bytes')} | "
-                f"{_fmt(r.get('edge_cut') if ok else None, '.4f')} | "
-                f"{_fmt(r.get('balance') if ok else None, '.3f')} | "
-                f"{_fmt(r.get('size_std') if ok else None, '.1f')} | "
-                f"{_short_status(r)} |")
+            rows.append([
+                _method_label(r), r['num_parts'], r.get('threads', '-'),
+                _seconds(r), _gib(r), _gib(r, 'peak_over_baseline_bytes'),
+                _fmt(r.get('edge_cut') if ok else None, '.4f'),
+                _fmt(r.get('balance') if ok else None, '.3f'),
+                _fmt(r.get('size_std') if ok else None, '.1f'),
+                _short_status(r)])
+        lines += bench_util.markdown_table(
+            ['method', 'K', 'threads', 'seconds', 'peak RSS (GiB)',
+             'over graph (GiB)', 'EC', 'BAL', 'STD', 'status'], rows)
         lines.append('')
-    lines += scaling_tables(runs) + quality_table(runs) + accuracy_table(
-        osp.join(osp.dirname(out_dir), 'partition_gas'))
-    text = '\n'.join(lines).rstrip('\n') + '\n'
-    with open(path, 'w') as f:
-        f.write(text)
-    return text
+    accuracy = accuracy_table(gas)
+    lines += scaling_tables(runs) + quality_table(runs) + accuracy
+    commands = bench_util.commands(runs)
+    if accuracy:
+        commands += bench_util.commands(gas)
+    return bench_util.write_markdown(
+        path, 'Graph partitioning: METIS, LPMetis and random parts',
+        commands, lines)
 
 
 def _pick(runs, graph: str, method: str, num_parts: Optional[int] = None,
@@ -735,36 +661,34 @@ def _ec(r: Dict[str, Any]) -> str:
 ACCURACY_BAR = 0.7  # Points of test accuracy, LPMetis against METIS.
 
 
-def accuracy_table(gas_dir: str) -> List[str]:
+def accuracy_table(gas: List[Dict[str, Any]]) -> List[str]:
     r"""GAS test accuracy with METIS against LPMetis partitions, from the
-    small benchmark's JSON files under :obj:`gas_dir`/{metis,lpmetis}/ (see
-    ``benchmark/README.md`` for the commands)."""
-    results: Dict[str, Dict[str, Dict[str, Any]]] = {}
-    for method in ('metis', 'lpmetis'):
-        for file in sorted(glob.glob(osp.join(gas_dir, method, '*.json'))):
-            with open(file) as f:
-                r = json.load(f)
-            if r.get('gas'):
-                results.setdefault(r['config'], {})[method] = r
+    small benchmark's runs :obj:`gas` (``benchmark/small/run.py
+    --partition``)."""
+    results: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
+    for r in gas:
+        if r['mode'] == 'gas' and r['partition'] in ('metis', 'lpmetis'):
+            results.setdefault(r['config'], {}).setdefault(
+                r['partition'], []).append(r)
     rows = []
     for config, by_method in sorted(results.items()):
         if len(by_method) < 2:
             continue
         m, lp = by_method['metis'], by_method['lpmetis']
-        seeds = sorted({g['seed'] for g in m['gas']}
-                       & {g['seed'] for g in lp['gas']})
+        seeds = sorted({g['seed'] for g in m} & {g['seed'] for g in lp})
         if not seeds:
             continue
         acc = {
-            key: [100 * g['test'] for g in r['gas'] if g['seed'] in seeds]
-            for key, r in (('metis', m), ('lpmetis', lp))
+            key: [100 * g['test'] for g in rs if g['seed'] in seeds]
+            for key, rs in (('metis', m), ('lpmetis', lp))
         }
         mean = {k: statistics.mean(v) for k, v in acc.items()}
         std = {k: statistics.stdev(v) if len(v) > 1 else 0.0
                for k, v in acc.items()}
         diff = mean['lpmetis'] - mean['metis']
         bar = 'pass' if abs(diff) <= ACCURACY_BAR else 'FAIL'
-        rows.append(f"| {m['model']} | {m['dataset']} | {len(seeds)} | "
+        rows.append(f"| {m[0]['model']} | {m[0]['dataset']} | "
+                    f"{len(seeds)} | "
                     f"{mean['metis']:.2f} ± {std['metis']:.2f} | "
                     f"{mean['lpmetis']:.2f} ± {std['lpmetis']:.2f} | "
                     f"{diff:+.2f} | {bar} |")
@@ -857,12 +781,7 @@ def parser() -> argparse.ArgumentParser:
                    metavar='KEY=VALUE', help='e.g. rounds=3 p_ratio=0.5')
     p.add_argument('--metis-kwargs', nargs='*', default=[],
                    metavar='KEY=VALUE')
-    p.add_argument('--out-dir', default=osp.join(ROOT, 'benchmark',
-                                                 'results', 'partition'))
-    p.add_argument('--table', default=osp.join(ROOT, 'benchmark', 'results',
-                                               'partition.md'))
-    p.add_argument('--skip-done', action='store_true')
-    p.add_argument('--table-only', action='store_true')
+    bench_util.add_output_options(p, 'partition')
     p.add_argument('--prepare-only', action='store_true',
                    help='only build the cached graphs')
     p.add_argument('--worker', default=None, help=argparse.SUPPRESS)
@@ -878,14 +797,21 @@ def main(argv: Optional[Sequence[str]] = None):
         return
     if args.cache_dir is None:
         args.cache_dir = osp.join(args.root, 'partition_cache')
-    command = 'python benchmark/partition.py ' + shlex.join(argv)
-    command = command.rstrip()
+    jsonl = bench_util.jsonl_path(args.out)
     if not args.table_only:
-        run_all(args, command)
-    print(write_table(args.out_dir, args.table, [command]))
+        run_all(args, bench_util.command_line(__file__, argv), jsonl)
+    print(write_table(jsonl, args.out))
 
 
-def run_all(args, command: str):
+def run_key(r: Dict[str, Any]) -> str:
+    r"""What tells runs apart: graph, method and its arguments, K, threads
+    and seed."""
+    return run_name(r['graph'], r['method'], r['num_parts'],
+                    r.get('threads', 1), r['seed'],
+                    r.get('method_kwargs') or {})
+
+
+def run_all(args, command: str, jsonl: str):
     graphs = args.graphs
     if graphs is None:
         graphs = list(REAL_GRAPHS) + [rmat_name(e) for e in args.edges]
@@ -897,8 +823,8 @@ def run_all(args, command: str):
     method_kwargs = dict(metis=dict(verbose=False),
                          lpmetis=parse_kwargs(args.lpmetis_kwargs))
     method_kwargs['metis'].update(parse_kwargs(args.metis_kwargs))
-    commit, dirty = git_commit(), git_dirty()
-    os.makedirs(args.out_dir, exist_ok=True)
+    known = bench_util.provenance()
+    done = {run_key(r) for r in bench_util.read_jsonl(jsonl)}
     for graph in graphs:
         path = ensure_graph(graph, args)
         if path is None or args.prepare_only:
@@ -907,19 +833,16 @@ def run_all(args, command: str):
                               else args.real_parts)
         for method in args.methods:
             kwargs = method_kwargs.get(method, {})
-            out = osp.join(args.out_dir, run_name(
-                graph, method, num_parts, args.threads, args.seed,
-                kwargs) + '.json')
-            if args.skip_done and osp.exists(out):
+            name = run_name(graph, method, num_parts, args.threads,
+                            args.seed, kwargs)
+            if args.skip_done and name in done:
                 log.info('%s %s K=%d: done, skipped', graph, method,
                          num_parts)
                 continue
             r = measure(path, method, num_parts, args.threads, args.seed,
                         args.timeout, kwargs)
-            r.update(graph=graph, command=command, git_commit=commit,
-                     git_dirty=dirty, timeout=args.timeout,
-                     torch=torch.__version__, python=platform.python_version(),
-                     cpu_count=os.cpu_count())
+            r.update(graph=graph, command=command, timeout=args.timeout,
+                     cpu_count=os.cpu_count(), **known)
             if 'edge_cut' not in r:
                 r.setdefault('edge_cut', None)
                 r.setdefault('balance', None)
@@ -928,7 +851,9 @@ def run_all(args, command: str):
                 r.update(graph_meta(path))
             r.setdefault('seconds', None)
             r.setdefault('baseline_rss_bytes', None)
-            _write_json(out, r)
+            # A run measured again replaces its earlier record.
+            bench_util.drop_jsonl(jsonl, lambda old: run_key(old) == name)
+            bench_util.append_jsonl(jsonl, r)
             log.info('%s %s K=%d: %s s, peak RSS %s GiB (+%s over the '
                      'graph), EC %s, BAL %s, STD %s [%s]', graph,
                      _method_label(r), num_parts, _seconds(r), _gib(r),

@@ -1,6 +1,6 @@
 r"""Pictures of the committed benchmark results: small PNGs for the docs,
-drawn from the JSON files under ``benchmark/results/`` alone (nothing is
-measured here).
+drawn from the JSONL results under ``benchmark/results/`` alone (nothing
+is measured here).
 
     python benchmark/plots.py
 
@@ -8,24 +8,24 @@ writes ``docs/source/_static/plots/*.png`` (``--out`` elsewhere,
 ``--results`` to read another results folder, ``--only`` for some figures):
 
 * ``gas_vs_full.png``: GAS against full-batch training on the small graphs
-  (``results/small/``): test accuracy and seconds per training epoch, per
-  model and dataset, mean and standard deviation over the seeds.
+  (``small.jsonl``): test accuracy and seconds per training epoch, per model
+  and dataset, mean and standard deviation over the seeds.
 * ``gas_vs_full_curve.png``: validation accuracy per epoch of GAS and
   full-batch training of GCN on Cora, mean and standard deviation over the
-  seeds (``results/small_curves/``, from ``run.py --curves``).
+  seeds (``small_curves.jsonl``, from ``run.py --curves``).
 * ``memory.png``: memory of a training step, peak anonymous host memory and
   seconds per epoch as the synthetic graph grows, full-batch against GAS
-  with histories in host memory and on disk (``results/memory/``).
+  with histories in host memory and on disk (``memory.jsonl``).
 * ``partition.png``: seconds and peak memory of METIS, LPMetis and random
-  partitions against the number of edges (``results/partition/``); runs that
+  partitions against the number of edges (``partition.jsonl``); runs that
   did not finish are marked at their recorded lower bound.
 * ``gst.png``: Graph Segment Training variants on MalNet-Tiny
-  (``results/gst/``): test accuracy, milliseconds per step side by side and
+  (``gst.jsonl``): test accuracy, milliseconds per step side by side and
   step memory by graph size.
 * ``gst_curve.png``: validation accuracy per epoch of full-graph training
-  and GST+EFD over 120 epochs (``results/gst_e120/``).
+  and GST+EFD over 120 epochs (``gst_e120.jsonl``).
 * ``distributed_curve.png``: validation accuracy per epoch of GAS on Cora
-  with one and two processes (``results/distributed/``).
+  with one and two processes (``distributed.jsonl``).
 
 ``gas_vs_full.png`` shows every small config at the epoch of best
 validation accuracy; per-epoch curves are committed for GCN on Cora only
@@ -33,13 +33,13 @@ validation accuracy; per-epoch curves are committed for GCN on Cora only
 the ``plot`` extra).
 """
 import argparse
-import glob
-import json
 import os
 import os.path as osp
 import statistics
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import bench_util
 
 HERE = osp.dirname(osp.abspath(__file__))
 ROOT = osp.dirname(HERE)
@@ -88,23 +88,28 @@ def pyplot():
     return plt
 
 
-def load_all(results: str, pattern: str) -> List[Dict[str, Any]]:
-    paths = sorted(glob.glob(osp.join(results, pattern)))
-    if not paths:
-        raise MissingResults(f'no {pattern} under {results}')
-    out = []
-    for path in paths:
-        with open(path) as f:
-            out.append(json.load(f))
-    return out
-
-
-def load_one(results: str, name: str) -> Any:
-    path = osp.join(results, name)
-    if not osp.exists(path):
+def load(results: str, name: str,
+         select: Callable[[Dict[str, Any]], bool] = lambda r: True
+         ) -> List[Dict[str, Any]]:
+    r"""The records of :obj:`name` (a JSONL file under :obj:`results`) that
+    :obj:`select` picks; :class:`MissingResults` if there are none."""
+    records = [r for r in bench_util.read_jsonl(osp.join(results, name))
+               if select(r)]
+    if not records:
         raise MissingResults(f'no {name} under {results}')
-    with open(path) as f:
-        return json.load(f)
+    return records
+
+
+def by_config(records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    r"""The small benchmark's runs gathered per config: its model, dataset,
+    device and threads, and its GAS and full-batch runs."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for r in records:
+        c = out.setdefault(r['config'], dict(
+            model=r['model'], dataset=r['dataset'], device=r.get('device'),
+            threads=r.get('threads'), gas=[], full=[]))
+        c[r['mode']].append(r)
+    return list(out.values())
 
 
 def mean_std(values: Sequence[float]):
@@ -123,7 +128,7 @@ def save(fig, out: str, name: str) -> str:
 
 # -------------------------------------------------------------- figures ----
 def gas_vs_full(plt, results: str, out: str) -> str:
-    runs = load_all(results, 'small/*.json')
+    runs = by_config(load(results, 'small.jsonl'))
     runs.sort(key=lambda r: (r['model'], r['dataset']))
     short = {'amazon-computers': 'Comp.', 'coauthor-cs': 'CS',
              'cora': 'Cora'}
@@ -159,8 +164,8 @@ def gas_vs_full(plt, results: str, out: str) -> str:
 
 
 def memory(plt, results: str, out: str) -> str:
-    runs = [r for r in load_all(results, 'memory/*_*.json')
-            if r.get('status') == 'ok' and 'mode' in r]
+    runs = load(results, 'memory.jsonl', lambda r: r.get('kind', 'run')
+                == 'run' and r.get('status') == 'ok')
     modes = [m for m in ('full', 'gas-host', 'gas-disk')
              if any(r['mode'] == m for r in runs)]
     fig, axes = plt.subplots(1, 3, figsize=(9, 3))
@@ -196,7 +201,7 @@ def memory(plt, results: str, out: str) -> str:
 
 
 def partition(plt, results: str, out: str) -> str:
-    runs = load_all(results, 'partition/*.json')
+    runs = load(results, 'partition.jsonl')
     methods = [m for m in ('metis', 'lpmetis', 'random')
                if any(r.get('method') == m for r in runs)]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
@@ -246,9 +251,15 @@ def partition(plt, results: str, out: str) -> str:
 
 
 def gst(plt, results: str, out: str) -> str:
-    runs = load_all(results, 'gst/*_seed*.json')
-    timing = load_one(results, 'gst/timing.json')
-    by_size = load_one(results, 'gst/memory_by_size.json')
+    records = load(results, 'gst.jsonl')
+    runs = [r for r in records if r.get('kind', 'run') == 'run']
+    timing = {r['variant']: r['ms_per_step'] for r in records
+              if r.get('kind') == 'timing'}
+    by_size = {r['variant']: r for r in records
+               if r.get('kind') == 'memory_by_size'}
+    if not runs or not timing or not by_size:
+        raise MissingResults(f'no runs, timing or memory_by_size in '
+                             f'gst.jsonl under {results}')
     variants = [v for v in GST_VARIANTS
                 if any(r['variant'] == v for r in runs)]
     names = [GST_LABELS[v] for v in variants]
@@ -324,7 +335,8 @@ def curves(plt, ax, runs: List[Dict[str, Any]], key: str,
 
 
 def gst_curve(plt, results: str, out: str) -> str:
-    runs = load_all(results, 'gst_e120/*_seed*.json')
+    runs = load(results, 'gst_e120.jsonl',
+                lambda r: r.get('kind', 'run') == 'run')
     fig, ax = plt.subplots(figsize=(6, 3))
     groups = {GST_LABELS[v]: (lambda r, v=v: r['variant'] == v)
               for v in GST_VARIANTS}
@@ -340,12 +352,9 @@ def gst_curve(plt, results: str, out: str) -> str:
 
 
 def gas_vs_full_curve(plt, results: str, out: str) -> str:
-    result = load_one(results, 'small_curves/gcn_cora.json')
-    runs = [dict(run, mode=mode) for mode in ('gas', 'full')
-            for run in result[mode] if 'val_curve' in run]
-    if not runs:
-        raise MissingResults('no val_curve in small_curves/gcn_cora.json '
-                             f'under {results}')
+    result = by_config(load(results, 'small_curves.jsonl', lambda r: (
+        r['config'] == 'gcn_cora' and 'val_curve' in r)))[0]
+    runs = result['gas'] + result['full']
     fig, ax = plt.subplots(figsize=(6, 3))
     groups = {LABELS[m]: (lambda r, m=m: r['mode'] == m)
               for m in ('gas', 'full')}
@@ -362,7 +371,8 @@ def gas_vs_full_curve(plt, results: str, out: str) -> str:
 
 
 def distributed_curve(plt, results: str, out: str) -> str:
-    runs = load_all(results, 'distributed/cora_*.json')
+    runs = load(results, 'distributed.jsonl',
+                lambda r: r['dataset'] == 'cora')
     fig, ax = plt.subplots(figsize=(6, 3))
     groups = {
         '1 process': lambda r: (r['world_size'] == 1

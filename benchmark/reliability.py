@@ -31,7 +31,6 @@ import os.path as osp
 import platform
 import queue
 import re
-import shlex
 import shutil
 import signal
 import statistics
@@ -44,6 +43,8 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
+
+import bench_util
 
 HERE = osp.dirname(osp.abspath(__file__))
 ROOT = osp.dirname(HERE)
@@ -1169,6 +1170,17 @@ def groups() -> List[Group]:
 # The child interpreter #######################################################
 
 
+def source(filename: str) -> str:
+    r"""Where an error was raised, without this machine's folders: relative
+    to the repository, or to ``site-packages`` for installed packages."""
+    marker = 'site-packages' + os.sep
+    if marker in filename:
+        return filename.split(marker, 1)[1]
+    if filename.startswith(ROOT + os.sep):
+        return osp.relpath(filename, ROOT)
+    return filename
+
+
 def _emit(kind: str, **fields: Any) -> None:
     sys.stdout.write('\n' + MARK + json.dumps(dict(kind=kind, **fields)) +
                      '\n')
@@ -1200,7 +1212,7 @@ def child(spec_path: str) -> None:
             frame = traceback.extract_tb(e.__traceback__)[-1]
             error = dict(error=type(e).__name__, message=str(e)[:2000],
                          mro=[c.__name__ for c in type(e).__mro__],
-                         where=f'{frame.filename}:{frame.lineno}')
+                         where=f'{source(frame.filename)}:{frame.lineno}')
         else:
             error = dict(error=None, message='', mro=[], where='')
         seconds = time.perf_counter() - start
@@ -1560,16 +1572,12 @@ def epoch_summary(records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 
 def table(cases: List[Dict[str, Any]], summary: List[Dict[str, Any]],
-          command: str, info: Dict[str, Any]) -> str:
+          info: Dict[str, Any]) -> List[str]:
+    r"""The body of the table: every case, and what the checks cost."""
     ok = sum(r['ok'] for r in cases)
     lines = [
-        '# Reliability: fault cases and the cost of the finite checks', '',
-        'Produced by (from the repository root):', '', '```bash', command,
-        '```', '',
         f"{info['when']}, commit `{info['commit']}`, Python "
-        f"{info['python']}, PyTorch {info['torch']}, {info['machine']}. "
-        'Raw results (one JSON object per case and per timed epoch): '
-        f"`{info['jsonl']}`.", '',
+        f"{info['python']}, PyTorch {info['torch']}, {info['machine']}.", '',
         '## Fault cases', '',
         'Every case runs in a child interpreter (the cases of a class share '
         'one) under a timeout; a signal or a hang is charged to the case '
@@ -1621,27 +1629,30 @@ def table(cases: List[Dict[str, Any]], summary: List[Dict[str, Any]],
             epochs = '' if s['epochs'] is None else str(s['epochs'])
             lines.append(f"| {s['mode']} | {s['on']:.4f} | {off} | "
                          f'{ratio} | {epochs} |')
-    return '\n'.join(lines) + '\n'
+    return lines
 
 
-def _info(args, jsonl: str) -> Dict[str, Any]:
+def write_table(jsonl: str, path: str) -> str:
+    r"""The table of the records in :obj:`jsonl`."""
+    records = bench_util.read_jsonl(jsonl)
+    info = next(r for r in records if r['kind'] == 'run')
+    cases = [{k: v for k, v in r.items() if k != 'kind'} for r in records
+             if r['kind'] == 'case']
+    summary = [{k: v for k, v in r.items() if k != 'kind'} for r in records
+               if r['kind'] == 'summary']
+    return bench_util.write_markdown(
+        path, 'Reliability: fault cases and the cost of the finite checks',
+        bench_util.commands(records), table(cases, summary, info))
+
+
+def _info(args) -> Dict[str, Any]:
     import torch
-    try:
-        commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'],
-                                cwd=ROOT, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(
-            ['git', 'status', '--porcelain', '--', 'torch_autoscale',
-             'csrc'], cwd=ROOT, capture_output=True, text=True,
-            check=True).stdout.strip()
-        if dirty:  # Measured on the working tree, not the commit alone.
-            commit += ' + uncommitted library changes'
-    except (OSError, subprocess.CalledProcessError):
-        commit = 'unknown'
+    commit = bench_util.git_commit()[:7]
+    if bench_util.git_dirty():  # Measured on the working tree.
+        commit += ' + uncommitted library changes'
     return dict(when=time.strftime('%Y-%m-%d'), commit=commit,
                 python=platform.python_version(), torch=torch.__version__,
                 machine=f'{os.cpu_count()} CPUs ({platform.machine()})',
-                jsonl=osp.relpath(jsonl, ROOT),
                 epochs=dict(num_nodes=args.num_nodes, epochs=args.epochs,
                             warmup=args.warmup, threads=args.threads,
                             num_layers=args.num_layers))
@@ -1649,10 +1660,6 @@ def _info(args, jsonl: str) -> Dict[str, Any]:
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--out', default=osp.join(ROOT, 'benchmark',
-                                                  'results',
-                                                  'reliability.md'),
-                        help='the table (.md); the JSONL goes beside it')
     parser.add_argument('--quick', action='store_true',
                         help='a few cases and a small, short epoch run')
     parser.add_argument('--cases', default=None,
@@ -1671,10 +1678,16 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser.add_argument('--no-cases', action='store_true',
                         help='only the epoch measurement')
     parser.add_argument('--child', default=None, help=argparse.SUPPRESS)
+    bench_util.add_output_options(parser, 'reliability', skip_done=False)
     args = parser.parse_args(argv)
     if args.child is not None:
         child(args.child)
         return {}
+    jsonl = bench_util.jsonl_path(args.out)
+    if args.table_only:
+        text = write_table(jsonl, args.out)
+        print(text)
+        return dict(text=text)
     if args.epochs is None:
         args.epochs = 3 if args.quick else 30
     if args.warmup is None:
@@ -1693,24 +1706,13 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
                                  args.threads, args.num_layers)
     summary = epoch_summary(records) if records else []
 
-    out = osp.abspath(args.out)
-    jsonl = osp.splitext(out)[0] + '.jsonl'
-    command = 'python benchmark/reliability.py ' + shlex.join(
-        sys.argv[1:] if argv is None else argv)
-    info = _info(args, jsonl)
-    text = table(cases, summary, command.strip(), info)
-    os.makedirs(osp.dirname(out), exist_ok=True)
-    with open(out, 'w') as f:
-        f.write(text)
-    with open(jsonl, 'w') as f:
-        f.write(json.dumps(dict(kind='run', command=command.strip(),
-                                **info)) + '\n')
-        for r in cases:
-            f.write(json.dumps(dict(kind='case', **r)) + '\n')
-        for r in records:
-            f.write(json.dumps(r) + '\n')
-        for s in summary:
-            f.write(json.dumps(dict(kind='summary', **s)) + '\n')
+    # The whole run is one measurement: its records replace the file's.
+    bench_util.write_jsonl(jsonl, [
+        dict(kind='run', command=bench_util.command_line(__file__, argv),
+             **_info(args)),
+        *(dict(kind='case', **r) for r in cases), *records,
+        *(dict(kind='summary', **s) for s in summary)])
+    text = write_table(jsonl, args.out)
     print(text)
     return dict(cases=cases, summary=summary, records=records, text=text)
 

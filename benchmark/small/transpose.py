@@ -17,19 +17,21 @@ import os.path as osp
 import statistics
 import sys
 import warnings
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 from unittest import mock
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import overhead  # noqa: E402
+import torch_autoscale.nn.functional
+import torch_autoscale.nn.linear
+import torch_autoscale.utils.sparse
+from torch_autoscale.utils.sparse import sparse_csr
 
-import torch_autoscale.nn.functional  # noqa: E402
-import torch_autoscale.nn.linear  # noqa: E402
-import torch_autoscale.utils.sparse  # noqa: E402
-from torch_autoscale.utils.sparse import sparse_csr  # noqa: E402
+# benchmark/, for the helpers all benchmarks share; training.py is beside.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import bench_util  # noqa: E402
+import training  # noqa: E402
 
 WAYS = ('pytorch', 'library')
 DEFAULT_CONFIGS = ['gcn_coauthor_cs', 'gat_coauthor_cs', 'appnp_coauthor_cs',
@@ -72,7 +74,7 @@ def measure(cfg: Dict[str, Any], data, ptr, num_classes: int, epochs: int,
     r"""Seconds of every timed epoch, full-batch and GAS, both ways."""
     seconds: Dict[str, List[float]] = {}
     for mode in ('full', 'gas'):
-        trainers = {way: overhead.Trainer(mode, cfg, data, ptr, num_classes,
+        trainers = {way: training.Trainer(mode, cfg, data, ptr, num_classes,
                                           seed) for way in WAYS}
         for way in WAYS:
             seconds[f'{mode}_{way}'] = []
@@ -90,20 +92,10 @@ def measure(cfg: Dict[str, Any], data, ptr, num_classes: int, epochs: int,
                 sparse=data.x.layout == torch.sparse_csr, seconds=seconds)
 
 
-def table(results: List[Dict[str, Any]], command: str, threads: int) -> str:
-    lines = [
-        '# Training epochs: the library\'s transposes against PyTorch\'s', '',
-        'Produced by (from the repository root, datasets unpacked into '
-        '`data/`):', '', '```bash', command, '```', '',
-        f'torch {torch.__version__}, CPU, {threads} intra-op thread(s). '
-        'Training seconds per epoch, median over the timed epochs (after two '
-        'warm-up epochs), both ways alternating epoch by epoch in one '
-        'process. `PyTorch`: transposes by sorting, sparse features '
-        'transposed every step; `library`: counting-sort transposes, once '
-        'per matrix. `features`: sparse (bag-of-words, CSR) or dense.', '',
-        '| model | dataset | features | full, PyTorch s | full, library s | '
-        'full speed-up | GAS, PyTorch s | GAS, library s | GAS speed-up |',
-        '|---|---|---|---|---|---|---|---|---|']
+def table(results: List[Dict[str, Any]]) -> Tuple[str, List[str]]:
+    r"""The title and body of the table of :obj:`results`: median seconds
+    per epoch both ways and the speed-ups."""
+    rows = []
     for r in results:
         med = {k: statistics.median(v) for k, v in r['seconds'].items()}
         cells = []
@@ -111,14 +103,26 @@ def table(results: List[Dict[str, Any]], command: str, threads: int) -> str:
             old, new = med[f'{mode}_pytorch'], med[f'{mode}_library']
             cells += [f'{old:.4f}', f'{new:.4f}', f'{old / new:.2f}x']
         features = 'sparse' if r['sparse'] else 'dense'
-        lines.append(f"| {r['model']} | {r['dataset']} | {features} | " +
-                     ' | '.join(cells) + ' |')
-    return '\n'.join(lines) + '\n'
+        rows.append([r['model'], r['dataset'], features, *cells])
+    body = [
+        f"torch {bench_util.values(results, 'torch')}, CPU, "
+        f"{bench_util.values(results, 'threads')} intra-op thread(s). "
+        'Training seconds per epoch, median over the timed epochs (after two '
+        'warm-up epochs), both ways alternating epoch by epoch in one '
+        'process. `PyTorch`: transposes by sorting, sparse features '
+        'transposed every step; `library`: counting-sort transposes, once '
+        'per matrix. `features`: sparse (bag-of-words, CSR) or dense.', ''
+    ] + bench_util.markdown_table(
+        ['model', 'dataset', 'features', 'full, PyTorch s',
+         'full, library s', 'full speed-up', 'GAS, PyTorch s',
+         'GAS, library s', 'GAS speed-up'], rows)
+    return ('Training epochs: the library\'s transposes against '
+            'PyTorch\'s', body)
 
 
-def main():
-    overhead.cli(__file__, __doc__, DEFAULT_CONFIGS, 'small_transpose.md',
-                 measure, table)
+def main(argv: Optional[List[str]] = None) -> str:
+    return training.timing_main(__file__, __doc__, 'small_transpose',
+                                DEFAULT_CONFIGS, measure, table, argv)
 
 
 if __name__ == '__main__':

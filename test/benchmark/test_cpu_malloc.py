@@ -12,7 +12,10 @@ def test_table_takes_medians_and_ratios():
                          dict(gas=9.0, full=0.2)],
                 tuned=[dict(gas=0.4, full=0.2), dict(gas=0.4, full=0.2),
                        dict(gas=0.3, full=0.1)])
-    text = bench.table({'gcn_cora': runs}, 'python benchmark/cpu_malloc.py')
+    records = [dict(config='gcn_cora', setting=setting, repeat=i, **r)
+               for setting, rs in runs.items() for i, r in enumerate(rs)]
+    _, body = bench.table(records)
+    text = '\n'.join(body)
     # Medians: GAS 0.6 -> 0.4, full 0.25 -> 0.2.
     assert ('| gcn_cora | 0.6000 | 0.4000 | 0.2500 | 0.2000 | 0.67 | 0.80 | '
             '2.40 | 2.00 |') in text

@@ -40,20 +40,18 @@ def test_rmat_is_a_simple_undirected_graph_of_the_requested_size():
 
 def test_worker_run_records_a_measurement(tmp_path):
     bench = load_benchmark()
-    out_dir, table = tmp_path / 'out', tmp_path / 'partition.md'
+    table, jsonl = tmp_path / 'partition.md', tmp_path / 'partition.jsonl'
     argv = ['--graphs', 'rmat0.02', '--methods', 'random', '--cache-dir',
-            str(tmp_path / 'cache'), '--out-dir',
-            str(out_dir), '--table',
-            str(table)]
+            str(tmp_path / 'cache'), '--out', str(table)]
     bench.main(argv)
 
-    files = list(out_dir.glob('*.json'))
-    assert len(files) == 1
-    r = json.loads(files[0].read_text())
+    lines = jsonl.read_text().splitlines()
+    assert len(lines) == 1
+    r = json.loads(lines[0])
     for field in ('graph', 'num_nodes', 'num_edges', 'method', 'num_parts',
                   'seconds', 'peak_rss_bytes', 'baseline_rss_bytes',
                   'status', 'edge_cut', 'balance', 'size_std', 'threads',
-                  'git_commit', 'command'):
+                  'commit', 'command'):
         assert field in r, field
     assert r['status'] == 'ok', r.get('log_tail')
     assert r['graph'] == 'rmat0.02' and r['method'] == 'random'
@@ -71,11 +69,14 @@ def test_worker_run_records_a_measurement(tmp_path):
     assert '| random | 64 | 1 |' in text
 
     # `--skip-done` runs nothing more, `--table-only` only rebuilds:
-    before = files[0].stat().st_mtime_ns
     bench.main(argv + ['--skip-done'])
-    bench.main(['--table-only', '--out-dir', str(out_dir), '--table',
-                str(table)])
-    assert files[0].stat().st_mtime_ns == before
+    bench.main(['--table-only', '--out', str(table)])
+    assert jsonl.read_text().splitlines() == lines
+    assert table.read_text() == text
+    # Without it, the run is measured again and replaces its record.
+    bench.main(argv)
+    again = jsonl.read_text().splitlines()
+    assert len(again) == 1 and again != lines
 
 
 def test_time_out_records_the_peak_reached(tmp_path):
@@ -110,9 +111,10 @@ def test_tables_scaling_and_edge_cut_ratios(tmp_path):
         _result('cs', 'metis', 80_000, 0.1, 2**30, edge_cut=0.25),
         _result('cs', 'lpmetis', 80_000, 0.1, 2**30, edge_cut=0.45),
     ]
-    for i, r in enumerate(runs):
-        (tmp_path / f'{i}.json').write_text(json.dumps(r))
-    text = bench.write_table(str(tmp_path), str(tmp_path / 't.md'), [])
+    (tmp_path / 't.jsonl').write_text(
+        ''.join(json.dumps(r) + '\n' for r in runs))
+    text = bench.write_table(str(tmp_path / 't.jsonl'),
+                             str(tmp_path / 't.md'))
     # (5 / 1) ^ (1 / 2) = 2.24 per doubling; METIS (16 / 2) ^ (1 / 2):
     assert '| rmat1 | rmat4 | 4.00 | 1.00 → 5.00 | 2.24 | 2.83 | pass |' \
         in text

@@ -55,13 +55,14 @@ def test_committed_pngs_are_what_the_command_draws(tmp_path):
 
 def test_missing_results_skip_their_figure(tmp_path, capsys):
     results = tmp_path / 'results'
-    shutil.copytree(osp.join(RESULTS, 'gst'), results / 'gst')
+    results.mkdir()
+    shutil.copy(osp.join(RESULTS, 'gst.jsonl'), results)
     plots = load_plots()
     written = plots.main(['--results', str(results), '--out',
                           str(tmp_path / 'out')])
     assert [osp.basename(p) for p in written] == ['gst.png']
     err = capsys.readouterr().err
-    assert 'gas_vs_full: skipped, no small/*.json under' in err
+    assert 'gas_vs_full: skipped, no small.jsonl under' in err
 
 
 def test_documented():

@@ -40,6 +40,8 @@ def test_quick_run_every_case_ok(tmp_path):
     assert lines[0]['kind'] == 'run'
     assert sum(line['kind'] == 'case' for line in lines) == len(cases)
     assert sum(line['kind'] == 'epoch' for line in lines) == 4 * 5
+    # The table is rebuilt from the JSONL file alone.
+    assert bench.main(['--table-only', '--out', str(out)])['text'] == text
 
 
 def test_signal_and_hang_are_charged_to_their_case(tmp_path):

@@ -18,6 +18,7 @@ CONFIGS = sorted(glob.glob(osp.join(HERE, 'configs', '*.json')))
 
 
 def load_runner():
+    r"""``run.py``, whose :obj:`training` module trains the configs."""
     return load_script(osp.join(HERE, 'run.py'), 'small_run')
 
 
@@ -28,9 +29,9 @@ def test_every_dataset_has_the_four_reference_models():
             assert f'{model}_{dataset}' in names
 
 
-def stand_in(run, cfg):
+def stand_in(training, cfg):
     data = homophilous_sbm(400, num_classes=4, num_features=16, seed=0)
-    data.adj_t = run.prepare_adj(data, cfg.get('adj', 'raw'))
+    data.adj_t = training.prepare_adj(data, cfg.get('adj', 'raw'))
     cluster = metis(data.edge_index, data.num_nodes,
                     num_parts=cfg['num_parts'])
     perm, ptr = sort_by_cluster(cluster, cfg['num_parts'])
@@ -40,9 +41,9 @@ def stand_in(run, cfg):
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.basename(p))
 def test_config_trains_one_epoch(path):
-    run = load_runner()
+    run = load_runner().training
     cfg = run.load_config(osp.splitext(osp.basename(path))[0])
-    assert cfg['dataset'] in run.datasets.DATASETS
+    assert cfg['dataset'] in run.DATASETS
     data, ptr = stand_in(run, cfg)
     features = [data.x]
     if run.make_model(cfg, data, 4).supports_sparse_input:
@@ -58,7 +59,7 @@ def test_config_trains_one_epoch(path):
 @onlyCUDA
 @pytest.mark.parametrize('name', ['gcn_amazon_computers', 'appnp_cora'])
 def test_config_trains_on_a_gpu_with_asynchronous_histories(name):
-    run = load_runner()
+    run = load_runner().training
     cfg = run.load_config(name)
     data, ptr = stand_in(run, cfg)
     for gas in (True, False):
@@ -71,8 +72,8 @@ def test_config_trains_on_a_gpu_with_asynchronous_histories(name):
 
 def test_device_options_are_checked(monkeypatch, tmp_path):
     run = load_runner()
-    argv = ['run.py', '--root', str(tmp_path), '--out-dir', str(tmp_path),
-            '--table', str(tmp_path / 'small.md'), '--table-only']
+    argv = ['run.py', '--root', str(tmp_path), '--out',
+            str(tmp_path / 'small.md'), '--table-only']
     monkeypatch.setattr('sys.argv', argv + ['--pool-size', '2'])
     with pytest.raises(SystemExit):
         run.main()
@@ -84,21 +85,24 @@ def test_device_options_are_checked(monkeypatch, tmp_path):
 
 def test_table_names_the_device(tmp_path):
     run = load_runner()
-    runs = [dict(seed=0, val=0.8, test=0.75, sec=0.5)]
-    for name, device in (('a', 'cpu'), ('b', 'NVIDIA H100')):
-        with open(tmp_path / f'{name}.json', 'w') as f:
-            json.dump(dict(model='GCN', dataset=name, epochs=1, seeds=[0],
-                           gas=runs, full=runs, device=device, threads=1),
-                      f)
-    text = run.write_table(str(tmp_path), str(tmp_path / 'small.md'),
-                           str(tmp_path))
-    assert '| GCN | a | 1 | 1 | 75.00 ± 0.00 | 75.00 ± 0.00 | +0.00 |' in text
-    assert '| dense | cpu | 1 |' in text
-    assert '| dense | NVIDIA H100 | 1 |' in text
+    with open(tmp_path / 'small.jsonl', 'w') as f:
+        for name, device in (('a', 'cpu'), ('b', 'NVIDIA H100')):
+            for mode in ('gas', 'full'):
+                f.write(json.dumps(dict(
+                    config=name, model='GCN', dataset=name, epochs=1,
+                    mode=mode, seed=0, val=0.8, test=0.75, sec=0.5,
+                    device=device, threads=1, command='python x')) + '\n')
+    text = run.write_table(str(tmp_path / 'small.jsonl'),
+                           str(tmp_path / 'small.md'))
+    assert ('| GCN | a | 1 | 1 | 75.00 ± 0.00 | 75.00 ± 0.00 | +0.00 |'
+            in text)
+    assert '| dense | cpu | 1 | unknown |' in text
+    assert '| dense | NVIDIA H100 | 1 | unknown |' in text
+    assert 'python x' in text and 'skipped' not in text
 
 
 def test_sparse_features_rule():
-    run = load_runner()
+    run = load_runner().training
     x = torch.zeros(10, 10)
     x[0, :5] = 1.0  # 5% non-zero.
     assert run.use_sparse_features(x, 'auto')

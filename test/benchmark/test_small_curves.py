@@ -12,17 +12,21 @@ from torch_autoscale.utils import homophilous_sbm
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 HERE = osp.join(ROOT, 'benchmark', 'small')
-COMMITTED = osp.join(ROOT, 'benchmark', 'results', 'small_curves',
-                     'gcn_cora.json')
+COMMITTED = osp.join(ROOT, 'benchmark', 'results', 'small_curves.jsonl')
 
 
 def load_runner():
     return load_script(osp.join(HERE, 'run.py'), 'small_run_curves')
 
 
-def stand_in(run, cfg, seed=0):
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def stand_in(training, cfg, seed=0):
     data = homophilous_sbm(400, num_classes=4, num_features=16, seed=seed)
-    data.adj_t = run.prepare_adj(data, cfg.get('adj', 'raw'))
+    data.adj_t = training.prepare_adj(data, cfg.get('adj', 'raw'))
     cluster = metis(data.edge_index, data.num_nodes,
                     num_parts=cfg['num_parts'])
     perm, ptr = sort_by_cluster(cluster, cfg['num_parts'])
@@ -32,7 +36,7 @@ def stand_in(run, cfg, seed=0):
 
 @pytest.mark.parametrize('gas', [True, False])
 def test_train_records_accuracy_after_every_epoch(gas):
-    run = load_runner()
+    run = load_runner().training
     cfg = run.load_config('gcn_cora')
     data, ptr, num_classes = stand_in(run, cfg)
     record = {}
@@ -50,22 +54,21 @@ def test_train_records_accuracy_after_every_epoch(gas):
 
 def test_curves_option_end_to_end(monkeypatch, tmp_path):
     run = load_runner()
-    monkeypatch.setattr(run.datasets, 'available', lambda root, name: True)
-    monkeypatch.setattr(run, 'prepare', lambda cfg, root, seed, *args:
-                        stand_in(run, cfg, seed))
-    out, table = tmp_path / 'curves', tmp_path / 'curves.md'
-    argv = ['run.py', '--root', str(tmp_path), '--configs', 'gcn_cora',
-            '--seeds', '2', '--epochs', '3', '--quiet', '--curves',
-            '--out-dir', str(out), '--table', str(table)]
-    monkeypatch.setattr('sys.argv', argv)
-    run.main()
-    with open(out / 'gcn_cora.json') as f:
-        result = json.load(f)
-    assert result['seeds'] == [0, 1] and result['epochs'] == 3
-    for mode in ('gas', 'full'):
-        for r in result[mode]:
-            assert len(r['val_curve']) == len(r['test_curve']) == 3
-            assert max(r['val_curve']) == pytest.approx(r['val'], abs=1e-6)
+    training = run.training
+    monkeypatch.setattr(training, 'available', lambda root, name: True)
+    monkeypatch.setattr(training, 'prepare', lambda cfg, root, seed, *args:
+                        stand_in(training, cfg, seed))
+    table, jsonl = tmp_path / 'curves.md', tmp_path / 'curves.jsonl'
+    argv = ['--root', str(tmp_path), '--configs', 'gcn_cora', '--seeds',
+            '2', '--epochs', '3', '--quiet', '--curves', '--out', str(table)]
+    run.main(argv)
+    records = read_jsonl(jsonl)
+    assert sorted((r['mode'], r['seed']) for r in records) == [
+        ('full', 0), ('full', 1), ('gas', 0), ('gas', 1)]
+    for r in records:
+        assert r['epochs'] == 3
+        assert len(r['val_curve']) == len(r['test_curve']) == 3
+        assert max(r['val_curve']) == pytest.approx(r['val'], abs=1e-6)
     text = table.read_text()
     assert '--curves' in text.split('```')[1]  # The command, on top.
     assert '| GCN | cora | GAS | 2 | 3 |' in text
@@ -73,47 +76,42 @@ def test_curves_option_end_to_end(monkeypatch, tmp_path):
 
     # --skip-done keeps finished seeds with curves, but redoes seeds that
     # were recorded without them.
-    for r in result['gas'] + result['full']:
+    for r in records:
         r['marker'] = True
-    with open(out / 'gcn_cora.json', 'w') as f:
-        json.dump(result, f)
-    monkeypatch.setattr('sys.argv', argv + ['--skip-done'])
-    run.main()
-    with open(out / 'gcn_cora.json') as f:
-        assert all(r.get('marker') for r in json.load(f)['gas'])
-    for r in result['gas'] + result['full']:
+    jsonl.write_text(''.join(json.dumps(r) + '\n' for r in records))
+    run.main(argv + ['--skip-done'])
+    assert all(r.get('marker') for r in read_jsonl(jsonl))
+    for r in records:
         del r['val_curve']
-    with open(out / 'gcn_cora.json', 'w') as f:
-        json.dump(result, f)
-    run.main()
-    with open(out / 'gcn_cora.json') as f:
-        redone = json.load(f)
-    assert all('val_curve' in r and 'marker' not in r
-               for r in redone['gas'] + redone['full'])
+    jsonl.write_text(''.join(json.dumps(r) + '\n' for r in records))
+    run.main(argv + ['--skip-done'])
+    redone = read_jsonl(jsonl)
+    assert len(redone) == 4
+    assert all('val_curve' in r and 'marker' not in r for r in redone)
 
 
 def test_curves_default_to_their_own_results(monkeypatch):
     # --curves never writes over the results of results/small.md.
     run = load_runner()
     written = {}
-    monkeypatch.setattr(run, 'write_curves_table', lambda out_dir, table:
-                        written.update(out_dir=out_dir, table=table) or '')
-    monkeypatch.setattr('sys.argv', ['run.py', '--curves', '--table-only'])
-    run.main()
+    monkeypatch.setattr(run, 'write_curves_table', lambda jsonl, table:
+                        written.update(jsonl=jsonl, table=table) or '')
+    run.main(['--curves', '--table-only'])
     results = osp.join(ROOT, 'benchmark', 'results')
-    assert written == dict(out_dir=osp.join(results, 'small_curves'),
+    assert written == dict(jsonl=osp.join(results, 'small_curves.jsonl'),
                            table=osp.join(results, 'small_curves.md'))
 
 
 def test_committed_curves():
-    with open(COMMITTED) as f:
-        result = json.load(f)
-    assert '--curves' in result['command']
-    assert len(result['seeds']) >= 3
+    records = read_jsonl(COMMITTED)
+    assert all('--curves' in r['command'] for r in records)
+    assert len({r['seed'] for r in records}) >= 3
     for mode in ('gas', 'full'):
-        assert len(result[mode]) == len(result['seeds'])
-        for r in result[mode]:
-            assert len(r['val_curve']) == result['epochs']
+        runs = [r for r in records if r['mode'] == mode]
+        assert len(runs) == len({r['seed'] for r in records})
+        for r in runs:
+            assert len(r['val_curve']) == r['epochs']
             assert max(r['val_curve']) == pytest.approx(r['val'], abs=1e-6)
     with open(osp.join(ROOT, 'benchmark', 'results', 'small_curves.md')) as f:
-        assert result['command'] in f.read()
+        text = f.read()
+    assert all(r['command'] in text for r in records)

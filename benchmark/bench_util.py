@@ -1,0 +1,249 @@
+r"""What the benchmark scripts share: where results go, the command and
+commit a result records, memory readings, JSONL results and Markdown tables.
+
+Every benchmark writes two files, by default under ``benchmark/results/``
+(``--out`` names the table): the Markdown table ``NAME.md`` and its raw
+results ``NAME.jsonl`` beside it, one JSON object per line (one run, seed,
+case or measurement each, with the command that produced it). New
+measurements are appended, or replace the records they redo; the table is
+rebuilt from the JSONL file alone (``--table-only`` does only that), so it
+shows what was measured and the commands that measured it, nothing else.
+Notes and readings of the results are written by hand in
+``benchmark/README.md``.
+
+The scripts import this module from their own folder (the folder of a
+script that runs is on :obj:`sys.path`; the scripts under ``small/`` add
+``benchmark/``).
+"""
+import json
+import os
+import os.path as osp
+import platform
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
+
+HERE = osp.dirname(osp.abspath(__file__))
+ROOT = osp.dirname(HERE)
+RESULTS = osp.join(HERE, 'results')
+MiB = 2**20
+GiB = 2**30
+
+Record = Dict[str, Any]
+
+# Command line and provenance #################################################
+
+
+def command_line(script: str, argv: Optional[Sequence[str]] = None) -> str:
+    r"""The command that runs :obj:`script` with :obj:`argv` (default: this
+    process' arguments), as typed from the repository root:
+    ``python benchmark/NAME.py ARGS``, quoted as a shell would need it. The
+    glibc allocator variables (``MALLOC_*``) of the environment come first,
+    as they change CPU timings (``benchmark/cpu_malloc.py``).
+
+    Args:
+        script (str): The script's path (:obj:`__file__`).
+        argv (Sequence[str], optional): Its arguments, without the script.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    env = [f'{k}={shlex.quote(v)}' for k, v in sorted(os.environ.items())
+           if k.startswith('MALLOC_')]
+    path = osp.relpath(osp.abspath(script), ROOT).replace(os.sep, '/')
+    return ' '.join(env + ['python', shlex.join([path] + argv)])
+
+
+def _git(*args: str) -> Optional[str]:
+    try:
+        return subprocess.run(['git', *args], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def git_commit() -> str:
+    r"""The commit of the code that measures (or :obj:`"unknown"` outside a
+    git checkout)."""
+    return _git('rev-parse', 'HEAD') or 'unknown'
+
+
+def git_dirty() -> Optional[bool]:
+    r"""Whether the library (``torch_autoscale/``, ``csrc/``) differs from
+    the commit (:obj:`None` outside a git checkout)."""
+    out = _git('status', '--porcelain', '--', 'torch_autoscale', 'csrc')
+    return None if out is None else bool(out)
+
+
+def provenance() -> Record:
+    r"""What every record names besides its measurement: the commit (and
+    whether the library had uncommitted changes), PyTorch and Python."""
+    import torch
+    return dict(commit=git_commit(), dirty=git_dirty(),
+                torch=torch.__version__, python=platform.python_version())
+
+
+# Memory ######################################################################
+
+
+def status_kib(pid: Any, field: str) -> Optional[int]:
+    r"""A field of ``/proc/PID/status`` in KiB (:obj:`None` where there is
+    none)."""
+    try:
+        with open(f'/proc/{pid}/status') as f:
+            for line in f:
+                if line.startswith(field + ':'):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def peak_rss(pid: Any = 'self') -> int:
+    r"""The peak resident set size of a process in bytes (VmHWM, or
+    :obj:`ru_maxrss` of this process where ``/proc`` is missing)."""
+    kib = status_kib(pid, 'VmHWM')
+    if kib is None and pid == 'self':
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return 1024 * (kib or 0)
+
+
+def current_rss() -> int:
+    r"""The resident set size of this process in bytes."""
+    kib = status_kib('self', 'VmRSS')
+    return 1024 * kib if kib is not None else peak_rss()
+
+
+def reset_peak_rss() -> bool:
+    r"""Resets this process' peak-RSS mark to its current RSS (Linux >= 4.0),
+    so that the peak measured afterwards excludes earlier phases; returns
+    whether it could."""
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
+# JSONL results ###############################################################
+
+
+def jsonl_path(table: str) -> str:
+    r"""The raw results beside the table :obj:`table`."""
+    return osp.splitext(table)[0] + '.jsonl'
+
+
+def read_jsonl(path: str) -> List[Record]:
+    r"""The records of :obj:`path` (none if it does not exist)."""
+    if not osp.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def append_jsonl(path: str, *records: Record) -> None:
+    r"""Appends :obj:`records` to :obj:`path`, one line each."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'a') as f:
+        for record in records:
+            f.write(json.dumps(record) + '\n')
+
+
+def write_jsonl(path: str, records: Iterable[Record]) -> None:
+    r"""Writes :obj:`records` to :obj:`path` (replaced at once)."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        for record in records:
+            f.write(json.dumps(record) + '\n')
+    os.replace(tmp, path)
+
+
+def drop_jsonl(path: str, drop: Callable[[Record], bool]) -> List[Record]:
+    r"""Removes the records :obj:`drop` selects from :obj:`path` (those a
+    new run redoes) and returns the records kept."""
+    records = read_jsonl(path)
+    kept = [r for r in records if not drop(r)]
+    if len(kept) < len(records):
+        write_jsonl(path, kept)
+    return kept
+
+
+# Tables ######################################################################
+
+
+def commands(records: Iterable[Record]) -> List[str]:
+    r"""The commands of :obj:`records`, each once, in order."""
+    out: List[str] = []
+    for r in records:
+        if r.get('command') and r['command'] not in out:
+            out.append(r['command'])
+    return out
+
+
+def values(records: Iterable[Record], key: str) -> str:
+    r"""The values of :obj:`key` in :obj:`records`, each once (e.g. the
+    PyTorch versions a table's rows were measured with)."""
+    out: List[str] = []
+    for r in records:
+        if r.get(key) is not None and str(r[key]) not in out:
+            out.append(str(r[key]))
+    return ', '.join(out) or 'not recorded'
+
+
+def mean_std(xs: Iterable[float]) -> Tuple[float, float]:
+    r"""Mean and sample standard deviation (0 for one value)."""
+    xs = list(xs)
+    return statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+
+def markdown_table(header: Sequence[str],
+                   rows: Iterable[Sequence[Any]]) -> List[str]:
+    r"""The lines of a Markdown table."""
+    return (['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)] +
+            ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows])
+
+
+def write_markdown(path: str, title: str, command_lines: Sequence[str],
+                   body: Sequence[str]) -> str:
+    r"""Writes the table file :obj:`path`: the title, the commands that
+    produced its records, the raw results file and :obj:`body`; returns its
+    text."""
+    lines = [f'# {title}', '', 'Produced by (from the repository root):',
+             '', '```bash', *(command_lines or ['# not recorded']), '```',
+             '', f'Raw results, one JSON object per line: '
+             f'`{osp.basename(jsonl_path(path))}` beside this file.', '',
+             *body]
+    text = '\n'.join(lines).rstrip('\n') + '\n'
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write(text)
+    return text
+
+
+def add_output_options(parser, name: str, skip_done: bool = True) -> None:
+    r"""The options every benchmark shares: :obj:`--out` (the table; the
+    JSONL results beside it), :obj:`--table-only` and, where runs can be
+    resumed, :obj:`--skip-done`."""
+    parser.add_argument('--out', default=osp.join(RESULTS, f'{name}.md'),
+                        help='the Markdown table; the raw results are the '
+                        '.jsonl file beside it (default: '
+                        f'benchmark/results/{name}.md)')
+    parser.add_argument('--table-only', action='store_true',
+                        help='only rebuild the table from the .jsonl file')
+    if skip_done:
+        parser.add_argument('--skip-done', action='store_true',
+                            help='keep the runs already in the .jsonl file '
+                            'and measure only the missing ones (without '
+                            'it, the runs a command redoes are replaced)')
