@@ -68,7 +68,7 @@ GST_LABELS = {**LABELS, 'full': 'full graph'}
 
 
 class MissingResults(FileNotFoundError):
-    r"""A figure's JSON files are not under the results folder."""
+    r"""A figure's JSONL results are not under the results folder."""
 
 
 def pyplot():
