@@ -45,7 +45,7 @@ def test_to_edge_index_errors():
         to_edge_index(edge_index.float(), None)
     with pytest.raises(ValueError, match="'num_nodes >= 2'"):
         to_edge_index(edge_index, 1)
-    with pytest.raises(ValueError, match='non-negative'):
+    with pytest.raises(ValueError, match="'num_nodes' must be at least 0"):
         to_edge_index(edge_index, -1)
     with pytest.raises(ValueError, match='empty graph'):
         to_edge_index(torch.empty(2, 0, dtype=torch.long), None)

@@ -1,13 +1,14 @@
 r"""How good a partition is: edge cut, balance and part-size spread, the
 metrics of the `"LPS-GNN" <https://arxiv.org/abs/2507.14570>`_ paper."""
 import math
-import operator
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 from torch_geometric.typing import SparseTensor
+
+from torch_autoscale.utils.checks import check_int
 
 from .validation import check_weight, to_edge_index
 
@@ -84,14 +85,7 @@ def _check_cluster(cluster: Tensor,
         raise ValueError(f"'cluster' must hold integer part ids (got dtype "
                          f"{cluster.dtype})")
     if num_parts is not None:
-        try:
-            num_parts = operator.index(num_parts)
-        except TypeError:
-            raise ValueError(f"'num_parts' must be an integer or None (got "
-                             f"{num_parts!r})") from None
-        if num_parts < 1:
-            raise ValueError(f"'num_parts' must be at least 1 (got "
-                             f"{num_parts})")
+        num_parts = check_int(num_parts, 'num_parts', 1, optional=True)
     cluster = cluster.long()
     if cluster.numel() > 0 and int(cluster.min()) < 0:
         raise ValueError(f"'cluster' must hold non-negative part ids (got "

@@ -12,6 +12,7 @@ from torch_geometric.index import ptr2index
 from torch_geometric.typing import SparseTensor
 
 from torch_autoscale.errors import PartitionInputError
+from torch_autoscale.utils.checks import check_int
 
 
 def describe(value: Any) -> str:
@@ -46,14 +47,7 @@ def to_edge_index(edge_index: Tensor,
             if the graph has no nodes.
     """
     if num_nodes is not None:
-        try:
-            num_nodes = operator.index(num_nodes)
-        except TypeError:
-            raise ValueError(f"'num_nodes' must be an integer or None (got "
-                             f"{num_nodes!r})") from None
-        if num_nodes < 0:
-            raise ValueError(f"'num_nodes' must be non-negative (got "
-                             f"{num_nodes})")
+        num_nodes = check_int(num_nodes, 'num_nodes', 0)
 
     if isinstance(edge_index, SparseTensor):  # `torch_sparse` adjacency.
         edge_index = edge_index.to_torch_sparse_coo_tensor()
@@ -205,27 +199,6 @@ def check_node_weight_total(node_weight: Tensor) -> None:
             "'node_weight' must contain at least one positive entry (all "
             "weights are zero), or METIS divides by a total of zero; pass "
             "'node_weight=None' to balance node counts instead")
-
-
-def check_int(value: Any, name: str, minimum: int) -> int:
-    r"""Returns :obj:`value` as an :obj:`int`, or raises a
-    :class:`ValueError` if it is not an integer of at least
-    :obj:`minimum`.
-
-    Args:
-        value (Any): The argument.
-        name (str): The argument's name, for the error messages.
-        minimum (int): The smallest value allowed.
-    """
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise ValueError(f"'{name}' must be an integer (got "
-                         f"{value!r})") from None
-    if value < minimum:
-        raise ValueError(f"'{name}' must be at least {minimum} (got "
-                         f"{value})")
-    return value
 
 
 def check_seed(seed: Any) -> Optional[int]:

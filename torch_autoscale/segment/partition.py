@@ -19,6 +19,7 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from torch_autoscale.partition import partition, permute, sort_by_cluster
+from torch_autoscale.utils.checks import check_int
 
 log = logging.getLogger(__name__)
 
@@ -138,14 +139,8 @@ def segment_graph(
     """
     max_segment_size = _check_max_segment_size(max_segment_size)
     method = _check_method(method)
-    try:
-        num_nodes = operator.index(num_nodes)
-    except TypeError:
-        raise ValueError(f"'num_nodes' must be an integer (got "
-                         f"{num_nodes!r})") from None
-    if num_nodes < 1:
-        raise ValueError(f"'num_nodes' must be at least 1 (got {num_nodes}); "
-                         f"a segment cannot be empty")
+    num_nodes = check_int(num_nodes, 'num_nodes', 1,
+                          fix='a segment cannot be empty')
     seed = _check_seed(seed)
     num_parts = math.ceil(num_nodes / max_segment_size)
 

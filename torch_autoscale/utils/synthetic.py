@@ -1,10 +1,11 @@
 import math
-import operator
 from typing import Optional
 
 import torch
 from torch_geometric.data import Data
 from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
+
+from .checks import check_int
 
 
 def homophilous_sbm(num_nodes: int = 20_000, num_classes: int = 8,
@@ -54,12 +55,12 @@ def homophilous_sbm(num_nodes: int = 20_000, num_classes: int = 8,
             must lie in :obj:`[0, num_nodes - 1]`, probabilities and ratios
             in :obj:`[0, 1]`.
     """
-    num_nodes = _integer(num_nodes, 'num_nodes', 2)
-    num_classes = _integer(num_classes, 'num_classes', 1)
+    num_nodes = check_int(num_nodes, 'num_nodes', 2)
+    num_classes = check_int(num_classes, 'num_classes', 1)
     if num_classes > num_nodes:
         raise ValueError(f"'num_classes' must lie in [1, num_nodes] (got "
                          f"{num_classes} for {num_nodes} nodes)")
-    num_features = _integer(num_features, 'num_features', 0)
+    num_features = check_int(num_features, 'num_features', 0)
     avg_degree = _real(avg_degree, 'avg_degree', 0.0, num_nodes - 1.0)
     homophily = _real(homophily, 'homophily', 0.0, 1.0)
     feature_signal = _real(feature_signal, 'feature_signal', -math.inf,
@@ -70,7 +71,7 @@ def homophilous_sbm(num_nodes: int = 20_000, num_classes: int = 8,
         raise ValueError(f"'train_ratio' and 'val_ratio' must sum to at most "
                          f"1 (got {train_ratio} + {val_ratio})")
     if seed is not None:
-        seed = _integer(seed, 'seed', -2**63)
+        seed = check_int(seed, 'seed', -2**63)
         if seed >= 2**64:
             raise ValueError(f"'seed' must lie in [-2**63, 2**64) (got "
                              f"{seed})")
@@ -117,20 +118,6 @@ def homophilous_sbm(num_nodes: int = 20_000, num_classes: int = 8,
                 val_mask=val_mask, test_mask=test_mask)
 
 
-def _integer(value, name: str, minimum: int) -> int:
-    try:
-        if isinstance(value, bool):  # A flag is not a count.
-            raise TypeError
-        value = operator.index(value)
-    except TypeError:
-        raise ValueError(f"'{name}' must be an integer (got "
-                         f"{value!r})") from None
-    if value < minimum:
-        raise ValueError(f"'{name}' must be at least {minimum} (got "
-                         f"{value})")
-    return value
-
-
 def _real(value, name: str, low: float, high: float) -> float:
     try:
         number = float(value)
@@ -138,7 +125,7 @@ def _real(value, name: str, low: float, high: float) -> float:
         number = math.nan
     if isinstance(value, (bool, str)) or not low <= number <= high or (
             math.isinf(number)):
-        bounds = (f'a finite number' if math.isinf(low) else
+        bounds = ('a finite number' if math.isinf(low) else
                   f'a number in [{low:g}, {high:g}]')
         raise ValueError(f"'{name}' must be {bounds} (got {value!r})")
     return number
