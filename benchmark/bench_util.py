@@ -232,6 +232,17 @@ def write_markdown(path: str, title: str, command_lines: Sequence[str],
     return text
 
 
+def write_table(path: str, table) -> str:
+    r"""Rebuilds the table file :obj:`path` from the JSONL results beside it
+    with :obj:`table(records) -> (title, body lines)`, prints it and returns
+    its text."""
+    records = read_jsonl(jsonl_path(path))
+    title, body = table(records)
+    text = write_markdown(path, title, commands(records), body)
+    print(text)
+    return text
+
+
 def add_output_options(parser, name: str, skip_done: bool = True) -> None:
     r"""The options every benchmark shares: :obj:`--out` (the table; the
     JSONL results beside it), :obj:`--table-only` and, where runs can be

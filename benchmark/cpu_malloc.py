@@ -122,12 +122,7 @@ def main(argv: Optional[List[str]] = None) -> str:
                     bench_util.append_jsonl(jsonl, dict(
                         config=config, setting=setting, repeat=repeat,
                         **measure(config, setting, args), **known))
-    records = bench_util.read_jsonl(jsonl)
-    title, body = table(records)
-    text = bench_util.write_markdown(args.out, title,
-                                     bench_util.commands(records), body)
-    print(text)
-    return text
+    return bench_util.write_table(args.out, table)
 
 
 if __name__ == '__main__':

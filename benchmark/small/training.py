@@ -191,6 +191,25 @@ def step(model, optimizer, out, y, mask, grad_clip):
     optimizer.step()
 
 
+def gas_epoch(model, optimizer, loader, clip: Optional[float],
+              device: Optional[torch.device] = None,
+              rows: Optional[List[int]] = None) -> None:
+    r"""One GAS training epoch over :obj:`loader`: a step per mini-batch
+    with training nodes; appends every mini-batch's node count (with halo)
+    to :obj:`rows` if given."""
+    for batch in loader:
+        if rows is not None:
+            rows.append(int(batch.n_id.numel()))
+        if device is not None:
+            batch = batch.to(device, non_blocking=True)
+        optimizer.zero_grad()
+        out = model(batch.data.x, batch.data.adj_t, batch)
+        bs = batch.batch_size
+        mask = batch.data.train_mask[:bs]
+        if bool(mask.any()):
+            step(model, optimizer, out[:bs], batch.data.y[:bs], mask, clip)
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
@@ -245,15 +264,7 @@ def train(cfg, data, ptr, num_classes, seed: int, gas: bool,
         synchronize(device)
         start = time.perf_counter()
         if gas:
-            for batch in loader:
-                batch = batch.to(device, non_blocking=True)
-                optimizer.zero_grad()
-                out = model(batch.data.x, batch.data.adj_t, batch)
-                bs = batch.batch_size
-                mask = batch.data.train_mask[:bs]
-                if bool(mask.any()):
-                    step(model, optimizer, out[:bs], batch.data.y[:bs], mask,
-                         clip)
+            gas_epoch(model, optimizer, loader, clip, device)
         else:
             optimizer.zero_grad()
             out = model(full.x, full.adj_t)
@@ -315,15 +326,8 @@ class Trainer:
             step(model, optimizer, out, self.data.y, self.data.train_mask,
                  cfg.get('grad_clip'))
         else:
-            for batch in self.loader:
-                self.rows.append(int(batch.n_id.numel()))
-                optimizer.zero_grad()
-                out = model(batch.data.x, batch.data.adj_t, batch)
-                bs = batch.batch_size
-                mask = batch.data.train_mask[:bs]
-                if bool(mask.any()):
-                    step(model, optimizer, out[:bs], batch.data.y[:bs], mask,
-                         cfg.get('grad_clip'))
+            gas_epoch(model, optimizer, self.loader, cfg.get('grad_clip'),
+                      rows=self.rows)
         return time.perf_counter() - start
 
 
@@ -377,10 +381,5 @@ def timing_main(script: str, doc: str, name: str, default_configs: List[str],
             bench_util.append_jsonl(jsonl, result)
             log.info(json.dumps({k: v for k, v in result.items()
                                  if k != 'seconds'}))
-    records = bench_util.read_jsonl(jsonl)
-    title, body = table(records)
-    text = bench_util.write_markdown(args.out, title,
-                                     bench_util.commands(records), body)
-    print(text)
-    return text
+    return bench_util.write_table(args.out, table)
 
