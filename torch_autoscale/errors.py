@@ -76,6 +76,13 @@ class PartitionInputError(ValueError):
     edge."""
 
 
+class GraphStoreError(ValueError):
+    r"""An on-disk graph store cannot be opened or read: its manifest is
+    missing, damaged or of another format version, or one of its files is
+    missing, truncated or does not match its recorded checksum. Nothing is
+    read from a store that fails these checks."""
+
+
 class NodeOrderError(ValueError):
     r"""Per-node tensors in two different node orders were combined: a
     model output in the permuted order of a
@@ -176,6 +183,7 @@ __all__ = [
     'StorageFullError',
     'CheckpointError',
     'NodeOrderError',
+    'GraphStoreError',
     'PartitionInputError',
     'DistributedTimeoutError',
     'non_finite_rows',

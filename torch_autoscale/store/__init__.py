@@ -1,0 +1,29 @@
+r"""Graphs kept on disk: a memory-mapped format
+(:class:`GraphStore`), its writer, and streaming ingestion from an
+in-memory graph or an edge list on disk."""
+from .format import (
+    MANIFEST,
+    STORE_VERSION,
+    GraphStore,
+    GraphStoreWriter,
+)
+from .ingest import (
+    EDGE_FORMATS,
+    ingest_edge_list,
+    read_edge_chunks,
+    store_from_data,
+)
+from .permute import partition_store, permute_store
+
+__all__ = [
+    'GraphStore',
+    'GraphStoreWriter',
+    'STORE_VERSION',
+    'MANIFEST',
+    'store_from_data',
+    'ingest_edge_list',
+    'read_edge_chunks',
+    'EDGE_FORMATS',
+    'permute_store',
+    'partition_store',
+]
