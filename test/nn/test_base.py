@@ -340,3 +340,24 @@ def test_param_groups_follow_reg_modules():
     model.lin = torch.nn.Linear(3, 3)
     (group, ) = model.param_groups(0.5)
     assert len(group['params']) == 2 and group['weight_decay'] == 0.5
+
+
+def test_half_precision_features_are_computed_in_the_model_dtype():
+    # Features kept in float16 (e.g. in a graph store) are cast to the
+    # parameters' dtype, in GAS, full-batch and layer-wise inference.
+    data, ptr = clustered()
+    model = SAGE(data.num_nodes, [data.num_features, 8, 3]).eval()
+    half = data.clone()
+    half.x = data.x.half()
+    exact = data.clone()
+    exact.x = half.x.float()
+    batch = next(iter(SubgraphLoader(half, ptr, batch_size=2)))
+    ref = next(iter(SubgraphLoader(exact, ptr, batch_size=2)))
+    with torch.no_grad():
+        assert torch.equal(model(batch.data.x, batch.data.adj_t, batch),
+                           model(ref.data.x, ref.data.adj_t, ref))
+        assert torch.equal(model(half.x, half.adj_t),
+                           model(exact.x, exact.adj_t))
+    outs = [model.mini_inference(EvalSubgraphLoader(d, ptr), progress=False)
+            for d in (half, exact)]
+    assert torch.equal(outs[0], outs[1]) and outs[0].dtype == torch.float32

@@ -431,10 +431,29 @@ class ScalableGNN(torch.nn.Module):
         self._check_input(args[0] if len(args) > 0 else kwargs.get('x'))
         batch = _find_batch(args, kwargs)
         replaced = self._check_call(args, kwargs, batch)
+        args, kwargs = replaced if replaced is not None else (args, kwargs)
+        x = args[0] if len(args) > 0 else kwargs.get('x')
+        cast = self._in_model_dtype(x)
+        if cast is not x:  # E.g. float16 features of a graph store.
+            replaced = ((cast, ) + args[1:], kwargs) if len(args) > 0 else (
+                args, dict(kwargs, x=cast))
         self._pushes = 0
         self._gas_call = batch is not None and len(self.histories) > 0
         self.histories.begin(batch)
         return replaced
+
+    def _in_model_dtype(self, x: Any) -> Any:
+        r"""Dense floating point features of another precision than the
+        model's parameters (*e.g.*, :obj:`float16` features kept on disk)
+        cast to the parameters' dtype; anything else as it is."""
+        if not isinstance(x, Tensor) or x.layout != torch.strided or \
+                not x.is_floating_point():
+            return x
+        param = next((p for p in self.parameters()
+                      if p.is_floating_point()), None)
+        dtype = param.dtype if param is not None else \
+            torch.get_default_dtype()
+        return x if x.dtype == dtype else x.to(dtype)
 
     def _gas_post_hook(self, module, args: tuple, kwargs: dict, output: Any):
         if (self.training and self.reg_weight > 0 and not self._reg_terms
@@ -620,8 +639,8 @@ class ScalableGNN(torch.nn.Module):
         for layer in range(self.num_layers):
             last = layer == self.num_layers - 1
             if layer == 0:
-                inputs = (b.data.x.to(device, non_blocking=True)
-                          for b in batches)
+                inputs = (self._in_model_dtype(
+                    b.data.x.to(device, non_blocking=True)) for b in batches)
             else:
                 inputs = store.inference_inputs(layer - 1, batches)
             for i, (batch, x) in enumerate(zip(batches, inputs)):

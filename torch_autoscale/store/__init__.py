@@ -7,6 +7,7 @@ from .format import (
     GraphStore,
     GraphStoreWriter,
 )
+from .generate import generate_store
 from .ingest import (
     EDGE_FORMATS,
     ingest_edge_list,
@@ -26,4 +27,5 @@ __all__ = [
     'EDGE_FORMATS',
     'permute_store',
     'partition_store',
+    'generate_store',
 ]
