@@ -255,3 +255,40 @@ def test_edge_weight_without_weighted_adjacency_warns():
     data.edge_weight = torch.rand(data.edge_index.size(1))
     with pytest.warns(UserWarning, match='ignore the weights.*csr_adj_t'):
         SubgraphLoader(data, ptr)
+
+
+def test_checks_read_large_graphs_in_chunks(monkeypatch):
+    # The checks of a loader over a memory-mapped graph read a bounded
+    # number of values at a time and still name the right nodes.
+    import torch_autoscale.loader.subgraph_loader as module
+    from torch_autoscale.errors import NonFiniteError
+    from torch_autoscale.testing import clustered_graph
+    monkeypatch.setattr(module, 'CHECK_CHUNK', 13)
+    data, ptr = clustered_graph(200, 4, num_classes=2, avg_degree=4)
+    bad = data.clone()
+    bad.x = data.x.clone()
+    bad.x[[3, 150], 1] = float('nan')
+    with pytest.raises(NonFiniteError) as info:
+        SubgraphLoader(bad, ptr)
+    assert info.value.rows == [3, 150]
+    crow = data.adj_t.crow_indices()
+    value = data.adj_t.values().clone()
+    value[[7, 500]] = float('inf')
+    bad = data.clone()
+    bad.adj_t = torch.sparse_csr_tensor(crow, data.adj_t.col_indices(),
+                                        value, data.adj_t.size())
+    with pytest.raises(NonFiniteError) as info:
+        SubgraphLoader(bad, ptr)
+    targets = (torch.searchsorted(crow, torch.tensor([7, 500]),
+                                  right=True) - 1).tolist()
+    assert info.value.rows == targets
+    # The unpermuted-graph warning counts the same edges in chunks.
+    shuffled = data.clone()
+    perm = torch.randperm(200, generator=torch.Generator().manual_seed(0))
+    from torch_autoscale.partition import permute
+    shuffled = permute(shuffled, perm)
+    with pytest.warns(UserWarning, match='looks unpermuted'):
+        SubgraphLoader(shuffled, ptr)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        SubgraphLoader(data, ptr)

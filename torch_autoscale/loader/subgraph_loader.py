@@ -9,9 +9,14 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from torch_autoscale import ops
-from torch_autoscale.errors import check_finite, finite_checks_enabled
+from torch_autoscale.errors import (
+    check_finite,
+    finite_checks_enabled,
+    non_finite_rows,
+)
 from torch_autoscale.utils.sparse import (
     index_select_rows,
+    row_blocks,
     sparse_csr,
     to_csr,
 )
@@ -57,13 +62,22 @@ def unwrap_single(batch: List[Any]) -> Any:
     return batch[0]
 
 
+#: The values a check reads at a time, so that checking a memory-mapped
+#: graph larger than memory needs little of it.
+CHECK_CHUNK = 1 << 24
+
+
+def _edge_ids(num_edges: int) -> Tensor:
+    return torch.arange(num_edges)
+
+
 def _check_finite_data(node_attrs: dict, edge_attrs: dict,
                        value: Optional[Tensor], rowptr: Tensor) -> None:
     r"""Raises :class:`~torch_autoscale.errors.NonFiniteError` naming the
     nodes whose features, edge weights or edge attributes (of their
     incoming edges) hold NaN or infinite values: one such node poisons every
     history row and parameter within a few steps, without a word
-    otherwise."""
+    otherwise. Reads :obj:`CHECK_CHUNK` values at a time."""
     if not finite_checks_enabled():
         return
     fix = ("replace or drop them before training (e.g., "
@@ -72,8 +86,17 @@ def _check_finite_data(node_attrs: dict, edge_attrs: dict,
         if attr.layout == torch.sparse_csr:
             _check_entries(attr.crow_indices(), attr.values(),
                            f"'data.{key}' (sparse)", fix)
-        else:
-            check_finite(attr, f"'data.{key}'", fix)
+        elif attr.is_floating_point() and attr.numel() > 0:
+            step = max(1, CHECK_CHUNK // max(1, attr[0].numel()))
+            rows = [
+                non_finite_rows(attr[start:start + step]) + start
+                for start in range(0, attr.size(0), step)
+                if not bool(torch.isfinite(attr[start:start + step]).all())
+            ]
+            if rows:
+                rows = torch.cat(rows)
+                check_finite(torch.full((rows.numel(), ), float('nan')),
+                             f"'data.{key}'", fix, index=rows)
     if value is not None:
         _check_entries(rowptr, value, "the edge weights of 'data.adj_t' "
                        "(by target node)", fix)
@@ -83,16 +106,25 @@ def _check_finite_data(node_attrs: dict, edge_attrs: dict,
 
 def _check_entries(crow: Tensor, values: Tensor, what: str,
                    fix: str) -> None:
-    r"""Checks the entries of a CSR structure, naming the rows that hold
-    non-finite ones."""
-    if not values.is_floating_point() or values.numel() == 0 or \
-            bool(torch.isfinite(values).all()):
+    r"""Checks the entries of a CSR structure, :obj:`CHECK_CHUNK` at a
+    time, naming the rows that hold non-finite ones."""
+    if not values.is_floating_point() or values.numel() == 0:
         return
-    bad = ~torch.isfinite(values.reshape(values.size(0), -1)).all(dim=1)
-    row = torch.repeat_interleave(torch.arange(crow.numel() - 1),
-                                  crow.diff().long(),
-                                  output_size=values.size(0))
-    rows = row[bad].unique()
+    step = max(1, CHECK_CHUNK // max(1, values[0].numel()))
+    bad = None
+    for start in range(0, values.size(0), step):
+        if not bool(torch.isfinite(values[start:start + step]).all()):
+            bad = start
+            break
+    if bad is None:
+        return
+    flat = values.reshape(values.size(0), -1)
+    entries = torch.cat([
+        (~torch.isfinite(flat[s:s + step]).all(dim=1)).nonzero().view(-1) + s
+        for s in range(bad, values.size(0), step)
+    ])
+    rows = torch.searchsorted(crow.long(), entries, right=True) - 1
+    rows = rows.unique()
     check_finite(torch.full((rows.numel(), ), float('nan')), what, fix,
                  index=rows)
 
@@ -127,8 +159,13 @@ def _check_clustered(ptr: Tensor, rowptr: Tensor, col: Tensor) -> None:
     random = float(((sizes / num_nodes)**2).sum())
     part = torch.repeat_interleave(torch.arange(num_parts), ptr.diff(),
                                    output_size=num_nodes)
-    row = torch.repeat_interleave(part, rowptr.diff(), output_size=num_edges)
-    inside = float((row == part[col]).double().mean())
+    inside = 0
+    for r0, r1 in row_blocks(rowptr, CHECK_CHUNK):  # Bounded memory.
+        p0, p1 = int(rowptr[r0]), int(rowptr[r1])
+        row = torch.repeat_interleave(part[r0:r1], rowptr[r0:r1 + 1].diff(),
+                                      output_size=p1 - p0)
+        inside += int((row == part[col[p0:p1]]).sum())
+    inside /= num_edges
     if inside < min(2 * random, 0.5):
         warnings.warn(
             f"Only {100 * inside:.1f}% of the edges lie within the "
@@ -159,7 +196,6 @@ class SubgraphCollater:
         self.bipartite = bipartite
         self.num_nodes = data.num_nodes
         self.rowptr, self.col, self.value, edge_perm = to_csr(data)
-        self.e_arange = torch.arange(self.col.numel())
 
         self.node_attrs = {}
         self.edge_attrs = {}
@@ -176,7 +212,8 @@ class SubgraphCollater:
                     value.size(0) == num_edges:
                 # Keep edge attributes attached to their edges: store them
                 # in CSR order once, then slice by kept CSR positions.
-                self.edge_attrs[key] = value[edge_perm]
+                self.edge_attrs[key] = (value if edge_perm is None else
+                                        value[edge_perm])
         _check_finite_data(self.node_attrs, self.edge_attrs, self.value,
                            self.rowptr)
         _check_clustered(self.ptr, self.rowptr, self.col)
@@ -201,10 +238,16 @@ class SubgraphCollater:
                                                   count.tolist())
         ]) if clusters.numel() > 0 else torch.empty(0, dtype=torch.long)
 
-        rowptr, col, e_id, n_id = ops.relabel_one_hop(
-            self.rowptr, self.col, self.e_arange, n_id, self.bipartite)
-        value = self.value[e_id] if self.value is not None else \
-            torch.ones(e_id.numel())
+        if self.edge_attrs:  # The kept edges' ids, to slice the attributes.
+            rowptr, col, e_id, n_id = ops.relabel_one_hop(
+                self.rowptr, self.col, _edge_ids(self.col.numel()), n_id,
+                self.bipartite)
+            value = None if self.value is None else self.value[e_id]
+        else:  # Gathered directly (no edge-sized index for large graphs).
+            rowptr, col, value, n_id = ops.relabel_one_hop(
+                self.rowptr, self.col, self.value, n_id, self.bipartite)
+        if value is None:
+            value = torch.ones(col.numel())
         num_rows = rowptr.numel() - 1
         adj_t = sparse_csr(rowptr, col, value, (num_rows, n_id.numel()))
 

@@ -16,7 +16,7 @@ from torch_geometric.data import Data
 
 from torch_autoscale.errors import GraphStoreError
 from torch_autoscale.history.files import check_directory, reserve
-from torch_autoscale.utils.sparse import sparse_csr
+from torch_autoscale.utils.sparse import row_blocks, sparse_csr  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -486,18 +486,3 @@ def chunks(total: int, size: int) -> Iterator[Tuple[int, int]]:
     steps of :obj:`size`."""
     for start in range(0, total, size):
         yield start, min(total, start + size)
-
-
-def row_blocks(rowptr: Tensor,
-               chunk_edges: int) -> Iterator[Tuple[int, int]]:
-    r"""Ranges of rows :obj:`[r0, r1)` of the CSR :obj:`rowptr` holding
-    about :obj:`chunk_edges` entries and at most :obj:`chunk_edges` rows
-    each (a longer row is a block of its own)."""
-    num_rows = rowptr.numel() - 1
-    r0 = 0
-    while r0 < num_rows:
-        limit = int(rowptr[r0]) + chunk_edges
-        r1 = int(torch.searchsorted(rowptr, limit, right=True)) - 1
-        r1 = min(num_rows, max(r1, r0 + 1), r0 + chunk_edges)
-        yield r0, r1
-        r0 = r1

@@ -3,7 +3,7 @@ import operator
 import warnings
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -137,7 +137,8 @@ def to_csr(data: Data) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
         :obj:`(rowptr, col, value, edge_perm)`: the CSR structure, its values
         (:obj:`None` without :obj:`adj_t` values) and, for every CSR
         position, the index of the edge in :obj:`data.edge_index` it came from
-        (the identity when :obj:`adj_t` is given).
+        (:obj:`None` when :obj:`adj_t` is given: the identity, not
+        materialized, as the graph may be memory-mapped and large).
 
     Raises:
         ValueError: If :obj:`data` has no nodes or no connectivity, or its
@@ -163,7 +164,7 @@ def to_csr(data: Data) -> Tuple[Tensor, Tensor, Optional[Tensor], Tensor]:
         rowptr = adj_t.crow_indices().long()
         col = adj_t.col_indices().long()
         value = adj_t.values()
-        return rowptr, col, value, torch.arange(col.numel())
+        return rowptr, col, value, None
 
     edge_index = getattr(data, 'edge_index', None)
     if edge_index is None:
@@ -205,6 +206,21 @@ def csr_adj_t(edge_index: Tensor, num_nodes: int,
                              f"edges")
         value = edge_weight[perm]
     return sparse_csr(rowptr, col, value, (num_nodes, num_nodes))
+
+
+def row_blocks(rowptr: Tensor,
+               chunk_edges: int) -> Iterator[Tuple[int, int]]:
+    r"""Ranges of rows :obj:`[r0, r1)` of the CSR :obj:`rowptr` holding
+    about :obj:`chunk_edges` entries and at most :obj:`chunk_edges` rows
+    each (a longer row is a block of its own)."""
+    num_rows = rowptr.numel() - 1
+    r0 = 0
+    while r0 < num_rows:
+        limit = int(rowptr[r0]) + chunk_edges
+        r1 = int(torch.searchsorted(rowptr, limit, right=True)) - 1
+        r1 = min(num_rows, max(r1, r0 + 1), r0 + chunk_edges)
+        yield r0, r1
+        r0 = r1
 
 
 def sparse_csr(rowptr: Tensor, col: Tensor, value: Tensor,
