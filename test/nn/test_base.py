@@ -361,3 +361,23 @@ def test_half_precision_features_are_computed_in_the_model_dtype():
     outs = [model.mini_inference(EvalSubgraphLoader(d, ptr), progress=False)
             for d in (half, exact)]
     assert torch.equal(outs[0], outs[1]) and outs[0].dtype == torch.float32
+
+
+def test_mini_inference_writes_into_a_given_tensor(tmp_path):
+    # E.g. a memory-mapped array, for outputs larger than memory.
+    from torch_autoscale.store import GraphStoreWriter
+    data, ptr = clustered()
+    model = SAGE(data.num_nodes, [data.num_features, 8, 3])
+    loader = EvalSubgraphLoader(data, ptr, batch_size=2)
+    expected = model.mini_inference(loader, progress=False)
+    writer = GraphStoreWriter(tmp_path / 'pred', num_nodes=data.num_nodes)
+    mapped = writer.create('pred', (data.num_nodes, 3), torch.float16)
+    out = model.mini_inference(loader, progress=False, out=mapped)
+    assert out is mapped
+    assert torch.equal(mapped, expected.half())
+    writer.abort()
+    with pytest.raises(ValueError, match="'out' must be a CPU tensor"):
+        model.mini_inference(loader, progress=False, out=torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="'out' has 2 columns"):
+        model.mini_inference(loader, progress=False,
+                             out=torch.zeros(data.num_nodes, 2))

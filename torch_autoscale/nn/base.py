@@ -589,7 +589,8 @@ class ScalableGNN(torch.nn.Module):
                     f"of the partition")
 
     def mini_inference(self, loader: Any, progress: bool = True,
-                       nodes: Optional[Tensor] = None) -> Tensor:
+                       nodes: Optional[Tensor] = None,
+                       out: Optional[Tensor] = None) -> Tensor:
         r"""Exact layer-wise inference for all nodes.
 
         Layer :math:`\ell` runs over all mini-batches of :obj:`loader` before
@@ -607,6 +608,12 @@ class ScalableGNN(torch.nn.Module):
                 when it covers only some on purpose (*e.g.*, one process's
                 clusters); the other rows of the output are zero.
                 (default: :obj:`None`, every node)
+            out (torch.Tensor, optional): A CPU tensor of shape
+                :obj:`[num_nodes, out_channels]` to write the output rows
+                into instead of a new tensor, *e.g.*, a memory-mapped array
+                of a :class:`~torch_autoscale.store.GraphStoreWriter` when
+                the outputs of a graph larger than memory should go to disk;
+                it is returned. (default: :obj:`None`)
 
         Returns:
             The output for every node, in the loader's node order. Over the
@@ -631,7 +638,11 @@ class ScalableGNN(torch.nn.Module):
         self._check_coverage(batches, nodes)
         states: List[Dict[str, Any]] = [{} for _ in batches]
         store = self.histories
-        out: Optional[Tensor] = None
+        if out is not None and (not isinstance(out, Tensor) or out.dim() != 2
+                                or out.size(0) != self.num_nodes
+                                or out.device.type != 'cpu'):
+            raise ValueError(f"'out' must be a CPU tensor of shape "
+                             f"[num_nodes={self.num_nodes}, out_channels]")
 
         pbar = tqdm(total=self.num_layers * len(batches),
                     desc='Layer-wise inference', disable=not progress,
@@ -653,7 +664,12 @@ class ScalableGNN(torch.nn.Module):
                     if out is None:
                         out = torch.zeros(self.num_nodes, h.size(-1),
                                           dtype=h.dtype, device='cpu')
-                    out[batch.n_id[:batch.batch_size]] = h.cpu()
+                    elif out.size(1) != h.size(-1):
+                        raise ValueError(
+                            f"'out' has {out.size(1)} columns but the model "
+                            f"outputs {h.size(-1)}")
+                    out[batch.n_id[:batch.batch_size]] = h.cpu().to(
+                        out.dtype)
                 else:
                     store.inference_push(layer, h, batch)
                 pbar.update(1)
