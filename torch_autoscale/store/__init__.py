@@ -7,7 +7,7 @@ from .format import (
     GraphStore,
     GraphStoreWriter,
 )
-from .generate import generate_store
+from .generate import generate_edge_list, generate_store
 from .ingest import (
     EDGE_FORMATS,
     ingest_edge_list,
@@ -28,4 +28,5 @@ __all__ = [
     'permute_store',
     'partition_store',
     'generate_store',
+    'generate_edge_list',
 ]
