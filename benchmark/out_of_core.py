@@ -1,0 +1,273 @@
+r"""GAS on graphs kept on disk, step by step, with bounded memory.
+
+For every graph size, the steps of the out-of-core path run one after the
+other, each in a fresh process: generate (a community graph as an edge list
+and raw features, :func:`torch_autoscale.store.generate_edge_list`), ingest
+(:func:`torch_autoscale.store.ingest_edge_list`), partition (label
+propagation and METIS over the store, :func:`~torch_autoscale.store.
+lpmetis_store` when available), permute (the store in cluster order,
+:func:`torch_autoscale.store.permute_store`), one GAS epoch (GraphSAGE,
+histories on disk) and layer-wise inference (outputs written to disk). For
+each step: seconds, peak RSS of its process, and the bytes its process read
+from and wrote to the block device (``getrusage``). Intermediates are
+deleted as soon as the next step no longer needs them.
+
+    python benchmark/out_of_core.py --sizes 1000000 2000000 4000000 \
+        --workdir /path/on/a/large/disk
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List
+
+import bench_util
+
+STEPS = ('generate', 'ingest', 'partition', 'permute', 'train', 'infer')
+GiB = bench_util.GiB
+
+
+# One step, in its own process ##############################################
+
+
+def run_step(args) -> Dict[str, Any]:
+    import torch
+
+    from torch_autoscale import store as gs
+    torch.set_num_threads(args.threads)
+    w = args.workdir
+    raw, store_dir, laid = (osp.join(w, 'raw'), osp.join(w, 'store'),
+                            osp.join(w, 'laid_out'))
+    out: Dict[str, Any] = {}
+    if args.step == 'generate':
+        os.makedirs(raw, exist_ok=True)
+        gs.generate_edge_list(
+            raw, args.size, community_size=args.community_size,
+            avg_degree=args.avg_degree, num_features=args.features,
+            num_classes=args.classes, seed=args.seed, progress=False)
+    elif args.step == 'ingest':
+        nodes = torch.load(osp.join(raw, 'nodes.pt'))
+        x = torch.from_file(osp.join(raw, 'x.bin'), shared=False,
+                            size=args.size * args.features,
+                            dtype=torch.float16).view(args.size,
+                                                      args.features)
+        store = gs.ingest_edge_list(
+            osp.join(raw, 'edges.bin'), store_dir, num_nodes=args.size,
+            undirected=True, remove_self_loops=True,
+            node_arrays=dict(x=x, **nodes), checksums=False,
+            progress=False)
+        out.update(num_edges=store.num_edges, store_bytes=store.nbytes)
+        del x
+        shutil.rmtree(raw)
+    elif args.step == 'partition':
+        store = gs.GraphStore(store_dir)
+        if hasattr(gs, 'lpmetis_store'):
+            cluster = gs.lpmetis_store(store, args.parts, seed=args.seed,
+                                       progress=False)
+            out['method'] = 'lpmetis_store'
+        else:  # The in-memory partitioner over the mapped graph.
+            from torch_autoscale.partition import partition
+            cluster = partition(store.to_data(), args.parts,
+                                method='lpmetis', seed=args.seed)
+            out['method'] = 'lpmetis (in memory)'
+        torch.save(cluster, osp.join(w, 'cluster.pt'))
+        # Quality, streamed: the fraction of edges cut, the largest part
+        # over the mean.
+        from torch_autoscale.utils.sparse import row_blocks
+        rowptr, col = store['rowptr'], store['col']
+        cut = 0
+        for r0, r1 in row_blocks(rowptr, 1 << 24):
+            p0, p1 = int(rowptr[r0]), int(rowptr[r1])
+            row = torch.repeat_interleave(cluster[r0:r1],
+                                          rowptr[r0:r1 + 1].diff())
+            cut += int((row != cluster[col[p0:p1]]).sum())
+        sizes = torch.bincount(cluster, minlength=args.parts).float()
+        out.update(edge_cut=cut / max(1, store.num_edges),
+                   balance=float(sizes.max() / sizes.mean()))
+    elif args.step == 'permute':
+        store = gs.GraphStore(store_dir)
+        cluster = torch.load(osp.join(w, 'cluster.pt'))
+        _, _, ptr = gs.partition_store(store, cluster, args.parts, laid,
+                                       checksums=False, progress=False)
+        torch.save(ptr, osp.join(w, 'ptr.pt'))
+        del store
+        shutil.rmtree(store_dir)
+    elif args.step in ('train', 'infer'):
+        import torch.nn.functional as F
+
+        from torch_autoscale.loader import EvalSubgraphLoader, SubgraphLoader
+        from torch_autoscale.nn.models import GraphSAGE
+        data = gs.GraphStore(laid).to_data()
+        ptr = torch.load(osp.join(w, 'ptr.pt'))
+        hist = osp.join(w, 'histories')
+        os.makedirs(hist, exist_ok=True)
+        torch.manual_seed(args.seed)
+        model = GraphSAGE(data.num_nodes, args.features, args.hidden,
+                          args.classes, num_layers=2, history_storage='disk',
+                          history_dir=hist)
+        if args.step == 'train':
+            optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+            loader = SubgraphLoader(data, ptr, batch_size=args.batch_size,
+                                    shuffle=True)
+            model.train()
+            steps = 0
+            for batch in loader:
+                optimizer.zero_grad()
+                h = model(batch.data.x, batch.data.adj_t, batch)
+                bs = batch.batch_size
+                mask = batch.data.train_mask[:bs]
+                if bool(mask.any()):
+                    F.cross_entropy(h[:bs][mask],
+                                    batch.data.y[:bs][mask]).backward()
+                    optimizer.step()
+                steps += 1
+            torch.save(model.state_dict(), osp.join(w, 'model.pt'))
+            out['steps'] = steps
+        else:
+            model.load_state_dict(torch.load(osp.join(w, 'model.pt')))
+            loader = EvalSubgraphLoader(data, ptr,
+                                        batch_size=args.batch_size)
+            writer = gs.GraphStoreWriter(osp.join(w, 'pred'),
+                                         num_nodes=data.num_nodes)
+            pred = writer.create('pred', (data.num_nodes, args.classes),
+                                 torch.float16)
+            model.mini_inference(loader, progress=False, out=pred)
+            correct = total = 0
+            for start in range(0, data.num_nodes, 1 << 22):
+                end = start + (1 << 22)
+                mask = data.test_mask[start:end]
+                hit = pred[start:end].argmax(-1) == data.y[start:end]
+                correct += int(hit[mask].sum())
+                total += int(mask.sum())
+            writer.abort()
+            out['test_acc'] = correct / max(1, total)
+            shutil.rmtree(w)
+    return out
+
+
+# The driver ##################################################################
+
+
+def measure(args, size: int, step: str, workdir: str) -> Dict[str, Any]:
+    result = osp.join(workdir + '.result.json')
+    cmd = [sys.executable, osp.abspath(__file__), '--step', step,
+           '--size', str(size), '--workdir', workdir, '--result', result,
+           '--threads', str(args.threads), '--parts',
+           str(max(1, size // args.community_size)), '--seed',
+           str(args.seed), '--avg-degree', str(args.avg_degree),
+           '--features', str(args.features), '--classes', str(args.classes),
+           '--community-size', str(args.community_size), '--hidden',
+           str(args.hidden), '--batch-size', str(args.batch_size)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    record = dict(size=size, step=step, seconds=seconds,
+                  peak_rss=usage.ru_maxrss * 1024,
+                  read_bytes=usage.ru_inblock * 512,
+                  written_bytes=usage.ru_oublock * 512,
+                  status='ok' if proc.returncode == 0 else
+                  f'exit {proc.returncode}')
+    if proc.returncode == 0 and osp.exists(result):
+        with open(result) as f:
+            record.update(json.load(f))
+        os.remove(result)
+    return record
+
+
+def table(records: List[Dict[str, Any]]):
+    rows = []
+    for r in sorted(records, key=lambda r: (r['size'],
+                                            STEPS.index(r['step']))):
+        extra = []
+        if 'num_edges' in r:
+            extra.append(f"{r['num_edges']:,} directed edges, store "
+                         f"{r['store_bytes'] / GiB:.2f} GiB")
+        if 'test_acc' in r:
+            extra.append(f"test acc {100 * r['test_acc']:.1f}%")
+        if 'method' in r:
+            extra.append(f"{r['method']}: edge cut {r['edge_cut']:.3f}, "
+                         f"largest part / mean {r['balance']:.2f}")
+        rows.append([f"{r['size']:,}", r['step'], f"{r['seconds']:.1f}",
+                     f"{r['peak_rss'] / GiB:.2f}",
+                     f"{r['read_bytes'] / GiB:.2f}",
+                     f"{r['written_bytes'] / GiB:.2f}", r['status'],
+                     '; '.join(extra)])
+    body = [
+        f"torch {bench_util.values(records, 'torch')}, "
+        f"{bench_util.values(records, 'threads')} thread(s), commit "
+        f"{bench_util.values(records, 'commit')}. Each step in a fresh "
+        'process; peak RSS of that process; bytes read and written: block '
+        'I/O of that process (getrusage).', ''
+    ] + bench_util.markdown_table(
+        ['nodes', 'step', 'seconds', 'peak RSS (GiB)', 'read (GiB)',
+         'written (GiB)', 'status', 'notes'], rows)
+    return 'GAS on graphs kept on disk, step by step', body
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--sizes', type=int, nargs='+',
+                        default=[1_000_000, 2_000_000, 4_000_000])
+    parser.add_argument('--workdir', default=None,
+                        help='where the graphs go (default: a temporary '
+                        'folder beside the results)')
+    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--avg-degree', type=float, default=20.0)
+    parser.add_argument('--features', type=int, default=64)
+    parser.add_argument('--classes', type=int, default=10)
+    parser.add_argument('--community-size', type=int, default=1000)
+    parser.add_argument('--hidden', type=int, default=64)
+    parser.add_argument('--batch-size', type=int, default=10,
+                        help='clusters per mini-batch')
+    parser.add_argument('--seed', type=int, default=0)
+    # The inner invocation of one step:
+    parser.add_argument('--step', choices=STEPS, help=argparse.SUPPRESS)
+    parser.add_argument('--size', type=int, help=argparse.SUPPRESS)
+    parser.add_argument('--parts', type=int, help=argparse.SUPPRESS)
+    parser.add_argument('--result', help=argparse.SUPPRESS)
+    bench_util.add_output_options(parser, 'out_of_core')
+    args = parser.parse_args(argv)
+
+    if args.step is not None:
+        out = run_step(args)
+        with open(args.result, 'w') as f:
+            json.dump(out, f)
+        return None
+
+    jsonl = bench_util.jsonl_path(args.out)
+    if not args.table_only:
+        base = args.workdir or osp.join(bench_util.ROOT, 'out_of_core_work')
+        os.makedirs(base, exist_ok=True)
+        command = bench_util.command_line(__file__, argv)
+        done = {(r['size'], r['step']) for r in bench_util.read_jsonl(jsonl)
+                if r['status'] == 'ok'} if args.skip_done else set()
+        for size in args.sizes:
+            if all((size, s) in done for s in STEPS):
+                continue
+            bench_util.drop_jsonl(jsonl, lambda r, n=size: r['size'] == n)
+            workdir = osp.join(base, f'graph_{size}')
+            shutil.rmtree(workdir, ignore_errors=True)
+            os.makedirs(workdir)
+            for step in STEPS:
+                record = measure(args, size, step, workdir)
+                record.update(command=command, threads=args.threads,
+                              **bench_util.provenance())
+                bench_util.append_jsonl(jsonl, record)
+                print(json.dumps({k: v for k, v in record.items()
+                                  if k != 'command'}), flush=True)
+                if record['status'] != 'ok':
+                    break
+            shutil.rmtree(workdir, ignore_errors=True)
+    return bench_util.write_table(args.out, table)
+
+
+if __name__ == '__main__':
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    main()
