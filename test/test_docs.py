@@ -58,3 +58,19 @@ def test_planning_example_runs(tmp_path):
     out = scope['model'](batch.data.x, batch.data.adj_t, batch)
     assert out.size() == (batch.batch_size, 8)
     assert torch.isfinite(out).all()
+
+
+def test_out_of_core_example_runs(tmp_path, monkeypatch):
+    # The page's walk from an edge list to predictions, on a smaller graph.
+    monkeypatch.chdir(tmp_path)
+    code = rst_code('out_of_core.rst')
+    assert 'ingest_edge_list' in code and 'out=pred' in code
+    for big, small in (('200_000', '3_000'), ('num_parts=200', 'num_parts=30'),
+                       (', 200,', ', 30,')):
+        code = code.replace(big, small)
+    scope = {}
+    exec(compile(code, 'out_of_core.rst', 'exec'), scope)
+    pred = scope['pred']
+    assert pred.shape == (3_000, 10) and bool(torch.isfinite(pred).all())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'graph', 'graph_p', 'pred.npy', 'raw']
