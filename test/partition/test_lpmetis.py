@@ -114,6 +114,7 @@ def test_edgeless_graph_and_single_part():
     (dict(num_parts=2, refine=-2), "'refine' must be at least 0"),
     (dict(num_parts=2, refine=1.5), "'refine' must be an integer"),
     (dict(num_parts=2, seed=1.5), "'seed' must be an integer"),
+    (dict(num_parts=2, chunk_edges=0), "'chunk_edges' must be at least"),
     (dict(num_parts=2, seed='0'), "'seed' must be an integer"),
     (dict(num_parts=2, seed=2**64), "'seed' must lie in"),
     (dict(num_parts=2, rounds=2.5), "'rounds' must be an integer"),
@@ -147,21 +148,67 @@ def test_refinement_lowers_the_cut_and_keeps_balance():
 def test_dense_and_sparse_label_sums_agree(monkeypatch):
     import importlib
     module = importlib.import_module('torch_autoscale.partition.lpmetis')
-    monkeypatch.setattr(module, '_DENSE_BLOCK', 64)  # Many blocks.
+    monkeypatch.setattr(module, 'DENSE_BLOCK', 64)  # Many blocks.
     gen = torch.Generator().manual_seed(0)
-    label = torch.randint(7, (100, ), generator=gen)
-    row = torch.randint(100, (2000, ), generator=gen)
-    col = torch.randint(100, (2000, ), generator=gen)
+    lab = torch.randint(7, (2000, ), generator=gen)
+    rows = torch.randint(100, (2000, ), generator=gen).sort().values
     score = torch.rand(2000, generator=gen)
-    active = torch.rand(100, generator=gen) < 0.5
-    # Two lists, each sorted by source, as the refinement builds them:
-    order = row.argsort(stable=True)
-    lists = [(row[order][:1000], col[order][:1000], score[order][:1000]),
-             (row[order][1000:], col[order][1000:], score[order][1000:])]
-    dense = module._dense_scores(lists, label, active, 7)
-    mask = active[row]
-    sparse = module._sparse_scores(row[mask], label[col[mask]], score[mask],
-                                   7)
-    assert torch.equal(dense[0], sparse[0]) and torch.equal(dense[1],
-                                                            sparse[1])
-    assert torch.allclose(dense[2], sparse[2], atol=1e-5)
+    dense = module.dense_sums(rows, lab, score, 100, 7)
+    sparse = module.sparse_sums(rows, lab, score, 100, 7)
+    order = (dense[0] * 7 + dense[1]).argsort()
+    for a, b in zip(dense, sparse):  # Both sum in the entries' order.
+        assert torch.equal(a[order], b)
+
+
+def test_hash_draws():
+    import importlib
+    module = importlib.import_module('torch_autoscale.partition.lpmetis')
+    mask = (1 << 64) - 1
+
+    def mix(z):  # SplitMix64's finalizer on Python integers.
+        z &= mask
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        return z ^ (z >> 31)
+
+    z = torch.tensor([0, 1, -1, 2**63 - 1, -2**63, 123456789, -987654321])
+    out = module.mix64(z)
+    assert [v & mask for v in out.tolist()] == [mix(v) for v in z.tolist()]
+
+    key = module.stream_key(5, 1, 2)
+    assert key == module.stream_key(5, 1, 2) != module.stream_key(5, 2, 1)
+    a = torch.arange(100000)
+    b = torch.randint(10**6, (100000, ), generator=torch.Generator())
+    draws = module.hash_uniform(key, a, b)
+    assert draws.dtype == torch.float64
+    assert 0 <= float(draws.min()) and float(draws.max()) < 1
+    assert abs(float(draws.mean()) - 0.5) < 0.01
+    # A pure function of its inputs, entry by entry:
+    assert torch.equal(module.hash_uniform(key, a[7:9], b[7:9]), draws[7:9])
+    assert not torch.equal(module.hash_uniform(key, b, a), draws)
+    bits = module.hash_bits(key, a)
+    for p in (0.0, 0.1, 0.5, 1.0):
+        assert torch.equal(module.uniform_below(bits, p),
+                           module.bits_to_uniform(bits) < p)
+
+
+def test_independent_of_blocks_and_edge_order():
+    edge_index, num_nodes = planted(num_blocks=6, size=50)
+    ref = lpmetis(edge_index, num_nodes, 6, seed=3, verbose=False)
+    for chunk_edges in (1, 7, 100):
+        out = lpmetis(edge_index, num_nodes, 6, seed=3, verbose=False,
+                      chunk_edges=chunk_edges)
+        assert torch.equal(out, ref)
+    # Another order of the edges, one direction only, duplicates:
+    perm = torch.randperm(edge_index.size(1),
+                          generator=torch.Generator().manual_seed(0))
+    shuffled = edge_index[:, perm]
+    upper = shuffled[:, shuffled[0] < shuffled[1]]
+    out = lpmetis(upper.flip(0), num_nodes, 6, seed=3, verbose=False)
+    assert torch.equal(out, ref)
+    weight = torch.rand(edge_index.size(1))
+    a = lpmetis(edge_index, num_nodes, 6, edge_weight=weight, seed=3,
+                verbose=False)
+    b = lpmetis(shuffled, num_nodes, 6, edge_weight=weight[perm], seed=3,
+                verbose=False, chunk_edges=50)
+    assert torch.equal(a, b)

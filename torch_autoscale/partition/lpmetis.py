@@ -21,26 +21,50 @@ Everything is vectorized: one label update is a sort of the kept edges by
 (node, neighbour label), a segment sum and a per-node arg-max, so time and
 memory grow with the number of edges, with no Python loop over nodes or
 edges.
+
+Every step works on a block of rows of a symmetric CSR graph and needs only
+per-node state besides: random draws are counter-based hashes of
+(seed, round, purpose, node or edge) (:func:`hash_uniform`), every sum runs
+in the order of a row's entries, and the label admission is global but
+per node. The in-memory :func:`lpmetis` runs the graph as one block;
+:func:`~torch_autoscale.store.lpmetis_store` streams it from disk in blocks
+and gets the same partition, bit for bit.
 """
 import logging
 import math
 import time
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor
-from torch_geometric.index import index2ptr
+
+from torch_autoscale.utils.sparse import row_blocks
 
 from .backend import partition_csr
 from .validation import check_int, check_seed, check_weight, to_edge_index
 
 log = logging.getLogger(__name__)
 
-EdgeLists = List[Tuple[Tensor, Tensor, Tensor]]
+MEMORY_CHUNK: int = 1 << 20
+r"""The entries of a block of rows of :func:`lpmetis` in memory: the
+temporaries of a step are a few times this, not the size of the graph."""
 
 IMBALANCE: float = 1.03
 r"""The largest part size over the mean that the refinement allows (METIS'
 default tolerance)."""
+
+#: What a draw is for: the part of its stream key (see :func:`stream_key`).
+PRUNE, ACTIVE, REFINE = 1, 2, 3
+
+Block = Tuple[int, Tensor, Tensor, Tensor]
+r"""A block of consecutive rows of a CSR graph: the first row :obj:`r0`,
+the number of entries of every row of the block, and the entries' columns
+and weights, row after row."""
+
+_MASK64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+_M1 = 0xBF58476D1CE4E5B9
+_M2 = 0x94D049BB133111EB
 
 
 def lpmetis(
@@ -56,21 +80,30 @@ def lpmetis(
     max_cluster_size: Optional[int] = None,
     refine: int = 4,
     verbose: bool = True,
+    chunk_edges: int = MEMORY_CHUNK,
 ) -> Tensor:
     r"""Partitions a graph into :obj:`num_parts` parts via LPMetis, from the
     `"LPS-GNN: Deploying Graph Neural Networks on Graphs with 100-Billion
     Edges" <https://arxiv.org/abs/2507.14570>`_ paper (see the module
     documentation for the algorithm).
 
-    Nodes are first renumbered by decreasing degree (for cache locality;
-    ties in label updates then favour hubs). Label updates are synchronous,
-    but in every iteration only a random half
-    of the nodes update (the other half keeps its label), which breaks the
-    two-colour oscillation of fully synchronous label propagation on
-    bipartite pieces; ties go to the node's current label, then to the
-    smallest label. A cluster grows only while it holds at most
-    :obj:`max_cluster_size` original nodes (moves into a full cluster are
-    refused, in node order). By default, that cap is about 3% of a part,
+    The first round's labels are the nodes' ranks by decreasing degree, so
+    label ties favour hubs. Label updates are synchronous, but in every
+    iteration only a random half of the nodes update (the other half keeps
+    its label), which breaks the two-colour oscillation of fully
+    synchronous label propagation on bipartite pieces; ties go to the
+    node's current label, then to the smallest label. A cluster grows only
+    while it holds at most :obj:`max_cluster_size` original nodes (moves
+    into a full cluster are refused, hubs first, then in node order).
+
+    Every random draw is a counter-based hash of the seed, the round, the
+    iteration, what it is for and the node (or the directed edge) it
+    belongs to (:func:`hash_uniform`), and every sum runs in the order of
+    a node's sorted neighbours, so the result depends on the graph and the
+    seed only: not on the order of the edges, on :obj:`chunk_edges`, or on
+    whether the graph is in memory or streamed from disk by
+    :func:`~torch_autoscale.store.lpmetis_store`, which gives the same
+    partition. By default, that cap is about 3% of a part,
     METIS' own default tolerance for part imbalance, so that METIS can always
     balance the parts by moving a cluster.
 
@@ -108,10 +141,10 @@ def lpmetis(
             coarsening rounds :math:`T`. :obj:`0` runs METIS on the input
             graph. (default: :obj:`2`)
         seed (int, optional): The seed of the pruning and update draws; the
-            result repeats for a seed. (default: :obj:`None`, drawn from
-            PyTorch's global generator)
-        iterations (int, optional): Label updates per round (fewer if no
-            label changes). (default: :obj:`5`)
+            result repeats for a seed, on every engine. (default:
+            :obj:`None`, drawn from PyTorch's global generator)
+        iterations (int, optional): Label updates per round.
+            (default: :obj:`5`)
         max_cluster_size (int, optional): The largest number of original
             nodes a cluster may hold. (default: :obj:`None`, i.e.,
             :math:`\lceil \text{num_nodes} / (32 \cdot
@@ -125,6 +158,9 @@ def lpmetis(
         verbose (bool, optional): Whether to log every round and the total
             time; callers that partition many small graphs turn it off.
             (default: :obj:`True`)
+        chunk_edges (int, optional): The entries of a block of rows that
+            a step works on at once; it bounds the temporaries and never
+            changes the result. (default: :obj:`MEMORY_CHUNK`)
 
     Returns:
         torch.Tensor: The part id of every node, an :obj:`int64` tensor of
@@ -142,13 +178,751 @@ def lpmetis(
         >>> edge_index, _ = grid(32, 32)
         >>> cluster = lpmetis(edge_index, 1024, num_parts=4, seed=0)
         >>> cluster.bincount()
-        tensor([260, 258, 258, 248])
+        tensor([254, 261, 262, 247])
     """
     edge_index, num_nodes = to_edge_index(edge_index, num_nodes)
     device = edge_index.device
     edge_weight = check_weight(edge_weight, 'edge_weight',
                                edge_index.size(1),
                                'one entry per edge of `edge_index`')
+    num_parts, rounds, iterations, max_cluster_size, refine, seed = \
+        check_lpmetis_args(num_nodes, num_parts, p_ratio, p_b, rounds,
+                           iterations, max_cluster_size, refine, seed)
+    chunk_edges = check_int(chunk_edges, 'chunk_edges', 1)
+    if num_parts == 1:
+        return torch.zeros(num_nodes, dtype=torch.long, device=device)
+    graph = undirected_csr(edge_index, edge_weight, num_nodes)
+    del edge_index, edge_weight
+    graph.chunk_edges = chunk_edges
+    return run_lpmetis(graph, graph.degree(), num_parts, float(p_ratio),
+                       float(p_b), rounds, seed, iterations,
+                       max_cluster_size, refine, Workspace(device),
+                       chunk_edges, verbose)
+
+
+def _signed(z: int) -> int:
+    z &= _MASK64
+    return z - (1 << 64) if z >= 1 << 63 else z
+
+
+def _mix_int(z: int) -> int:
+    z &= _MASK64
+    z = ((z ^ (z >> 30)) * _M1) & _MASK64
+    z = ((z ^ (z >> 27)) * _M2) & _MASK64
+    return z ^ (z >> 31)
+
+
+def mix64(z: Tensor) -> Tensor:
+    r"""The finalizer of SplitMix64 (a bijection of 64-bit words with good
+    avalanche) applied to every entry of the :obj:`int64` tensor :obj:`z`,
+    in two's complement: :obj:`int64` products wrap, and every right shift
+    is masked to make it a logical one. Returns a new tensor.
+
+    .. math::
+        z \leftarrow (z \oplus (z \gg 30)) \cdot
+        \mathtt{0xbf58476d1ce4e5b9};\;
+        z \leftarrow (z \oplus (z \gg 27)) \cdot
+        \mathtt{0x94d049bb133111eb};\;
+        z \leftarrow z \oplus (z \gg 31)
+
+    Args:
+        z (torch.Tensor): An :obj:`int64` tensor.
+    """
+    z = z.clone()
+    for shift, factor in ((30, _M1), (27, _M2), (31, None)):
+        z ^= (z >> shift) & ((1 << (64 - shift)) - 1)
+        if factor is not None:
+            z *= _signed(factor)
+    return z
+
+
+def stream_key(seed: int, *words: int) -> int:
+    r"""The key of one stream of draws: a 64-bit hash of :obj:`seed` and
+    :obj:`words` (*e.g.*, the round, the iteration and what the draws are
+    for, such as :obj:`PRUNE`), as a signed :obj:`int64` value.
+
+    Args:
+        seed (int): The seed.
+        *words (int): Further non-negative integers.
+    """
+    z = _mix_int(seed + _GOLDEN)
+    for word in words:
+        z = _mix_int((z ^ word) + _GOLDEN)
+    return _signed(z)
+
+
+def hash_bits(key: int, a: Tensor, b: Optional[Tensor] = None) -> Tensor:
+    r"""Counter-based random bits: a 64-bit hash (as :obj:`int64`) of the
+    stream :obj:`key` and the ids :obj:`a` (nodes), or the ordered pairs
+    :obj:`(a, b)` (directed edges), entry by entry. Every value is a pure
+    function of its inputs, so draws never depend on how many were drawn
+    before or on how a graph is split into blocks, and any engine that
+    wraps 64-bit products and has a logical right shift (*e.g.*, Spark
+    SQL's :obj:`shiftrightunsigned`) computes the same bits:
+    :math:`h = m(m(a + k) \oplus b + \gamma)` with :math:`m` =
+    :func:`mix64` and :math:`\gamma` = :obj:`0x9e3779b97f4a7c15`.
+
+    Args:
+        key (int): A stream key from :func:`stream_key`.
+        a (torch.Tensor): Node ids (:obj:`int64`).
+        b (torch.Tensor, optional): Second ids of the pairs, of the shape
+            of :obj:`a`. (default: :obj:`None`)
+    """
+    z = mix64(a + key)
+    if b is not None:
+        z ^= b
+        z += _signed(_GOLDEN)
+        z = mix64(z)
+    return z
+
+
+def hash_uniform(key: int, a: Tensor, b: Optional[Tensor] = None) -> Tensor:
+    r"""Counter-based uniform draws in :math:`[0, 1)` (:obj:`float64`, the
+    53 high bits of :func:`hash_bits`) for the ids :obj:`a` or the pairs
+    :obj:`(a, b)`."""
+    return bits_to_uniform(hash_bits(key, a, b))
+
+
+def bits_to_uniform(bits: Tensor) -> Tensor:
+    r"""Maps the :obj:`int64` hashes :obj:`bits` to :obj:`float64` draws in
+    :math:`[0, 1)`, exactly: their 53 high bits times :math:`2^{-53}`."""
+    return ((bits >> 11) & ((1 << 53) - 1)).double() * 2.0**-53
+
+
+def uniform_below(bits: Tensor, p: float) -> Tensor:
+    r"""Whether the draws of :obj:`bits` (see :func:`bits_to_uniform`) are
+    below :obj:`p`, in integers: :math:`m 2^{-53} < p` if and only if
+    :math:`m < \lceil p 2^{53} \rceil`."""
+    return ((bits >> 11) & ((1 << 53) - 1)) < math.ceil(p * 2.0**53)
+
+
+class CSRBlocks:
+    r"""A symmetric graph as CSR (:obj:`rowptr`, :obj:`col`, positive
+    :obj:`float32` :obj:`weight`; columns sorted within rows, no
+    self-loops, one entry per neighbour) that LPMetis reads a block of rows
+    at a time: all of it at once, or blocks of about :obj:`chunk_edges`
+    entries (:func:`~torch_autoscale.utils.sparse.row_blocks`). The arrays
+    may be in memory or memory-mapped.
+
+    Args:
+        rowptr (torch.Tensor): The row pointers (in memory).
+        col (torch.Tensor): The columns.
+        weight (torch.Tensor): The weights of the entries.
+        chunk_edges (int, optional): The entries per block, or :obj:`None`
+            for one block. (default: :obj:`None`)
+    """
+    def __init__(self, rowptr: Tensor, col: Tensor, weight: Tensor,
+                 chunk_edges: Optional[int] = None):
+        self.rowptr, self.col, self.weight = rowptr, col, weight
+        self.chunk_edges = chunk_edges
+
+    @property
+    def num_nodes(self) -> int:
+        r"""The number of nodes."""
+        return self.rowptr.numel() - 1
+
+    @property
+    def num_entries(self) -> int:
+        r"""The number of entries (twice the number of edges)."""
+        return self.col.numel()
+
+    def degree(self) -> Tensor:
+        r"""The number of entries of every row."""
+        return self.rowptr[1:] - self.rowptr[:-1]
+
+    def blocks(self) -> Iterator[Block]:
+        r"""Yields the graph's row blocks :obj:`(r0, counts, col,
+        weight)`."""
+        if self.chunk_edges is None:
+            yield 0, self.degree(), self.col, self.weight
+            return
+        for r0, r1 in row_blocks(self.rowptr, self.chunk_edges):
+            p0, p1 = int(self.rowptr[r0]), int(self.rowptr[r1])
+            yield (r0, self.rowptr[r0 + 1:r1 + 1] - self.rowptr[r0:r1],
+                   self.col[p0:p1], self.weight[p0:p1])
+
+    def load(self) -> Tuple[Tensor, Tensor, Tensor]:
+        r"""The CSR arrays in memory."""
+        return self.rowptr, self.col.clone(), self.weight.clone()
+
+
+class Column:
+    r"""A one-dimensional array written front to back in pieces, in memory
+    (the pieces are concatenated at :meth:`finish`) or into a preallocated
+    array (*e.g.*, memory-mapped, of at least the total size)."""
+    def __init__(self, dtype: torch.dtype, device: torch.device,
+                 out: Optional[Tensor] = None):
+        self.dtype, self.device, self.out = dtype, device, out
+        self.parts: List[Tensor] = []
+        self.size = 0
+
+    def append(self, t: Tensor) -> None:
+        r"""Appends :obj:`t`."""
+        if self.out is None:
+            self.parts.append(t)
+        else:
+            self.out[self.size:self.size + t.numel()] = t
+        self.size += t.numel()
+
+    def finish(self) -> Tensor:
+        r"""The array written."""
+        if self.out is not None:
+            return self.out[:self.size]
+        if len(self.parts) == 1:
+            return self.parts[0]
+        if not self.parts:
+            return torch.empty(0, dtype=self.dtype, device=self.device)
+        return torch.cat(self.parts)
+
+
+class Workspace:
+    r"""Where LPMetis keeps its edge-sized intermediates (pruned graphs,
+    coarse graphs): in memory here;
+    :func:`~torch_autoscale.store.lpmetis_store` uses memory-mapped files.
+
+    Args:
+        device (torch.device, optional): The device of the arrays.
+            (default: :obj:`None`, the CPU)
+    """
+    #: Whether the arrays live on disk (contraction then streams too).
+    streaming: bool = False
+
+    def __init__(self, device: Optional[torch.device] = None):
+        self.device = torch.device('cpu') if device is None else device
+
+    def empty(self, name: str, size: int, dtype: torch.dtype) -> Tensor:
+        r"""A new one-dimensional array :obj:`name` of :obj:`size`
+        entries."""
+        return torch.empty(size, dtype=dtype, device=self.device)
+
+    def column(self, name: str, capacity: int,
+               dtype: torch.dtype) -> Column:
+        r"""A :class:`Column` named :obj:`name` of at most :obj:`capacity`
+        entries."""
+        return Column(dtype, self.device)
+
+    def shrink(self, t: Tensor, size: int) -> Tensor:
+        r"""The first :obj:`size` entries of :obj:`t`, the rest freed."""
+        return t[:size].clone() if size < t.numel() else t
+
+    def release(self, *names: str) -> None:
+        r"""Frees the arrays :obj:`names` (nothing to do in memory)."""
+
+
+def rows_of(counts: Tensor) -> Tensor:
+    r"""The row (from :obj:`0`) of every entry of a block whose rows hold
+    :obj:`counts` entries."""
+    return torch.repeat_interleave(
+        torch.arange(counts.numel(), device=counts.device), counts)
+
+
+def coalesce_rows(r0: int, counts: Tensor, col: Tensor,
+                  value: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""Merges the duplicate entries of a block of CSR rows (columns sorted
+    within rows) and drops self-loops: returns the new entry counts per row,
+    the columns and the :obj:`float64` sums of :obj:`value` (or the numbers
+    of copies), summed in the order of the entries.
+
+    Args:
+        r0 (int): The block's first row.
+        counts (torch.Tensor): The entries of every row of the block.
+        col (torch.Tensor): The columns.
+        value (torch.Tensor, optional): The entries' values.
+    """
+    rows = rows_of(counts)
+    keep = rows + r0 != col
+    if not bool(keep.all()):
+        rows, col = rows[keep], col[keep]
+        value = value[keep] if value is not None else None
+    del keep
+    start = torch.ones_like(rows, dtype=torch.bool)
+    start[1:] = (rows[1:] != rows[:-1]) | (col[1:] != col[:-1])
+    group = torch.cumsum(start, 0) - 1
+    num = int(group[-1]) + 1 if group.numel() > 0 else 0
+    if value is None:
+        total = torch.bincount(group, minlength=num).double()
+    else:
+        total = torch.zeros(num, dtype=torch.float64, device=col.device)
+        total.scatter_add_(0, group, value.double())
+    rows, col = rows[start], col[start]
+    return torch.bincount(rows, minlength=counts.numel()), col, total
+
+
+def relative_weight(total: Tensor, max_value: float) -> Tensor:
+    r"""The :obj:`float64` weights :obj:`total` divided by :obj:`max_value`
+    (their maximum over the graph), as :obj:`float32`: label propagation
+    only uses ratios of weights, and sums of weights in :obj:`(0, 1]` over
+    at most all edges cannot overflow in coarsening; a positive weight too
+    small for :obj:`float32` becomes its smallest normal value, never zero.
+    Multiplying all weights by a power of two leaves the result unchanged,
+    bit for bit."""
+    if max_value > 0:
+        total = total / max_value
+    out = total.float()
+    tiny = torch.finfo(torch.float32).tiny
+    return torch.where((total > 0) & (out < tiny), torch.full_like(out, tiny),
+                       out)
+
+
+def drop_zeros(counts: Tensor, col: Tensor,
+               weight: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""Drops the entries of weight zero from a block of rows."""
+    keep = weight > 0
+    if bool(keep.all()):
+        return counts, col, weight
+    rows = rows_of(counts)[keep]
+    return (torch.bincount(rows, minlength=counts.numel()), col[keep],
+            weight[keep])
+
+
+def undirected_csr(edge_index: Tensor, edge_weight: Optional[Tensor],
+                   num_nodes: int) -> CSRBlocks:
+    r"""The graph LPMetis partitions, from an edge list: self-loops
+    dropped, the copies of an edge (in either direction) merged with their
+    weights summed, then divided by the largest (:func:`relative_weight`);
+    edges of weight zero dropped; as a symmetric CSR. A symmetric CSR store
+    with the same edges gives the same graph (its weights are then all
+    halved before :func:`relative_weight`, which cancels)."""
+    row, col = edge_index[0], edge_index[1]
+    mask = row != col
+    key = torch.minimum(row, col) * num_nodes
+    key += torch.maximum(row, col)
+    if not bool(mask.all()):
+        key = key[mask]
+        edge_weight = edge_weight[mask] if edge_weight is not None else None
+    del mask, row, col
+    if edge_weight is None:  # Unweighted: the weight is the number of copies.
+        key, total = torch.unique(key, sorted=True, return_counts=True)
+        total = total.double()
+    else:
+        key, total = sum_sorted(key, edge_weight)
+    max_value = float(total.max()) if total.numel() > 0 else 0.0
+    weight = relative_weight(total, max_value)
+    del total
+    keep = weight > 0
+    if not bool(keep.all()):
+        key, weight = key[keep], weight[keep]
+    del keep
+    return symmetric_csr(key // num_nodes, key % num_nodes, weight,
+                         num_nodes)
+
+
+def sum_sorted(key: Tensor, value: Tensor) -> Tuple[Tensor, Tensor]:
+    r"""The distinct values of :obj:`key` (sorted) and the :obj:`float64`
+    sums of :obj:`value` per key, every sum in the order of the entries
+    (one stable sort)."""
+    key, perm = torch.sort(key, stable=True)
+    value = value[perm].double()
+    del perm
+    start = torch.ones_like(key, dtype=torch.bool)
+    start[1:] = key[1:] != key[:-1]
+    group = torch.cumsum(start, 0) - 1
+    key = key[start]
+    del start
+    total = value.new_zeros(key.numel()).scatter_add_(0, group, value)
+    return key, total
+
+
+def symmetric_csr(lo: Tensor, hi: Tensor, weight: Tensor, num_nodes: int,
+                  chunk_edges: Optional[int] = None) -> CSRBlocks:
+    r"""The symmetric CSR of the undirected edges :obj:`(lo, hi)`,
+    :obj:`lo < hi`, sorted by :obj:`(lo, hi)`: one stable sort by row of
+    the entries :obj:`hi -> lo` followed by :obj:`lo -> hi` puts every row's
+    columns in order (smaller columns come from the first half)."""
+    rows, perm = torch.sort(torch.cat([hi, lo]), stable=True)
+    col = torch.cat([lo, hi])[perm]
+    weight = torch.cat([weight, weight])[perm]
+    del perm
+    counts = torch.bincount(rows, minlength=num_nodes)
+    del rows
+    rowptr = counts.new_zeros(num_nodes + 1)
+    torch.cumsum(counts, 0, out=rowptr[1:])
+    return CSRBlocks(rowptr, col, weight, chunk_edges)
+
+
+def degree_rank(degree: Tensor) -> Tensor:
+    r"""The rank of every node by decreasing :obj:`degree` (ties by id)."""
+    rank = torch.empty_like(degree)
+    rank[torch.argsort(degree, descending=True, stable=True)] = torch.arange(
+        degree.numel(), device=degree.device)
+    return rank
+
+
+def prune_block(r0: int, counts: Tensor, col: Tensor, weight: Tensor,
+                merged: Tensor, p_ratio: float, p_b: float,
+                key: int) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""The edges a block of rows keeps (LPMetis' pruning, per row): an
+    entry :obj:`v -> w` stays if its relative weight
+    :math:`e_{vw} / \sum_m e_{vm}` is at least :obj:`p_ratio`, if its draw
+    (:func:`hash_uniform` of :obj:`(v, w)`) is under :obj:`p_b`, or if it is
+    the strongest entry of its row (the one with the smallest hash among
+    ties), so that no node is cut off from merging. Returns the kept
+    entries' counts per row, columns and scores :math:`e_{vw} / s_w`
+    (:obj:`s` = :obj:`merged`)."""
+    rows = rows_of(counts)
+    degree = weight.new_zeros(counts.numel()).scatter_add_(0, rows, weight)
+    rel = weight / degree[rows]
+    del degree
+    strongest = weight.new_zeros(counts.numel())
+    strongest.scatter_reduce_(0, rows, rel, 'amax')
+    bits = hash_bits(key, rows + r0, col)
+    tie = rel == strongest[rows]
+    del strongest
+    first = torch.full_like(counts, torch.iinfo(torch.int64).max)
+    first.scatter_reduce_(0, rows[tie], bits[tie], 'amin')
+    keep = (rel >= p_ratio) | uniform_below(bits, p_b)
+    keep |= tie & (bits == first[rows])
+    del rel, bits, tie, first
+    col = col[keep]
+    score = weight[keep] / merged[col]
+    return torch.bincount(rows[keep], minlength=counts.numel()), col, score
+
+
+def sparse_sums(rows: Tensor, lab: Tensor, s: Tensor, num_rows: int,
+                num_labels: int) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""Sums :obj:`s` per (row, label) via one stable sort, so every sum
+    runs in the order of the entries; returns the groups' rows, labels and
+    sums."""
+    key, perm = torch.sort(rows * num_labels + lab, stable=True)
+    s = s[perm]
+    del perm
+    start = torch.ones_like(key, dtype=torch.bool)
+    start[1:] = key[1:] != key[:-1]
+    group = torch.cumsum(start, 0) - 1
+    key = key[start]
+    del start
+    total = s.new_zeros(key.numel()).scatter_add_(0, group, s)
+    return key // num_labels, key % num_labels, total
+
+
+DENSE_BLOCK = 1 << 24
+r"""Entries of one dense block of sums in :func:`dense_sums`."""
+
+
+def dense_sums(rows: Tensor, lab: Tensor, s: Tensor, num_rows: int,
+               num_labels: int) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""As :func:`sparse_sums`, for few labels and :obj:`rows` in order:
+    the sums of a range of rows go into a dense [rows x labels] buffer
+    (at most :obj:`DENSE_BLOCK` entries), with no sort (a loop over ranges
+    of rows, never over rows)."""
+    step = max(1, DENSE_BLOCK // num_labels)
+    bounds = list(range(0, num_rows, step)) + [num_rows]
+    ends = torch.searchsorted(
+        rows, torch.tensor(bounds, device=rows.device)).tolist()
+    out_rows, out_labs, out_totals = [], [], []
+    for i in range(len(bounds) - 1):
+        lo, hi = ends[i], ends[i + 1]
+        if lo == hi:
+            continue
+        first = bounds[i]
+        dense = s.new_zeros((bounds[i + 1] - first) * num_labels)
+        dense.index_add_(0, (rows[lo:hi] - first) * num_labels + lab[lo:hi],
+                         s[lo:hi])
+        where = dense.nonzero().view(-1)
+        out_rows.append(where // num_labels + first)
+        out_labs.append(where % num_labels)
+        out_totals.append(dense[where])
+    if not out_rows:
+        empty = rows.new_zeros(0)
+        return empty, empty, s.new_zeros(0)
+    return torch.cat(out_rows), torch.cat(out_labs), torch.cat(out_totals)
+
+
+def propose_block(r0: int, counts: Tensor, col: Tensor, score: Tensor,
+                  label: Tensor, active: Tensor, size: Tensor,
+                  count: Tensor, cap: float, num_labels: int,
+                  dense: bool) -> Tensor:
+    r"""The label every node of a block of rows wants (:obj:`num_labels`:
+    none, it stays): among the labels not full (:obj:`size` plus the
+    node's :obj:`count` within :obj:`cap`) or its own, the one of largest
+    total :obj:`score` over its entries, its own label on ties, else the
+    smallest. Only :obj:`active` nodes (the block's slice) move. Every
+    value depends on the node's own row only."""
+    num_rows = counts.numel()
+    rows = rows_of(counts)
+    mask = active[rows]
+    rows, lab, s = rows[mask], label[col[mask]], score[mask]
+    del mask
+    target = torch.full((num_rows, ), num_labels, dtype=torch.long,
+                        device=col.device)
+    if rows.numel() == 0:
+        return target
+    sums = dense_sums if dense else sparse_sums
+    node, lab, total = sums(rows, lab, s, num_rows, num_labels)
+    del rows, s
+    own = label[node + r0]
+    stay = lab == own
+    allowed = stay | (size[lab] + count[node + r0] <= cap)
+    total = torch.where(allowed, total, total.new_full((), -1.0))
+    best = total.new_full((num_rows, ), -1.0)
+    best.scatter_reduce_(0, node, total, 'amax')
+    is_best = allowed & (total == best[node])
+    keeps = torch.zeros(num_rows, dtype=torch.bool, device=col.device)
+    keeps[node[is_best & stay]] = True
+    cand = is_best & ~keeps[node]
+    target.scatter_reduce_(0, node[cand], lab[cand], 'amin')
+    return target
+
+
+def admit(target: Tensor, label: Tensor, count: Tensor, size: Tensor,
+          cap: float, num_labels: int, priority: Optional[Tensor]) -> int:
+    r"""Moves the nodes that want another label (:obj:`target`), in
+    place: each label admits its movers in the order of :obj:`priority`
+    (node ids if :obj:`None`) while its total :obj:`count` stays within
+    :obj:`cap`. Returns the number of nodes that moved."""
+    movers = (target < num_labels).nonzero().view(-1)
+    if movers.numel() == 0:
+        return 0
+    dest = target[movers]
+    if priority is None:
+        order = torch.argsort(dest, stable=True)
+    else:
+        order = torch.argsort(dest * target.numel() + priority[movers])
+    dest, movers = dest[order], movers[order]
+    cum = torch.cumsum(count[movers], 0)
+    first = torch.ones_like(dest, dtype=torch.bool)
+    first[1:] = dest[1:] != dest[:-1]
+    offset = (cum - count[movers])[first]
+    within = cum - offset[torch.cumsum(first, 0) - 1]
+    ok = size[dest] + within <= cap
+    label[movers[ok]] = dest[ok]
+    return int(ok.sum())
+
+
+def label_rounds(graph, label: Tensor, count: Tensor, cap: float,
+                 num_labels: int, iterations: int, key: int,
+                 priority: Optional[Tensor], dense: bool,
+                 bar=None) -> Tensor:
+    r"""Label updates over the blocks of :obj:`graph` (a
+    :class:`CSRBlocks`, weights are scores), in place on :obj:`label`:
+    every iteration, a random half of the nodes (drawn by
+    :func:`hash_uniform` per node) proposes labels block by block
+    (:func:`propose_block`), then the labels admit them
+    (:func:`admit`)."""
+    n = label.numel()
+    nodes = torch.arange(n, device=label.device)
+    for it in range(iterations):
+        active = uniform_below(hash_bits(stream_key(key, it), nodes), 0.5)
+        size = count.new_zeros(num_labels).scatter_add_(0, label, count)
+        target = torch.empty_like(label)
+        for r0, counts, col, score in graph.blocks():
+            r1 = r0 + counts.numel()
+            target[r0:r1] = propose_block(r0, counts, col, score, label,
+                                          active[r0:r1], size, count, cap,
+                                          num_labels, dense)
+            if bar is not None:
+                bar.update(r1 - r0)
+        admit(target, label, count, size, cap, num_labels, priority)
+    return label
+
+
+def prune(graph, merged: Tensor, p_ratio: float, p_b: float, key: int,
+          ws: Workspace, name: str, chunk_edges: Optional[int],
+          bar=None) -> CSRBlocks:
+    r"""The pruned graph of :obj:`graph` (:func:`prune_block` on every
+    block), its arrays in :obj:`ws`."""
+    n = graph.num_nodes
+    cols = ws.column(f'{name}_col', graph.num_entries, torch.long)
+    scores = ws.column(f'{name}_score', graph.num_entries, torch.float32)
+    counts = merged.new_zeros(n, dtype=torch.long)
+    for r0, c, col, weight in graph.blocks():
+        kept, col, score = prune_block(r0, c, col, weight, merged, p_ratio,
+                                       p_b, key)
+        counts[r0:r0 + c.numel()] = kept
+        cols.append(col)
+        scores.append(score)
+        if bar is not None:
+            bar.update(c.numel())
+    rowptr = counts.new_zeros(n + 1)
+    torch.cumsum(counts, 0, out=rowptr[1:])
+    return CSRBlocks(rowptr, cols.finish(), scores.finish(), chunk_edges)
+
+
+def contract(graph, inv: Tensor, num_coarse: int, ws: Workspace,
+             name: str, chunk_edges: Optional[int], bar=None) -> CSRBlocks:
+    r"""The graph of the clusters :obj:`inv` (node -> cluster): an entry
+    per pair of adjacent clusters :obj:`(U, V)`, in both directions, with
+    the sum of the weights of the entries :obj:`u -> v`, :obj:`u` in
+    :obj:`U`, :obj:`v` in :obj:`V`, :obj:`U < V` (each edge once), summed in
+    the order of :obj:`graph`'s entries, so both directions get the same
+    sum whatever the blocks.
+
+    In a streaming :obj:`ws`, it is built as
+    :func:`~torch_autoscale.store.ingest_edge_list` builds a CSR, with
+    memory bounded by the number of nodes and a block: a pass counts the
+    entries of every cluster's row, a second scatters every entry into its
+    row (:func:`~torch_autoscale.store.ingest.scatter_into_rows`, in the
+    order of the entries), a third sorts and merges the rows a block at a
+    time, in place (stable sorts, so every sum keeps that order). In
+    memory, one stable sort of the whole list does the same."""
+    device = inv.device
+
+    def upper(r0: int, c: Tensor, col: Tensor, weight: Tensor):
+        row, col = inv[rows_of(c) + r0], inv[col]
+        mask = row < col
+        return row[mask], col[mask], weight[mask]
+
+    if not ws.streaming:  # In memory: one stable sort of the list.
+        keys, weights = [], []
+        for r0, c, col, weight in graph.blocks():
+            row, col, weight = upper(r0, c, col, weight)
+            keys.append(row * num_coarse + col)
+            weights.append(weight)
+            if bar is not None:
+                bar.update(2 * c.numel())
+        del row, col, weight
+        key, total = sum_sorted(torch.cat(keys), torch.cat(weights))
+        del keys, weights
+        return symmetric_csr(key // num_coarse, key % num_coarse,
+                             total.float(), num_coarse, chunk_edges)
+
+    from torch_autoscale.store.ingest import scatter_into_rows
+    count = torch.zeros(num_coarse, dtype=torch.long, device=device)
+    for r0, c, col, weight in graph.blocks():
+        row, col, _ = upper(r0, c, col, weight)
+        count += torch.bincount(row, minlength=num_coarse)
+        count += torch.bincount(col, minlength=num_coarse)
+        if bar is not None:
+            bar.update(c.numel())
+    rowptr = torch.zeros(num_coarse + 1, dtype=torch.long, device=device)
+    torch.cumsum(count, 0, out=rowptr[1:])
+    del count
+    total = int(rowptr[-1])
+    out_col = ws.empty(f'{name}_col', total, torch.long)
+    out_weight = ws.empty(f'{name}_weight', total, torch.float32)
+    cursor = rowptr[:-1].clone()
+    for r0, c, col, weight in graph.blocks():
+        row, col, weight = upper(r0, c, col, weight)
+        scatter_into_rows(cursor, torch.cat([row, col]),
+                          [(torch.cat([col, row]), out_col),
+                           (torch.cat([weight, weight]), out_weight)])
+        if bar is not None:
+            bar.update(c.numel())
+    del cursor
+    new_rowptr = torch.zeros_like(rowptr)
+    write = 0
+    blocks = CSRBlocks(rowptr, out_col, out_weight, chunk_edges)
+    for r0, c, col, weight in blocks.blocks():
+        key, sums = sum_sorted(rows_of(c) * num_coarse + col, weight)
+        out_col[write:write + key.numel()] = key % num_coarse
+        out_weight[write:write + key.numel()] = sums.float()
+        new_rowptr[r0 + 1:r0 + c.numel() + 1] = write + torch.cumsum(
+            torch.bincount(key // num_coarse, minlength=c.numel()), 0)
+        write += key.numel()
+    return CSRBlocks(new_rowptr, ws.shrink(out_col, write),
+                     ws.shrink(out_weight, write), chunk_edges)
+
+
+def metis_coarse(graph, count: Tensor, num_parts: int) -> Tensor:
+    r"""METIS on the (small) coarse :obj:`graph`, loaded into memory, with
+    node weights :obj:`count`."""
+    rowptr, col, weight = graph.load()
+    n = count.numel()
+    # `partition_csr` maps the weights into METIS' range (and balances a
+    # graph without edges by `count` without METIS):
+    out, _ = partition_csr(rowptr.cpu(), col.cpu(), num_parts, count.cpu(),
+                           weight.cpu(), False, n)
+    return out.to(count.device)
+
+
+def run_lpmetis(graph, degree: Tensor, num_parts: int, p_ratio: float,
+                p_b: float, rounds: int, seed: int, iterations: int,
+                max_cluster_size: int, refine: int, ws: Workspace,
+                chunk_edges: Optional[int], verbose: bool = True,
+                progress: bool = False) -> Tensor:
+    r"""LPMetis on :obj:`graph` (see :func:`lpmetis`), whichever way its
+    blocks are read: the part of every node. :obj:`degree` is the number
+    of neighbours of every node; the in-memory and the streaming paths
+    share this function and every block operation, so they give the same
+    partition."""
+    from tqdm.auto import tqdm
+    t = time.perf_counter()
+    num_nodes = graph.num_nodes
+    device = degree.device
+    rank = degree_rank(degree)
+    level0 = graph
+    n = num_nodes
+    mapping: Optional[Tensor] = None  # Original node -> current node.
+    merged = torch.ones(n, device=device)  # Previous-level nodes per node.
+    count = torch.ones(n, dtype=torch.long, device=device)  # Original ones.
+    label: Tensor = rank.clone()  # Labels of the first level: ranks.
+    priority: Optional[Tensor] = rank
+    for r in range(rounds):
+        bar = tqdm(total=n * (iterations + 3), unit=' nodes',
+                   unit_scale=True, desc=f'LPMetis round {r + 1}',
+                   disable=not progress, leave=False)
+        key = stream_key(seed, r)
+        pruned = prune(graph, merged, p_ratio, p_b, stream_key(key, PRUNE),
+                       ws, f'pruned{r}', chunk_edges, bar)
+        label_rounds(pruned, label, count, max_cluster_size, n, iterations,
+                     stream_key(key, ACTIVE), priority, False, bar)
+        ws.release(f'pruned{r}_col', f'pruned{r}_score')
+        del pruned
+        uniq, inv = torch.unique(label, return_inverse=True)
+        if uniq.numel() == n:  # Nothing merged: coarsening is done.
+            bar.close()
+            break
+        n = uniq.numel()
+        merged = torch.bincount(inv, minlength=n).to(merged.dtype)
+        count = count.new_zeros(n).scatter_add_(0, inv, count)
+        mapping = inv if mapping is None else inv[mapping]
+        coarse = contract(graph, inv, n, ws, f'coarse{r}', chunk_edges, bar)
+        if r > 0:
+            ws.release(f'coarse{r - 1}_col', f'coarse{r - 1}_weight')
+        graph = coarse
+        bar.close()
+        label, priority = torch.arange(n, device=device), None
+        if verbose:
+            log.info("LPMetis round %d: %d nodes, %d edges (%.2fs)", r + 1, n,
+                     graph.num_entries // 2, time.perf_counter() - t)
+
+    # Without edges left, this balances cluster sizes only:
+    coarse = metis_coarse(graph, count, num_parts)
+    if graph is not level0:
+        ws.release(*(f'coarse{r}_{a}' for r in range(rounds)
+                     for a in ('col', 'weight')))
+    del graph
+    cluster = coarse if mapping is None else coarse[mapping]
+    if refine > 0 and mapping is not None:
+        cap = IMBALANCE * num_nodes / num_parts
+        cap = max(cap, float(torch.bincount(cluster).max()))
+        bar = tqdm(total=num_nodes * refine, unit=' nodes', unit_scale=True,
+                   desc='LPMetis refinement', disable=not progress,
+                   leave=False)
+        label_rounds(level0, cluster, torch.ones_like(cluster), cap,
+                     num_parts, refine, stream_key(seed, REFINE), rank,
+                     True, bar)
+        bar.close()
+    cluster = fill_empty_parts(cluster, num_parts)
+    if verbose:
+        log.info("LPMetis split %d nodes into %d parts in %.2fs (coarse "
+                 "graph: %d nodes)", num_nodes, num_parts,
+                 time.perf_counter() - t, n)
+    return cluster
+
+
+def fill_empty_parts(cluster: Tensor, num_parts: int) -> Tensor:
+    r"""Makes every part non-empty by halving the largest part for every
+    empty one (a loop over parts, never over nodes)."""
+    sizes = torch.bincount(cluster, minlength=num_parts)
+    for empty in (sizes == 0).nonzero().view(-1).tolist():
+        largest = int(sizes.argmax())
+        members = (cluster == largest).nonzero().view(-1)
+        moved = members[members.numel() // 2:]
+        cluster[moved] = empty
+        sizes[largest] -= moved.numel()
+        sizes[empty] = moved.numel()
+    return cluster
+
+
+def check_lpmetis_args(num_nodes: int, num_parts: int, p_ratio: float,
+                       p_b: float, rounds: int, iterations: int,
+                       max_cluster_size: Optional[int], refine: int,
+                       seed: Optional[int]) -> Tuple[int, ...]:
+    r"""Validates the arguments of :func:`lpmetis` (the message names the
+    argument); returns :obj:`(num_parts, rounds, iterations,
+    max_cluster_size, refine, seed)` with the defaults filled in (a
+    :obj:`None` seed drawn from PyTorch's global generator)."""
     num_parts = check_int(num_parts, 'num_parts', 1)
     if num_parts > num_nodes:
         raise ValueError(f"'num_parts' ({num_parts}) must not exceed the "
@@ -169,329 +943,6 @@ def lpmetis(
     max_cluster_size = check_int(max_cluster_size, 'max_cluster_size', 1)
     refine = check_int(refine, 'refine', 0)
     seed = check_seed(seed)
-    if num_parts == 1:
-        return torch.zeros(num_nodes, dtype=torch.long, device=device)
-
-    if edge_weight is not None:
-        edge_weight = _relative_weight(edge_weight)
-
     if seed is None:
         seed = int(torch.randint(2**62, (1, )))
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
-
-    t = time.perf_counter()
-    # Every undirected edge once, as (u, v) with u < v: half the memory of a
-    # symmetric list, and both directions are read off it where needed.
-    row, col, weight = _undirected(edge_index[0], edge_index[1], edge_weight,
-                                   num_nodes)
-    del edge_index
-    if edge_weight is not None:  # Zero-weight edges cannot be cut:
-        keep = weight > 0
-        if not bool(keep.all()):
-            row, col, weight = row[keep], col[keep], weight[keep]
-        del keep
-    # Node ids by decreasing degree: most edge ends then fall on a few hot
-    # nodes, whose labels stay in cache during the random gathers, and label
-    # ties go to hubs (on the 50M-edge R-MAT graph of the partition
-    # benchmark: 147 s instead of 169 s, edge cut 0.893 instead of 0.918).
-    degree = torch.bincount(row, minlength=num_nodes)
-    degree += torch.bincount(col, minlength=num_nodes)
-    rank = torch.empty_like(degree)
-    rank[torch.argsort(degree, descending=True, stable=True)] = torch.arange(
-        num_nodes, device=device)
-    del degree
-    row, col, weight = _undirected(rank[row], rank[col], weight, num_nodes)
-
-    original = (row, col, weight)  # Kept for the refinement.
-    n = num_nodes
-    mapping: Optional[Tensor] = None  # Original node -> current node.
-    merged = torch.ones(n, device=device)  # Previous-level nodes per node.
-    count = torch.ones(n, dtype=torch.long, device=device)  # Original ones.
-    for r in range(rounds):
-        label = _propagate(row, col, weight, n, merged, count,
-                           max_cluster_size, float(p_ratio), float(p_b),
-                           iterations, gen)
-        uniq, inv = torch.unique(label, return_inverse=True)
-        if uniq.numel() == n:  # Nothing merged: coarsening is done.
-            break
-        n = uniq.numel()
-        merged = torch.bincount(inv, minlength=n).to(merged.dtype)
-        count = count.new_zeros(n).scatter_add_(0, inv, count)
-        mapping = inv if mapping is None else inv[mapping]
-        row, col, weight = _undirected(inv[row], inv[col], weight, n)
-        if verbose:
-            log.info("LPMetis round %d: %d nodes, %d edges (%.2fs)", r + 1, n,
-                     row.numel(), time.perf_counter() - t)
-
-    # Without edges left, this balances cluster sizes only:
-    coarse = _metis_coarse(row, col, weight, count, num_parts)
-    del row, col, weight
-    cluster = coarse if mapping is None else coarse[mapping]
-    if refine > 0 and mapping is not None:
-        cap = IMBALANCE * num_nodes / num_parts
-        cap = max(cap, float(torch.bincount(cluster).max()))
-        cluster = _refine(*original, cluster, num_parts, cap, refine, gen)
-    del original
-    cluster = _fill_empty_parts(cluster, num_parts)
-    cluster = cluster[rank]  # Back to the input's node ids.
-    if verbose:
-        log.info("LPMetis split %d nodes into %d parts in %.2fs (coarse "
-                 "graph: %d nodes)", num_nodes, num_parts,
-                 time.perf_counter() - t, n)
-    return cluster
-
-
-def _undirected(row: Tensor, col: Tensor, weight: Optional[Tensor],
-                num_nodes: int) -> Tuple[Tensor, Tensor, Tensor]:
-    r"""Every undirected edge once as :obj:`(u, v)` with :obj:`u < v`, sorted,
-    self-loops dropped and the weights of all its copies (in either
-    direction) summed; unit weights when :obj:`weight` is :obj:`None`."""
-    key = torch.minimum(row, col) * num_nodes
-    key += torch.maximum(row, col)
-    mask = row != col
-    if not bool(mask.all()):
-        key = key[mask]
-        weight = weight[mask] if weight is not None else None
-    del mask
-    if weight is None:  # Unweighted: the weight is the number of copies.
-        key, total = torch.unique(key, sorted=True, return_counts=True)
-        total = total.float()
-    else:
-        key, perm = torch.sort(key)
-        weight = weight.float()[perm]
-        del perm
-        start = torch.ones_like(key, dtype=torch.bool)
-        start[1:] = key[1:] != key[:-1]
-        group = torch.cumsum(start, 0) - 1
-        key = key[start]
-        del start
-        total = weight.new_zeros(key.numel()).scatter_add_(0, group, weight)
-    return key // num_nodes, key % num_nodes, total
-
-
-def _propagate(row: Tensor, col: Tensor, weight: Tensor, n: int,
-               merged: Tensor, count: Tensor, cap: int, p_ratio: float,
-               p_b: float, iterations: int, gen: torch.Generator) -> Tensor:
-    r"""One round of weighted label propagation on the pruned graph; returns
-    the label of every node."""
-    device = row.device
-    # Edge pruning by relative weight P_ij = e_ij / sum_m e_im, for both
-    # directions of every undirected edge (u, v): u -> v and v -> u.
-    degree = weight.new_zeros(n).scatter_add_(0, row, weight)
-    degree.scatter_add_(0, col, weight)
-    directions = [(a, b, torch.rand(row.numel(), generator=gen,
-                                    device=device))
-                  for a, b in ((row, col), (col, row))]
-    # Beyond the paper: every node also keeps one of its strongest edges
-    # (the one with the smallest draw among ties), so that no node is cut
-    # off from merging; with unit weights, the draws alone would isolate
-    # most nodes of degree 3 to 20.
-    strongest = weight.new_zeros(n)
-    for a, _, _ in directions:
-        strongest.scatter_reduce_(0, a, weight / degree[a], 'amax')
-    first = weight.new_full((n, ), 2.0)
-    for a, _, draw in directions:
-        tie = weight / degree[a] == strongest[a]
-        first.scatter_reduce_(0, a[tie], draw[tie], 'amin')
-    src, dst, score = [], [], []
-    for a, b, draw in directions:
-        rel = weight / degree[a]
-        keep = (rel >= p_ratio) | (draw < p_b)
-        keep |= (rel == strongest[a]) & (draw == first[a])
-        src.append(a[keep])
-        dst.append(b[keep])
-        score.append(weight[keep])
-    del directions, strongest, first, rel, keep
-    row, col = torch.cat(src), torch.cat(dst)
-    score = torch.cat(score) / merged[col]  # e_vw / size_w.
-    del src, dst
-
-    label = torch.arange(n, device=device)
-    for _ in range(iterations):
-        _update(row, col, score, label, count, cap, n, gen)
-    return label
-
-
-def _sparse_scores(r: Tensor, c: Tensor, s: Tensor,
-                   num_labels: int) -> Tuple[Tensor, Tensor, Tensor]:
-    r"""Sums :obj:`s` per (node :obj:`r`, label :obj:`c`) via one sort;
-    returns the groups' nodes, labels and sums, sorted by node."""
-    key, perm = torch.sort(r * num_labels + c)
-    s = s[perm]
-    del perm
-    start = torch.ones_like(key, dtype=torch.bool)
-    start[1:] = key[1:] != key[:-1]
-    group = torch.cumsum(start, 0) - 1
-    key = key[start]
-    total = s.new_zeros(key.numel()).scatter_add_(0, group, s)
-    return key // num_labels, key % num_labels, total
-
-
-_DENSE_BLOCK = 1 << 24  # Entries of one dense block of sums.
-
-
-def _dense_scores(lists: EdgeLists, label: Tensor, active: Tensor,
-                  num_labels: int) -> Tuple[Tensor, Tensor, Tensor]:
-    r"""As :func:`_sparse_scores`, for the :obj:`active` nodes, with few
-    labels and edge lists :obj:`(src, dst, score)` each sorted by
-    :obj:`src`: the sums of a block of nodes go into a dense
-    [nodes x labels] buffer, with no sort and no copy of the edge lists (a
-    loop over blocks, never over nodes)."""
-    n = label.numel()
-    block = max(1, _DENSE_BLOCK // num_labels)
-    bounds = torch.arange(0, n + block, block, device=label.device)
-    ends = [torch.searchsorted(src, bounds).tolist() for src, _, _ in lists]
-    nodes, labs, totals = [], [], []
-    for i in range(bounds.numel() - 1):
-        first = i * block
-        dense = None
-        for (src, dst, score), end in zip(lists, ends):
-            lo, hi = end[i], end[i + 1]
-            if lo == hi:
-                continue
-            if dense is None:
-                dense = score.new_zeros(min(block, n - first) * num_labels)
-            key = (src[lo:hi] - first) * num_labels + label[dst[lo:hi]]
-            dense.index_add_(0, key, score[lo:hi])
-        if dense is None:
-            continue
-        where = dense.nonzero().view(-1)
-        node = where // num_labels + first
-        keep = active[node]
-        where, node = where[keep], node[keep]
-        nodes.append(node)
-        labs.append(where % num_labels)
-        totals.append(dense[where])
-    if not nodes:
-        empty = label.new_zeros(0)
-        return empty, empty, lists[0][2].new_zeros(0)
-    return torch.cat(nodes), torch.cat(labs), torch.cat(totals)
-
-
-def _update(row: Optional[Tensor], col: Optional[Tensor],
-            score: Optional[Tensor], label: Tensor, count: Tensor, cap: float,
-            num_labels: int, gen: torch.Generator,
-            lists: Optional[EdgeLists] = None) -> int:
-    r"""One label update, in place: a random half of the nodes take the
-    label of largest total :obj:`score` over their edges :obj:`row -> col`
-    (staying on ties), into labels that stay within :obj:`cap` total
-    :obj:`count`. Returns the number of nodes that moved. With
-    :obj:`lists` (edge lists sorted by source; few labels) in place of
-    :obj:`row`, :obj:`col` and :obj:`score`, the sums per (node, label) are
-    dense instead of sorted."""
-    n, device = label.numel(), label.device
-    active = torch.rand(n, generator=gen, device=device) < 0.5
-    if lists is not None:  # Few labels: dense sums per block of nodes.
-        node, lab, total = _dense_scores(lists, label, active, num_labels)
-    else:  # Sum of scores per (node, neighbour label), via one sort:
-        mask = active[row]
-        r, c, s = row[mask], label[col[mask]], score[mask]
-        del mask
-        if r.numel() == 0:
-            return 0
-        node, lab, total = _sparse_scores(r, c, s, num_labels)
-        del r, c, s
-    del active
-    if node.numel() == 0:
-        return 0
-
-    # Labels that are full accept nobody:
-    size = count.new_zeros(num_labels).scatter_add_(0, label, count)
-    stay = lab == label[node]
-    allowed = stay | (size[lab] + count[node] <= cap)
-    total = torch.where(allowed, total, total.new_full((), -1.0))
-    best = total.new_full((n, ), -1.0).scatter_reduce_(0, node, total, 'amax')
-    is_best = allowed & (total == best[node])
-    keeps = torch.zeros(n, dtype=torch.bool, device=device)
-    keeps[node[is_best & stay]] = True
-    cand = is_best & ~keeps[node]
-    target = torch.full((n, ), num_labels, dtype=torch.long, device=device)
-    target.scatter_reduce_(0, node[cand], lab[cand], 'amin')
-    movers = (target < num_labels).nonzero().view(-1)
-    if movers.numel() == 0:
-        return 0
-    # Admit movers into each label in node order while it has room:
-    dest, order = torch.sort(target[movers], stable=True)
-    movers = movers[order]
-    cum = torch.cumsum(count[movers], 0)
-    first = torch.ones_like(dest, dtype=torch.bool)
-    first[1:] = dest[1:] != dest[:-1]
-    offset = (cum - count[movers])[first]
-    within = cum - offset[torch.cumsum(first, 0) - 1]
-    admit = size[dest] + within <= cap
-    label[movers[admit]] = dest[admit]
-    return int(admit.sum())
-
-
-def _refine(row: Tensor, col: Tensor, weight: Tensor, cluster: Tensor,
-            num_parts: int, cap: float, iterations: int,
-            gen: torch.Generator) -> Tensor:
-    r"""Moves nodes of the original graph to the part most of their edge
-    weight leads to, while parts stay within :obj:`cap` nodes (label
-    propagation with parts as labels): the boundary refinement METIS does
-    on every level of its own hierarchy, for the levels LPMetis skipped."""
-    # Both directions, each sorted by its source (u -> v is already), with
-    # no concatenated copy:
-    col_sorted, perm = torch.sort(col, stable=True)
-    lists = [(row, col, weight), (col_sorted, row[perm], weight[perm])]
-    del perm
-    count = torch.ones_like(cluster)
-    for _ in range(iterations):
-        _update(None, None, None, cluster, count, cap, num_parts, gen,
-                lists=lists)
-    return cluster
-
-
-def _metis_coarse(row: Tensor, col: Tensor, weight: Tensor, count: Tensor,
-                  num_parts: int) -> Tensor:
-    r"""METIS on the coarse graph, handed over as CSR built straight from
-    the sorted undirected edge list (:func:`metis` would symmetrize and
-    coalesce it again, at several times the memory of the list)."""
-    n = count.numel()
-    # Both directions, in row order: u -> v is sorted by u already, so one
-    # stable sort of the rows of the concatenation puts v -> u in place.
-    rows = torch.cat([row, col])
-    rows, perm = torch.sort(rows, stable=True)
-    rowptr = index2ptr(rows, size=n)
-    del rows
-    cols = torch.cat([col, row])[perm]
-    weights = torch.cat([weight, weight])[perm]
-    del perm
-    # `partition_csr` maps the weights into METIS' range (and balances a
-    # graph without edges by `count` without METIS):
-    out, _ = partition_csr(rowptr.cpu(), cols.cpu(), num_parts, count.cpu(),
-                           weights.cpu(), False, n)
-    return out.to(row.device)
-
-
-def _relative_weight(weight: Tensor) -> Tensor:
-    r"""Edge weights divided by the largest one (in :obj:`float64`), as
-    :obj:`float32`. Label propagation only uses ratios of weights, and sums
-    of weights in :obj:`(0, 1]` over at most all edges cannot overflow in
-    coarsening; a positive weight too small for :obj:`float32` becomes its
-    smallest normal value, never zero."""
-    if weight.numel() == 0:
-        return weight.float()
-    weight = weight.double()
-    max_value = float(weight.max())
-    if max_value > 0:
-        weight = weight / max_value
-    out = weight.float()
-    tiny = torch.finfo(torch.float32).tiny
-    return torch.where((weight > 0) & (out < tiny), torch.full_like(out, tiny),
-                       out)
-
-
-def _fill_empty_parts(cluster: Tensor, num_parts: int) -> Tensor:
-    r"""Makes every part non-empty by halving the largest part for every
-    empty one (a loop over parts, never over nodes)."""
-    sizes = torch.bincount(cluster, minlength=num_parts)
-    for empty in (sizes == 0).nonzero().view(-1).tolist():
-        largest = int(sizes.argmax())
-        members = (cluster == largest).nonzero().view(-1)
-        moved = members[members.numel() // 2:]
-        cluster[moved] = empty
-        sizes[largest] -= moved.numel()
-        sizes[empty] = moved.numel()
-    return cluster
+    return num_parts, rounds, iterations, max_cluster_size, refine, seed

@@ -2,7 +2,7 @@ r"""Writing graphs into a :class:`~torch_autoscale.store.GraphStore`: from
 an in-memory PyG :class:`~torch_geometric.data.Data`, and from an edge list
 on disk streamed in chunks, with memory bounded by the number of nodes."""
 import os
-from typing import Dict, Iterator, Optional, Union
+from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -149,6 +149,34 @@ def _text_chunks(path: str, chunk_edges: int) -> Iterator[Tensor]:
         yield torch.tensor(buffer, dtype=torch.long).t()
 
 
+def scatter_into_rows(cursor: Tensor, row: Tensor,
+                      columns: Sequence[Tuple[Tensor, Tensor]]) -> None:
+    r"""Writes a chunk of CSR entries into their rows, in the order given:
+    entry :obj:`i` of every :obj:`(src, dst)` of :obj:`columns` goes to
+    :obj:`dst[cursor[row[i]] + k]`, where :obj:`k` counts the earlier
+    entries of the chunk in the same row; :obj:`cursor` (the next free
+    position of every row) advances in place. A pass over all chunks, with
+    :obj:`cursor` starting at the row pointers, fills every row in the
+    order of the entries.
+
+    Args:
+        cursor (torch.Tensor): The next free position of every row.
+        row (torch.Tensor): The row of every entry of the chunk.
+        columns (list of (torch.Tensor, torch.Tensor)): The chunk's values
+            and the (possibly memory-mapped) arrays they go to.
+    """
+    row, order = row.sort(stable=True)
+    first = torch.ones_like(row, dtype=torch.bool)
+    first[1:] = row[1:] != row[:-1]
+    group = torch.cumsum(first.long(), 0) - 1
+    starts = first.nonzero().view(-1)
+    pos = torch.arange(row.numel(), device=row.device) - starts[group]
+    pos += cursor[row]
+    for src, dst in columns:
+        dst[pos] = src[order]
+    cursor.index_add_(0, row, torch.ones_like(row))
+
+
 def ingest_edge_list(source: str, path: str,
                      num_nodes: Optional[int] = None,
                      format: str = 'binary', undirected: bool = False,
@@ -258,15 +286,7 @@ def ingest_edge_list(source: str, path: str,
                             (int(rowptr[-1]), ), torch.long)
         cursor = rowptr[:-1].clone()
         for block in edges('Writing edges into rows'):
-            row, order = block[1].sort(stable=True)
-            src = block[0][order]
-            first = torch.ones_like(row, dtype=torch.bool)
-            first[1:] = row[1:] != row[:-1]
-            group = torch.cumsum(first.long(), 0) - 1
-            starts = first.nonzero().view(-1)
-            rank = torch.arange(row.numel()) - starts[group]
-            col[cursor[row] + rank] = src
-            cursor.index_add_(0, row, torch.ones_like(row))
+            scatter_into_rows(cursor, block[1], [(block[0], col)])
         del cursor
 
         # Pass 3: sort every row (and keep one of each duplicate), a block
