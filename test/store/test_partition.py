@@ -9,8 +9,11 @@ from torch_geometric.utils import to_undirected
 
 from torch_autoscale.errors import PartitionInputError
 from torch_autoscale.partition import lpmetis
-from torch_autoscale.store import GraphStoreWriter, store_from_data
-from torch_autoscale.store.partition import lpmetis_store
+from torch_autoscale.store import (
+    GraphStoreWriter,
+    lpmetis_store,
+    store_from_data,
+)
 
 lpmetis_module = importlib.import_module('torch_autoscale.partition.lpmetis')
 

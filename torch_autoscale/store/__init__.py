@@ -30,3 +30,7 @@ __all__ = [
     'generate_store',
     'generate_edge_list',
 ]
+
+from .partition import lpmetis_store  # noqa: E402
+
+__all__ += ['lpmetis_store']
