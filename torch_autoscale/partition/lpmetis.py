@@ -526,18 +526,32 @@ def sum_sorted(key: Tensor, value: Tensor) -> Tuple[Tensor, Tensor]:
 def symmetric_csr(lo: Tensor, hi: Tensor, weight: Tensor, num_nodes: int,
                   chunk_edges: Optional[int] = None) -> CSRBlocks:
     r"""The symmetric CSR of the undirected edges :obj:`(lo, hi)`,
-    :obj:`lo < hi`, sorted by :obj:`(lo, hi)`: one stable sort by row of
-    the entries :obj:`hi -> lo` followed by :obj:`lo -> hi` puts every row's
-    columns in order (smaller columns come from the first half)."""
-    rows, perm = torch.sort(torch.cat([hi, lo]), stable=True)
-    col = torch.cat([lo, hi])[perm]
-    weight = torch.cat([weight, weight])[perm]
-    del perm
-    counts = torch.bincount(rows, minlength=num_nodes)
-    del rows
-    rowptr = counts.new_zeros(num_nodes + 1)
-    torch.cumsum(counts, 0, out=rowptr[1:])
-    return CSRBlocks(rowptr, col, weight, chunk_edges)
+    :obj:`lo < hi`, sorted by :obj:`(lo, hi)`: row :obj:`r` holds the
+    entries :obj:`r -> lo` of the edges with :obj:`hi = r` (smaller
+    columns, put in order by one stable sort by :obj:`hi`), then those
+    :obj:`r -> hi` of the edges with :obj:`lo = r` (in order already)."""
+    below = torch.bincount(hi, minlength=num_nodes)
+    above = torch.bincount(lo, minlength=num_nodes)
+    rowptr = below.new_zeros(num_nodes + 1)
+    torch.cumsum(below + above, 0, out=rowptr[1:])
+    total = 2 * lo.numel()
+    col = lo.new_empty(total)
+    out = weight.new_empty(total)
+    # Entries r -> hi: after the row's `below` entries, in the given order.
+    first = torch.zeros_like(rowptr)
+    torch.cumsum(above, 0, out=first[1:])
+    pos = torch.arange(lo.numel(), device=lo.device)
+    pos += (rowptr[:-1] + below - first[:-1])[lo]
+    col[pos] = hi
+    out[pos] = weight
+    # Entries r -> lo: at the row's start, ordered by one stable sort.
+    key, perm = torch.sort(hi, stable=True)
+    torch.cumsum(below, 0, out=first[1:])
+    pos = torch.arange(lo.numel(), device=lo.device)
+    pos += (rowptr[:-1] - first[:-1])[key]
+    col[pos] = lo[perm]
+    out[pos] = weight[perm]
+    return CSRBlocks(rowptr, col, out, chunk_edges)
 
 
 def degree_rank(degree: Tensor) -> Tensor:
