@@ -14,7 +14,9 @@ from .ingest import (
     read_edge_chunks,
     store_from_data,
 )
+from .partition import lpmetis_store
 from .permute import partition_store, permute_store
+from .pyg import StoreFeatureStore, StoreGraphStore, to_pyg
 
 __all__ = [
     'GraphStore',
@@ -27,10 +29,10 @@ __all__ = [
     'EDGE_FORMATS',
     'permute_store',
     'partition_store',
+    'lpmetis_store',
     'generate_store',
     'generate_edge_list',
+    'to_pyg',
+    'StoreFeatureStore',
+    'StoreGraphStore',
 ]
-
-from .partition import lpmetis_store  # noqa: E402
-
-__all__ += ['lpmetis_store']

@@ -16,7 +16,7 @@ from torch_geometric.data import Data
 
 from torch_autoscale.errors import GraphStoreError
 from torch_autoscale.history.files import check_directory, reserve
-from torch_autoscale.utils.sparse import row_blocks, sparse_csr  # noqa: F401
+from torch_autoscale.utils.sparse import sparse_csr
 
 log = logging.getLogger(__name__)
 

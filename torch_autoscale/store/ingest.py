@@ -11,9 +11,9 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from torch_autoscale.utils.checks import check_int
-from torch_autoscale.utils.sparse import to_csr
+from torch_autoscale.utils.sparse import row_blocks, to_csr
 
-from .format import GraphStore, GraphStoreWriter, chunks, row_blocks
+from .format import GraphStore, GraphStoreWriter, chunks
 
 #: The formats :func:`ingest_edge_list` reads.
 EDGE_FORMATS = ('binary', 'text')

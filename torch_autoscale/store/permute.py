@@ -10,7 +10,9 @@ from tqdm.auto import tqdm
 from torch_autoscale.partition import sort_by_cluster
 from torch_autoscale.utils.checks import check_int
 
-from .format import GraphStore, GraphStoreWriter, chunks, row_blocks
+from torch_autoscale.utils.sparse import row_blocks
+
+from .format import GraphStore, GraphStoreWriter, chunks
 from .ingest import CHUNK_EDGES
 
 
