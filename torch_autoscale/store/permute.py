@@ -9,7 +9,6 @@ from tqdm.auto import tqdm
 
 from torch_autoscale.partition import sort_by_cluster
 from torch_autoscale.utils.checks import check_int
-
 from torch_autoscale.utils.sparse import row_blocks
 
 from .format import GraphStore, GraphStoreWriter, chunks
