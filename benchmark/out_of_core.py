@@ -130,7 +130,7 @@ def run_step(args) -> Dict[str, Any]:
             out['steps'] = steps
         else:
             model.load_state_dict(torch.load(osp.join(w, 'model.pt')))
-            loader = EvalSubgraphLoader(data, ptr,
+            loader = EvalSubgraphLoader(data, ptr, precompute=False,
                                         batch_size=args.batch_size)
             writer = gs.GraphStoreWriter(osp.join(w, 'pred'),
                                          num_nodes=data.num_nodes)

@@ -381,3 +381,23 @@ def test_mini_inference_writes_into_a_given_tensor(tmp_path):
     with pytest.raises(ValueError, match="'out' has 2 columns"):
         model.mini_inference(loader, progress=False,
                              out=torch.zeros(data.num_nodes, 2))
+
+
+@pytest.mark.parametrize('batch_size', [1, 3])
+def test_mini_inference_with_batches_built_on_demand(batch_size):
+    # For graphs larger than memory: the subgraphs are built when needed,
+    # at every layer, two at most kept; the output is the same.
+    data, ptr = clustered()
+    model = SAGE(data.num_nodes, [data.num_features, 8, 8, 3])
+    kept = EvalSubgraphLoader(data, ptr, batch_size=batch_size)
+    lazy = EvalSubgraphLoader(data, ptr, batch_size=batch_size,
+                              precompute=False)
+    assert lazy.batches is None
+    sequence = lazy.batch_sequence()
+    assert len(sequence) == len(kept.batches)
+    for a, b in zip(sequence, kept.batches):
+        assert torch.equal(a.n_id, b.n_id)
+    assert len(sequence._kept) == 2
+    assert lazy.required_buffer_size() == kept.required_buffer_size()
+    expected = model.mini_inference(kept, progress=False)
+    assert torch.equal(model.mini_inference(lazy, progress=False), expected)

@@ -1,6 +1,6 @@
 import logging
 import warnings
-from typing import Any, List, NamedTuple, Optional, Sequence, Union
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -382,7 +382,10 @@ class EvalSubgraphLoader(SubgraphLoader):
     r"""A :class:`SubgraphLoader` for layer-wise inference
     (:meth:`torch_autoscale.nn.ScalableGNN.mini_inference`): clusters in
     their fixed order, :obj:`batch_size` consecutive clusters per batch, all
-    subgraphs computed once up front.
+    subgraphs computed once up front, or, with :obj:`precompute=False`,
+    every time a batch is needed (for graphs larger than memory, *e.g.*, in
+    a :class:`~torch_autoscale.store.GraphStore`: the subgraphs together hold
+    every feature row and edge).
 
     Args:
         data (torch_geometric.data.Data): The permuted graph.
@@ -391,6 +394,8 @@ class EvalSubgraphLoader(SubgraphLoader):
             (default: :obj:`1`)
         bipartite (bool, optional): Whether :obj:`adj_t` holds rows for the
             in-batch nodes only. (default: :obj:`True`)
+        precompute (bool, optional): Whether all subgraphs are built once up
+            front and kept. (default: :obj:`True`)
         **kwargs (optional): Further arguments of
             :class:`torch.utils.data.DataLoader`.
 
@@ -403,18 +408,53 @@ class EvalSubgraphLoader(SubgraphLoader):
     """
     def __init__(self, data: Data, ptr: Tensor,
                  batch_size: Optional[int] = None, bipartite: bool = True,
-                 **kwargs):
+                 precompute: bool = True, **kwargs):
         if kwargs.pop('shuffle', False):
             raise ValueError("'EvalSubgraphLoader' visits clusters in their "
                              "fixed order (layer-wise inference needs it); "
                              "leave 'shuffle' out, or use SubgraphLoader")
         super().__init__(data, ptr, batch_size=batch_size, shuffle=False,
-                         bipartite=bipartite, precompute=True, **kwargs)
+                         bipartite=bipartite, precompute=bool(precompute),
+                         **kwargs)
         self.node_order: Optional[Any] = None
+
+    @property
+    def groups(self) -> List[List[int]]:
+        r"""The clusters of every mini-batch, in order."""
+        size = self.clusters_per_batch
+        return [self.clusters[i:i + size]
+                for i in range(0, len(self.clusters), size)]
+
+    def batch_sequence(self) -> Sequence[SubgraphBatch]:
+        r"""The mini-batches as a sequence: the precomputed ones, or, without
+        :obj:`precompute`, one that builds a batch when it is indexed (and
+        keeps the last two, for the look-ahead of layer-wise inference)."""
+        if self.batches is not None:
+            return self.batches
+        return _OnDemand(self.collater, self.groups)
 
     def required_buffer_size(self) -> int:
         r"""The smallest :obj:`buffer_size` of an
         :class:`~torch_autoscale.history.AsyncIOPool` that serves
         layer-wise inference over this loader, which reads every node of a
         batch: the largest batch together with its halo."""
-        return max(b.n_id.numel() for b in self.batches)
+        return max(b.n_id.numel() for b in self.batch_sequence())
+
+
+class _OnDemand(Sequence):
+    r"""Mini-batches built when indexed, the last two kept."""
+    def __init__(self, collater: 'SubgraphCollater',
+                 groups: List[List[int]]):
+        self.collater, self.groups = collater, groups
+        self._kept: List[Tuple[int, SubgraphBatch]] = []
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, i: int) -> SubgraphBatch:
+        for j, batch in self._kept:
+            if j == i:
+                return batch
+        batch = self.collater(self.groups[i])
+        self._kept = (self._kept + [(i, batch)])[-2:]
+        return batch

@@ -550,11 +550,12 @@ class ScalableGNN(torch.nn.Module):
             f"which mini_inference() needs")
 
     @torch.no_grad()
-    def _check_coverage(self, batches: List[Any],
+    def _check_coverage(self, in_batch: List[Tensor],
                         nodes: Optional[Tensor]) -> None:
-        r"""Checks that the in-batch nodes of :obj:`batches` are
-        :obj:`nodes` (every node if :obj:`None`), each exactly once."""
-        seen = torch.cat([b.n_id[:b.batch_size].cpu() for b in batches])
+        r"""Checks that the in-batch nodes of the mini-batches,
+        :obj:`in_batch`, are :obj:`nodes` (every node if :obj:`None`), each
+        exactly once."""
+        seen = torch.cat([n_id.cpu() for n_id in in_batch])
         if seen.numel() > 0 and (int(seen.min()) < 0
                                  or int(seen.max()) >= self.num_nodes):
             raise ValueError(
@@ -601,7 +602,8 @@ class ScalableGNN(torch.nn.Module):
 
         Args:
             loader (EvalSubgraphLoader): Mini-batches that together cover every
-                node exactly once.
+                node exactly once (built on demand at every layer if it was
+                created with :obj:`precompute=False`).
             progress (bool, optional): Whether to show a progress bar.
                 (default: :obj:`True`)
             nodes (torch.Tensor, optional): The nodes :obj:`loader` covers,
@@ -632,10 +634,19 @@ class ScalableGNN(torch.nn.Module):
         was_training = self.training
         self.eval()
         device = self.emb_device
-        batches = list(loader)
+        if hasattr(loader, 'batch_sequence'):  # An EvalSubgraphLoader.
+            batches = loader.batch_sequence()
+        else:
+            batches = list(loader)
         if len(batches) == 0:
             raise ValueError("'loader' yields no mini-batches")
-        self._check_coverage(batches, nodes)
+        if isinstance(batches, list):
+            in_batch = [b.n_id[:b.batch_size] for b in batches]
+        else:  # Built on demand: the in-batch nodes are the clusters'.
+            ptr = loader.ptr
+            in_batch = [torch.cat([torch.arange(int(ptr[c]), int(ptr[c + 1]))
+                                   for c in group]) for group in loader.groups]
+        self._check_coverage(in_batch, nodes)
         states: List[Dict[str, Any]] = [{} for _ in batches]
         store = self.histories
         if out is not None and (not isinstance(out, Tensor) or out.dim() != 2
