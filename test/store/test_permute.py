@@ -1,8 +1,6 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from torch_geometric.data import Data
-from torch_geometric.utils import to_undirected
 
 from torch_autoscale.loader import EvalSubgraphLoader, SubgraphLoader
 from torch_autoscale.nn.models import GraphSAGE
@@ -13,19 +11,11 @@ from torch_autoscale.store import (
     store_from_data,
 )
 from torch_autoscale.utils import csr_adj_t
+from test.loader.test_partitioned_data import random_graph
 
 
-def graph(num_nodes=120, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    order = torch.randperm(num_nodes, generator=gen)
-    path = torch.stack([order[:-1], order[1:]])
-    extra = torch.randint(num_nodes, (2, 150), generator=gen)
-    edge_index = to_undirected(torch.cat([path, extra], dim=1),
-                               num_nodes=num_nodes)
-    return Data(x=torch.randn(num_nodes, 6, generator=gen),
-                y=torch.randint(3, (num_nodes, ), generator=gen),
-                train_mask=torch.rand(num_nodes, generator=gen) < 0.5,
-                edge_index=edge_index)
+def graph():
+    return random_graph(num_nodes=120, num_edges=150)
 
 
 def in_memory(data):

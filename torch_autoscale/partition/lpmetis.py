@@ -507,12 +507,15 @@ def undirected_csr(edge_index: Tensor, edge_weight: Optional[Tensor],
                          num_nodes)
 
 
-def sum_sorted(key: Tensor, value: Tensor) -> Tuple[Tensor, Tensor]:
-    r"""The distinct values of :obj:`key` (sorted) and the :obj:`float64`
-    sums of :obj:`value` per key, every sum in the order of the entries
-    (one stable sort)."""
+def sum_sorted(key: Tensor, value: Tensor,
+               double: bool = True) -> Tuple[Tensor, Tensor]:
+    r"""The distinct values of :obj:`key` (sorted) and the sums of
+    :obj:`value` per key (in :obj:`float64` if :obj:`double`), every sum in
+    the order of the entries (one stable sort)."""
     key, perm = torch.sort(key, stable=True)
-    value = value[perm].double()
+    value = value[perm]
+    if double:
+        value = value.double()
     del perm
     start = torch.ones_like(key, dtype=torch.bool)
     start[1:] = key[1:] != key[:-1]
@@ -597,15 +600,7 @@ def sparse_sums(rows: Tensor, lab: Tensor, s: Tensor, num_rows: int,
     r"""Sums :obj:`s` per (row, label) via one stable sort, so every sum
     runs in the order of the entries; returns the groups' rows, labels and
     sums."""
-    key, perm = torch.sort(rows * num_labels + lab, stable=True)
-    s = s[perm]
-    del perm
-    start = torch.ones_like(key, dtype=torch.bool)
-    start[1:] = key[1:] != key[:-1]
-    group = torch.cumsum(start, 0) - 1
-    key = key[start]
-    del start
-    total = s.new_zeros(key.numel()).scatter_add_(0, group, s)
+    key, total = sum_sorted(rows * num_labels + lab, s, double=False)
     return key // num_labels, key % num_labels, total
 
 
