@@ -34,6 +34,8 @@ $(DEPS_STAMP): $(PY) pyproject.toml Makefile
 	$(PIP) install "torch==$(TORCH_VERSION)"
 	$(PIP) install "setuptools>=64" wheel ninja build numpy scipy tqdm \
 		pytest torch-geometric pymetis sphinx hypothesis matplotlib
+	# The `spark` extra, for the Spark engine's tests (they need Java 17).
+	$(PIP) install "pyspark>=3.5"
 	touch $@
 
 $(PKG_STAMP): $(DEPS_STAMP) $(NATIVE_SOURCES)

@@ -1,0 +1,188 @@
+import importlib
+import logging
+
+import pytest
+import torch
+from torch_geometric.utils import grid
+
+from torch_autoscale.errors import PartitionInputError
+from torch_autoscale.partition import spark as sp
+
+lp = importlib.import_module('torch_autoscale.partition.lpmetis')
+
+pytest.importorskip('pyspark')
+
+from pyspark.sql import SparkSession  # noqa: E402
+from pyspark.sql import functions as F  # noqa: E402
+
+
+@pytest.fixture(scope='module')
+def spark():
+    session = (SparkSession.builder.master('local[2]')
+               .appName('torch_autoscale-tests')
+               .config('spark.ui.enabled', 'false')
+               .config('spark.sql.shuffle.partitions', '2')
+               .config('spark.default.parallelism', '2')
+               .config('spark.driver.memory', '1g')
+               .getOrCreate())
+    session.sparkContext.setLogLevel('ERROR')
+    logging.getLogger('py4j').setLevel(logging.WARNING)
+    yield session
+    session.stop()
+
+
+def int64_cases() -> torch.Tensor:
+    gen = torch.Generator().manual_seed(0)
+    rand = torch.randint(-2**63, 2**63 - 1, (300, ), generator=gen)
+    edge = torch.tensor([0, 1, -1, 2**63 - 1, -2**63, 2**62, -2**62,
+                         2**32 - 1, 2**32, -2**32, 0xFFFF, 1 << 48,
+                         lp.stream_key(7, 1), -lp.stream_key(7, 1)])
+    return torch.cat([edge, rand, torch.arange(100)])
+
+
+def columns(df, *names):
+    rows = df.orderBy('i').select(*names).collect()
+    return [[r[name] for r in rows] for name in names]
+
+
+def frame(spark, **cols):
+    n = len(next(iter(cols.values())))
+    rows = [tuple([i] + [int(v[i]) for v in cols.values()])
+            for i in range(n)]
+    return spark.createDataFrame(rows, ['i'] + list(cols))
+
+
+def test_wrapping_arithmetic(spark):
+    a = int64_cases()
+    b = a.flip(0)
+    df = frame(spark, a=a, b=b)
+    factors = (sp.MIX1, sp.MIX2, sp.GOLDEN, 3, 2**64 - 1)
+    for i, factor in enumerate(factors):
+        df = df.withColumn(f'p{i}', sp.wrapping_mul(F.col('a'), factor))
+    df = df.withColumn('s', sp.wrapping_add(F.col('a'), F.col('b')))
+    df = df.withColumn('g', sp.wrapping_add(F.col('a'), sp.GOLDEN))
+    out = columns(df, *[f'p{i}' for i in range(len(factors))], 's', 'g')
+    for got, factor in zip(out, factors):
+        signed = factor - 2**64 if factor >= 2**63 else factor
+        assert got == (a * signed).tolist()
+    assert out[-2] == (a + b).tolist()
+    assert out[-1] == (a + (sp.GOLDEN - 2**64)).tolist()
+
+
+def test_hash_bits_match_torch(spark):
+    a = int64_cases()
+    b = torch.roll(a, 7)
+    df = sp.with_mix64(frame(spark, a=a, b=b), 'a', 'mix')
+    keys = (0, lp.stream_key(3, 1, 2), lp.stream_key(2**62, 9))
+    for k, key in enumerate(keys):
+        df = sp.with_hash_bits(df, key, 'a', out=f'h{k}')
+        df = sp.with_hash_bits(df, key, 'a', 'b', out=f'e{k}')
+        df = sp.with_hash_uniform(df, key, 'a', 'b', out=f'u{k}')
+        df = df.withColumn(f'b{k}', sp.uniform_below(F.col(f'e{k}'), 0.1))
+    names = ['mix'] + [f'{c}{k}' for k in range(len(keys))
+                       for c in 'heub']
+    # Only the named columns are added:
+    assert sorted(df.columns) == sorted(['i', 'a', 'b'] + names)
+    out = dict(zip(names, columns(df, *names)))
+    assert out['mix'] == lp.mix64(a).tolist()
+    for k, key in enumerate(keys):
+        assert out[f'h{k}'] == lp.hash_bits(key, a).tolist()
+        bits = lp.hash_bits(key, a, b)
+        assert out[f'e{k}'] == bits.tolist()
+        assert out[f'u{k}'] == lp.hash_uniform(key, a, b).tolist()
+        assert out[f'b{k}'] == lp.uniform_below(bits, 0.1).tolist()
+
+
+def edges_frame(spark, edge_index, weight=None):
+    cols = {'src': edge_index[0], 'dst': edge_index[1]}
+    rows = list(zip(*[c.tolist() for c in cols.values()]))
+    if weight is None:
+        return spark.createDataFrame(rows, 'src long, dst long')
+    rows = [r + (float(w), ) for r, w in zip(rows, weight.tolist())]
+    return spark.createDataFrame(rows, 'src long, dst long, weight double')
+
+
+def test_read_edges_paths(spark, tmp_path):
+    edges = edges_frame(spark, torch.tensor([[0, 1, 2], [1, 2, 0]]),
+                        torch.tensor([1.0, 2.0, 0.5]))
+    edges.write.parquet(str(tmp_path / 'edges.parquet'))
+    (tmp_path / 'edges.csv').write_text(
+        'src,dst,weight\n0,1,1.0\n1,2,2\n2,0,0.5\n')
+    for path in (tmp_path / 'edges.parquet', str(tmp_path / 'edges.csv')):
+        df, n = sp.read_edges(path, spark=spark)
+        assert n == 3
+        assert dict(df.dtypes) == {'src': 'bigint', 'dst': 'bigint',
+                                   'weight': 'double'}
+        rows = sorted(tuple(r) for r in df.collect())
+        assert rows == [(0, 1, 1.0), (1, 2, 2.0), (2, 0, 0.5)]
+    df, n = sp.read_edges(edges.drop('weight'), num_nodes=10)
+    assert n == 10 and df.columns == ['src', 'dst']
+
+
+def test_read_edges_errors(spark, tmp_path):
+    ok = torch.tensor([[0, 1], [1, 2]])
+    with pytest.raises(ValueError, match="lack the column.*'dst'"):
+        sp.read_edges(edges_frame(spark, ok).withColumnRenamed('dst', 'x'))
+    with pytest.raises(ValueError, match="'src'.*negative"):
+        sp.read_edges(edges_frame(spark, torch.tensor([[-1], [0]])))
+    with pytest.raises(ValueError, match="'dst'.*node id 2.*num_nodes"):
+        sp.read_edges(edges_frame(spark, ok), num_nodes=2)
+    with pytest.raises(PartitionInputError, match='non-negative'):
+        sp.read_edges(edges_frame(spark, ok, torch.tensor([1.0, -2.0])))
+    with pytest.raises(PartitionInputError, match='finite'):
+        sp.read_edges(edges_frame(spark, ok,
+                                  torch.tensor([1.0, float('nan')])))
+    with pytest.raises(ValueError, match="'src'.*integer node ids"):
+        sp.read_edges(edges_frame(spark, ok).withColumn(
+            'src', F.col('src').cast('double')))
+    with pytest.raises(ValueError, match="pass 'num_nodes'"):
+        sp.read_edges(edges_frame(spark, ok).limit(0))
+    (tmp_path / 'bad.csv').write_text('src,dst\n0,1\nx,2\n')
+    with pytest.raises(ValueError, match="'src'.*1 missing or non-integer"):
+        sp.read_edges(str(tmp_path / 'bad.csv'), spark=spark)
+    with pytest.raises(ValueError, match="'edges' must be a Spark"):
+        sp.read_edges(ok)
+
+
+def graphs():
+    gen = torch.Generator().manual_seed(1)
+    n = 60
+    rand = torch.randint(n, (2, 400), generator=gen)  # Duplicates, loops.
+    grid_edges, _ = grid(6, 7)
+    yield 'random', rand, n, None
+    yield 'random-weighted', rand, n, torch.rand(400, generator=gen) * 5
+    yield 'grid', grid_edges, 42, None
+    yield 'int-weights', rand, n, torch.randint(0, 4, (400, ),
+                                                generator=gen).double()
+
+
+def torch_entries(graph):
+    rows = lp.rows_of(graph.degree())
+    return sorted(zip(rows.tolist(), graph.col.tolist(),
+                      graph.weight.tolist()))
+
+
+@pytest.mark.parametrize('name,edge_index,n,weight', list(graphs()))
+def test_undirected_edges_and_pruning(spark, name, edge_index, n, weight):
+    graph = lp.undirected_csr(edge_index, weight, n)
+    df, _ = sp.read_edges(edges_frame(spark, edge_index, weight),
+                          num_nodes=n)
+    entries = sp.symmetric_entries(sp.undirected_edges(df)).cache()
+    got = sorted(tuple(r) for r in entries.collect())
+    assert got == torch_entries(graph)
+
+    merged = torch.rand(n, generator=torch.Generator().manual_seed(2)) + 1
+    merged_df = spark.createDataFrame(
+        [(i, float(m)) for i, m in enumerate(merged.tolist())],
+        'node long, merged float')
+    key = lp.stream_key(lp.stream_key(5, 0), lp.PRUNE)
+    for p_ratio, p_b, m in ((0.5, 0.1, None), (0.7, 0.3, merged)):
+        kept, col, score = lp.prune_block(
+            0, graph.degree(), graph.col, graph.weight,
+            torch.ones(n) if m is None else m, p_ratio, p_b, key)
+        rows = lp.rows_of(kept)
+        want = sorted(zip(rows.tolist(), col.tolist(), score.tolist()))
+        out = sp.prune_entries(entries, p_ratio, p_b, key,
+                               None if m is None else merged_df)
+        assert sorted(tuple(r) for r in out.collect()) == want
+    entries.unpersist()
