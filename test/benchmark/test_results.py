@@ -30,6 +30,7 @@ TABLES = {
     'distributed': ('distributed.py', []),
     'distributed_large': ('distributed.py', []),
     'reliability': ('reliability.py', []),
+    'out_of_core': ('out_of_core.py', []),
 }
 #: Tables without raw results (measured before the scripts kept them), or
 #: written by hand from them.
