@@ -77,107 +77,145 @@ def require_pyspark() -> None:
                           "torch_autoscale[spark]'")
 
 
-def _long(value: int) -> 'Column':
-    r"""A 64-bit literal of the unsigned or signed :obj:`value`."""
-    value &= _MASK64
-    if value >= 1 << 63:
-        value -= 1 << 64
-    return F.lit(value).cast('bigint')
+SQL = str
+r"""A Spark SQL expression (*e.g.*, a quoted column name such as
+:obj:`"`src`"`), as text: the 64-bit arithmetic below builds text, so
+that a hash is one expression per step, not a hundred calls into the
+JVM."""
 
 
-def _low32(z: 'Column') -> 'Column':
-    return z.bitwiseAND(F.lit(_MASK32).cast('bigint'))
+def _sql(x: Union[SQL, int]) -> SQL:
+    if isinstance(x, int):  # Only non-negative literals below 2^63 here.
+        return f'{x}L'
+    return f'({x})'
 
 
-def _high32(z: 'Column') -> 'Column':
-    return F.shiftrightunsigned(z, 32)
+def _low32(z: SQL) -> SQL:
+    return f'({_sql(z)} & {_MASK32}L)'
 
 
-def wrapping_add(a: 'Column', b: Union['Column', int]) -> 'Column':
+def _high32(z: SQL) -> SQL:
+    return f'shiftrightunsigned({z}, 32)'
+
+
+def wrapping_add_sql(a: SQL, b: Union[SQL, int]) -> SQL:
     r"""The 64-bit sum :obj:`a + b` wrapped to two's complement, as
     :obj:`int64` tensors add, in any SQL mode: the 32-bit halves are summed
     (at most :math:`2^{34}`, no overflow) and the carry shifted in.
 
     Args:
-        a (pyspark.sql.Column): A :obj:`bigint` column.
-        b (pyspark.sql.Column or int): A :obj:`bigint` column or an integer
-            (taken modulo :math:`2^{64}`).
+        a (str): A :obj:`bigint` Spark SQL expression (*e.g.*, a quoted
+            column name).
+        b (str or int): Another one, or an integer (taken modulo
+            :math:`2^{64}`).
     """
     if isinstance(b, int):
         b &= _MASK64
-        low = _low32(a) + F.lit(b & _MASK32).cast('bigint')
-        high = _high32(a) + F.lit(b >> 32).cast('bigint')
+        b_low, b_high = _sql(b & _MASK32), _sql(b >> 32)
     else:
-        low = _low32(a) + _low32(b)
-        high = _high32(a) + _high32(b)
-    high = high + F.shiftrightunsigned(low, 32)
-    return F.shiftleft(high, 32).bitwiseOR(_low32(low))
+        b_low, b_high = _low32(b), _high32(b)
+    low = f'({_low32(a)} + {b_low})'
+    high = f'({_high32(a)} + {b_high} + shiftrightunsigned({low}, 32))'
+    return f'(shiftleft({high}, 32) | {_low32(low)})'
 
 
-def wrapping_mul(a: 'Column', factor: int) -> 'Column':
+def wrapping_mul_sql(a: SQL, factor: int) -> SQL:
     r"""The 64-bit product :obj:`a * factor` wrapped to two's complement,
     as :obj:`int64` tensors multiply, in any SQL mode. With
     :math:`a = a_h 2^{32} + a_l` and :math:`c = c_h 2^{32} + c_l`, the
     product modulo :math:`2^{64}` is :math:`a_l c_l + 2^{32} (a_h c_l +
-    a_l c_h)`; each product of a 16-bit piece by a 32-bit one is below
-    :math:`2^{48}`, and only the low 32 bits of the second term matter.
+    a_l c_h)`; each product of a 16-bit piece of :math:`a` by a 32-bit
+    one of :math:`c` is below :math:`2^{48}`, and only the low 32 bits of
+    the second term matter.
 
-    :obj:`a` occurs several times in the result: pass a column reference
-    (or a small expression), not a deep expression.
+    :obj:`a` occurs several times in the result: pass a column name (or
+    a small expression), not a deep expression.
 
     Args:
-        a (pyspark.sql.Column): A :obj:`bigint` column.
+        a (str): A :obj:`bigint` Spark SQL expression.
         factor (int): The factor (taken modulo :math:`2^{64}`).
     """
     factor &= _MASK64
-    c_lo = F.lit(factor & _MASK32).cast('bigint')
-    c_hi = F.lit(factor >> 32).cast('bigint')
-    mask16 = F.lit(_MASK16).cast('bigint')
-    a0 = a.bitwiseAND(mask16)  # The 16-bit pieces of a, low to high.
-    a1 = F.shiftrightunsigned(a, 16).bitwiseAND(mask16)
-    a2 = F.shiftrightunsigned(a, 32).bitwiseAND(mask16)
-    a3 = F.shiftrightunsigned(a, 48)
+    c_lo, c_hi = _sql(factor & _MASK32), _sql(factor >> 32)
+    a = _sql(a)
+    a0 = f'({a} & {_MASK16}L)'  # The 16-bit pieces of a, low to high.
+    a1 = f'(shiftrightunsigned({a}, 16) & {_MASK16}L)'
+    a2 = f'(shiftrightunsigned({a}, 32) & {_MASK16}L)'
+    a3 = f'shiftrightunsigned({a}, 48)'
     # a_l * c_l, all 64 bits: a0 c_l + (a1 c_l << 16), wrapping.
-    low = wrapping_add(a0 * c_lo, F.shiftleft(a1 * c_lo, 16))
+    low = wrapping_add_sql(f'{a0} * {c_lo}', f'shiftleft({a1} * {c_lo}, 16)')
     # (a_h c_l + a_l c_h) mod 2^32, from pieces below 2^48:
-    cross = (_low32(a2 * c_lo) + _low32(F.shiftleft(a3 * c_lo, 16))
-             + _low32(a0 * c_hi) + _low32(F.shiftleft(a1 * c_hi, 16)))
-    return wrapping_add(low, F.shiftleft(cross, 32))
+    cross = ' + '.join([_low32(f'{a2} * {c_lo}'),
+                        _low32(f'shiftleft({a3} * {c_lo}, 16)'),
+                        _low32(f'{a0} * {c_hi}'),
+                        _low32(f'shiftleft({a1} * {c_hi}, 16)')])
+    return wrapping_add_sql(low, f'shiftleft({cross}, 32)')
+
+
+def wrapping_add(a: SQL, b: Union[SQL, int]) -> 'Column':
+    r"""The column of :func:`wrapping_add_sql` (same arguments)."""
+    require_pyspark()
+    return F.expr(wrapping_add_sql(a, b))
+
+
+def wrapping_mul(a: SQL, factor: int) -> 'Column':
+    r"""The column of :func:`wrapping_mul_sql` (same arguments)."""
+    require_pyspark()
+    return F.expr(wrapping_mul_sql(a, factor))
 
 
 def _temp() -> str:
     return f'__lpmetis_{next(_counter)}'
 
 
-def with_mix64(df: 'DataFrame', z: Union[str, 'Column'],
-               out: str) -> 'DataFrame':
+def _quote(name: str) -> SQL:
+    return '`' + name.replace('`', '``') + '`'
+
+
+def _xorshift(z: SQL, shift: int) -> SQL:
+    return f'({z} ^ shiftrightunsigned({z}, {shift}))'
+
+
+def _mix_steps(z: SQL, names: Tuple[str, str, str]) -> list:
+    r"""The steps :obj:`(name, expression)` of SplitMix64's finalizer of
+    :obj:`z`, the last one named :obj:`names[2]`."""
+    first = wrapping_mul_sql(_xorshift(z, 30), MIX1)
+    second = wrapping_mul_sql(_xorshift(_quote(names[0]), 27), MIX2)
+    return [(names[0], first), (names[1], second),
+            (names[2], _xorshift(_quote(names[1]), 31))]
+
+
+def _run_steps(df: 'DataFrame', steps: list, out: str) -> 'DataFrame':
+    r"""Adds the columns of :obj:`steps`, one projection each, and keeps
+    the last one as :obj:`out` (the input's columns stay)."""
+    keep = [c for c in df.columns if c != out]
+    for name, expr in steps:
+        df = df.select('*', F.expr(expr).alias(name))
+    last = steps[-1][0]
+    return df.select(*[F.col(_quote(c)) for c in keep],
+                     F.col(_quote(last)).alias(out))
+
+
+def with_mix64(df: 'DataFrame', z: SQL, out: str) -> 'DataFrame':
     r"""Adds the column :obj:`out`, SplitMix64's finalizer of the
     :obj:`bigint` :obj:`z`, bit for bit as
     :func:`~torch_autoscale.partition.lpmetis.mix64`. Every step is a
-    column of its own (dropped at the end), so the plan stays small.
+    projection of its own, so the plan stays small.
 
     Args:
         df (pyspark.sql.DataFrame): The rows.
-        z (str or pyspark.sql.Column): A :obj:`bigint` column or its name.
+        z (str): A column name or a Spark SQL expression
+            (:obj:`bigint`).
         out (str): The name of the new column.
     """
     require_pyspark()
-    names = [_temp() for _ in range(3)]
-    z = F.col(z) if isinstance(z, str) else z
-    df = df.withColumn(names[0], z.cast('bigint'))
-    for i, (shift, factor) in enumerate(((30, MIX1), (27, MIX2))):
-        x = F.col(names[i])
-        xs = names[i] + 'x'
-        df = df.withColumn(xs, x.bitwiseXOR(F.shiftrightunsigned(x, shift)))
-        df = df.withColumn(names[i + 1], wrapping_mul(F.col(xs), factor))
-        df = df.drop(xs)
-    x = F.col(names[2])
-    df = df.withColumn(out, x.bitwiseXOR(F.shiftrightunsigned(x, 31)))
-    return df.drop(*names)
+    z = _quote(z) if z in df.columns else _sql(z)
+    names = (_temp(), _temp(), _temp())
+    return _run_steps(df, _mix_steps(z, names), out)
 
 
-def with_hash_bits(df: 'DataFrame', key: int, a: Union[str, 'Column'],
-                   b: Union[str, 'Column', None] = None,
+def with_hash_bits(df: 'DataFrame', key: int, a: SQL,
+                   b: Optional[SQL] = None,
                    out: str = 'bits') -> 'DataFrame':
     r"""Adds the column :obj:`out` of counter-based random bits: the
     64-bit hash of the stream :obj:`key` and the ids :obj:`a` (or the
@@ -189,25 +227,28 @@ def with_hash_bits(df: 'DataFrame', key: int, a: Union[str, 'Column'],
         df (pyspark.sql.DataFrame): The rows.
         key (int): A stream key from
             :func:`~torch_autoscale.partition.lpmetis.stream_key`.
-        a (str or pyspark.sql.Column): Node ids (:obj:`bigint`).
-        b (str or pyspark.sql.Column, optional): The second ids of pairs.
+        a (str): The column of node ids (:obj:`bigint`), or a Spark SQL
+            expression.
+        b (str, optional): The column of the second ids of pairs.
             (default: :obj:`None`)
         out (str, optional): The name of the new column.
             (default: :obj:`"bits"`)
     """
     require_pyspark()
-    a = F.col(a) if isinstance(a, str) else a
-    first = _temp()
-    df = df.withColumn(first, a.cast('bigint'))
-    df = with_mix64(df, wrapping_add(F.col(first), key), first)
-    if b is None:
-        return df.withColumnRenamed(first, out) if out != first else df
-    b = F.col(b) if isinstance(b, str) else b
-    second = _temp()
-    df = df.withColumn(second,
-                       F.col(first).bitwiseXOR(b.cast('bigint')))
-    df = with_mix64(df, wrapping_add(F.col(second), GOLDEN), out)
-    return df.drop(first, second)
+
+    def ref(x: SQL) -> SQL:
+        return _quote(x) if x in df.columns else _sql(x)
+
+    start = _temp()
+    steps = [(start, wrapping_add_sql(f'CAST({ref(a)} AS BIGINT)', key))]
+    names = (_temp(), _temp(), _temp())
+    steps += _mix_steps(_quote(start), names)
+    if b is not None:
+        pair = _temp()
+        steps.append((pair, wrapping_add_sql(
+            f'({_quote(names[2])} ^ CAST({ref(b)} AS BIGINT))', GOLDEN)))
+        steps += _mix_steps(_quote(pair), (_temp(), _temp(), _temp()))
+    return _run_steps(df, steps, out)
 
 
 def bits_to_uniform(bits: 'Column') -> 'Column':
@@ -233,8 +274,8 @@ def uniform_below(bits: 'Column', p: float) -> 'Column':
     return F.shiftrightunsigned(bits, 11) < F.lit(bound).cast('bigint')
 
 
-def with_hash_uniform(df: 'DataFrame', key: int, a: Union[str, 'Column'],
-                      b: Union[str, 'Column', None] = None,
+def with_hash_uniform(df: 'DataFrame', key: int, a: SQL,
+                      b: Optional[SQL] = None,
                       out: str = 'u') -> 'DataFrame':
     r"""Adds the column :obj:`out` of uniform draws in :math:`[0, 1)`
     (:obj:`double`), bit for bit as
