@@ -190,3 +190,26 @@ def test_undirected_edges_and_pruning(spark, name, edge_index, n, weight):
                            None if first else merged_df)
     assert sorted(tuple(r) for r in out.collect()) == want
     entries.unpersist()
+
+
+def test_contraction(spark):
+    gen = torch.Generator().manual_seed(3)
+    n = 80
+    edge_index = torch.randint(n, (2, 500), generator=gen)
+    weight = torch.rand(500, generator=gen) * 3
+    graph = lp.undirected_csr(edge_index, weight, n)
+    label = torch.randint(0, 3 * n, (n, ), generator=gen) * 5  # Gaps.
+    uniq, inv = torch.unique(label, return_inverse=True)
+    coarse = lp.contract(graph, inv, uniq.numel(), lp.Workspace(), 'c',
+                         None)
+
+    df, _ = sp.read_edges(edges_frame(spark, edge_index, weight),
+                          num_nodes=n)
+    entries = sp.symmetric_entries(sp.undirected_edges(df))
+    labels = spark.createDataFrame(list(enumerate(label.tolist())),
+                                   'node long, label long')
+    clusters = sp.cluster_ids(labels)
+    got = sorted(tuple(r) for r in clusters.collect())
+    assert got == list(enumerate(inv.tolist()))
+    out = sp.symmetric_entries(sp.contract_entries(entries, clusters))
+    assert sorted(tuple(r) for r in out.collect()) == torch_entries(coarse)

@@ -78,10 +78,9 @@ def require_pyspark() -> None:
 
 
 SQL = str
-r"""A Spark SQL expression (*e.g.*, a quoted column name such as
-:obj:`"`src`"`), as text: the 64-bit arithmetic below builds text, so
-that a hash is one expression per step, not a hundred calls into the
-JVM."""
+r"""A Spark SQL expression as text (*e.g.*, a column name in backquotes):
+the 64-bit arithmetic below builds text, so that a hash is one expression
+per step, not a hundred calls into the JVM."""
 
 
 def _sql(x: Union[SQL, int]) -> SQL:
@@ -577,3 +576,57 @@ def prune_entries(entries: 'DataFrame', p_ratio: float, p_b: float,
                      'col')
         score = _float_div(F.col('weight'), F.col('merged'))
     return df.select('row', 'col', score.cast('float').alias('score'))
+
+
+def cluster_ids(labels: 'DataFrame') -> 'DataFrame':
+    r"""The clusters of the labels :obj:`(node, label)`, as
+    :obj:`torch.unique(label, return_inverse=True)` numbers them in
+    :func:`~torch_autoscale.partition.lpmetis.run_lpmetis`: the rank of
+    every node's label among the distinct labels, in increasing order.
+    Returns the columns :obj:`(node, cluster)` (:obj:`bigint`).
+
+    The ranks come from one window over the distinct labels, which Spark
+    computes in one partition: fine for the labels of a coarse level, a
+    bottleneck for billions of distinct labels.
+
+    Args:
+        labels (pyspark.sql.DataFrame): The columns :obj:`node` and
+            :obj:`label` (integers).
+    """
+    require_pyspark()
+    ranks = labels.select('label').distinct().select(
+        'label', (F.dense_rank().over(Window.orderBy('label')) - 1)
+        .cast('bigint').alias('cluster'))
+    return labels.join(ranks, 'label').select('node', 'cluster')
+
+
+def contract_entries(entries: 'DataFrame',
+                     clusters: 'DataFrame') -> 'DataFrame':
+    r"""The graph of the clusters, as
+    :func:`~torch_autoscale.partition.lpmetis.contract` builds it: one
+    edge :obj:`(lo, hi)` per pair of adjacent clusters, weighing the sum
+    (in :obj:`double`, rounded to :obj:`float`) of the weights of the
+    entries :obj:`u -> v` with :obj:`u` in cluster :obj:`lo`, :obj:`v` in
+    :obj:`hi`, :obj:`lo < hi`, summed in the order of the entries (by
+    :obj:`u`, then :obj:`v`), as in the in-process engine. Returns the
+    columns :obj:`(lo, hi, weight)` of :func:`undirected_edges`.
+
+    Args:
+        entries (pyspark.sql.DataFrame): The entries :obj:`(row, col,
+            weight)` of a symmetric graph (:func:`symmetric_entries`).
+        clusters (pyspark.sql.DataFrame): The cluster of every node
+            :obj:`(node, cluster)` (:func:`cluster_ids`).
+    """
+    require_pyspark()
+    of_row = clusters.select(F.col('node').alias('row'),
+                             F.col('cluster').alias('lo'))
+    of_col = clusters.select(F.col('node').alias('col'),
+                             F.col('cluster').alias('hi'))
+    df = entries.join(of_row, 'row').join(of_col, 'col')
+    df = df.where(F.col('lo') < F.col('hi'))
+    total = F.aggregate(
+        F.array_sort(F.collect_list(F.struct('row', 'col', 'weight'))),
+        F.lit(0.0).cast('double'),
+        lambda acc, x: acc + x['weight'].cast('double'))
+    return df.groupBy('lo', 'hi').agg(
+        total.cast('float').alias('weight'))
