@@ -213,3 +213,40 @@ def test_contraction(spark):
     assert got == list(enumerate(inv.tolist()))
     out = sp.symmetric_entries(sp.contract_entries(entries, clusters))
     assert sorted(tuple(r) for r in out.collect()) == torch_entries(coarse)
+
+
+@pytest.mark.parametrize('refine', [False, True])
+def test_label_updates(spark, refine):
+    gen = torch.Generator().manual_seed(4)
+    n = 90
+    edge_index = torch.randint(n, (2, 600), generator=gen)
+    graph = lp.undirected_csr(edge_index, None, n)
+    rank = lp.degree_rank(graph.degree())
+    if refine:  # As after METIS: few labels, a float cap, priorities.
+        label = torch.randint(0, 4, (n, ), generator=gen)
+        count, cap, num_labels = torch.ones(n, dtype=torch.long), 25.7, 4
+        pruned, priority = graph, rank
+    else:  # A later round: merged counts, an integer cap, node order.
+        label = rank.clone()
+        count = torch.randint(1, 4, (n, ), generator=gen)
+        cap, num_labels, priority = 6, n, None
+        pruned = lp.prune(graph, count.float(), 0.5, 0.1, 11,
+                          lp.Workspace(), 'p', None)
+    key = lp.stream_key(9, 0, lp.ACTIVE)
+    nodes = [(i, int(label[i]), int(count[i]), int(rank[i]))
+             for i in range(n)]
+    want = lp.label_rounds(pruned, label.clone(), count, cap, num_labels,
+                           3, key, priority, refine)
+    assert not torch.equal(want, label)  # Labels moved.
+
+    entries = spark.createDataFrame(
+        list(zip(*[t.tolist() for t in (lp.rows_of(pruned.degree()),
+                                        pruned.col, pruned.weight)])),
+        'row long, col long, score float')
+    nodes = spark.createDataFrame(
+        nodes, 'node long, label long, count long, priority long')
+    if priority is None:
+        nodes = nodes.drop('priority')
+    out = sp.label_updates(entries, nodes, cap, 3, key)
+    got = sorted((r['node'], r['label']) for r in out.collect())
+    assert got == list(enumerate(want.tolist()))

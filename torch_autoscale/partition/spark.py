@@ -190,9 +190,13 @@ def _run_steps(df: 'DataFrame', steps: list, out: str) -> 'DataFrame':
     keep = [c for c in df.columns if c != out]
     for name, expr in steps:
         df = df.select('*', F.expr(expr).alias(name))
-    last = steps[-1][0]
+    # Non-deterministic (plus zero times the partition id): otherwise
+    # Spark's optimizer pushes a filter on the result down through the
+    # projections, substituting every step into the next, and the
+    # expression grows exponentially (out of memory while compiling).
+    last = F.col(_quote(steps[-1][0])) + F.spark_partition_id() * 0
     return df.select(*[F.col(_quote(c)) for c in keep],
-                     F.col(_quote(last)).alias(out))
+                     last.cast('bigint').alias(out))
 
 
 def with_mix64(df: 'DataFrame', z: SQL, out: str) -> 'DataFrame':
@@ -630,3 +634,90 @@ def contract_entries(entries: 'DataFrame',
         lambda acc, x: acc + x['weight'].cast('double'))
     return df.groupBy('lo', 'hi').agg(
         total.cast('float').alias('weight'))
+
+
+def _fits(total: 'Column', cap: Union[int, float]) -> 'Column':
+    # As in torch: an integer cap compares exactly, a float one in float32
+    # (an int64 tensor against a Python float computes in float32).
+    if isinstance(cap, int):
+        return total <= F.lit(cap).cast('bigint')
+    return total.cast('float') <= F.lit(float(cap)).cast('float')
+
+
+def label_updates(entries: 'DataFrame', nodes: 'DataFrame',
+                  cap: Union[int, float], iterations: int,
+                  key: int) -> 'DataFrame':
+    r"""Synchronous label updates, as
+    :func:`~torch_autoscale.partition.lpmetis.label_rounds` makes them:
+    in every iteration, a random half of the nodes (the hash of the node
+    under :obj:`stream_key(key, iteration)` below :math:`0.5`) proposes
+    the label of largest total score over its entries among the labels
+    not full (the label's size plus the node's count within :obj:`cap`)
+    or its own, its own label on ties, else the smallest; then every label
+    admits its movers in the order of :obj:`priority` (or of node ids)
+    while its size stays within :obj:`cap`. Scores are summed in
+    :obj:`float`, in the order of a node's neighbours.
+
+    Every iteration is checkpointed (:meth:`~pyspark.sql.DataFrame.
+    localCheckpoint`), so the plan does not grow with the iterations.
+
+    Args:
+        entries (pyspark.sql.DataFrame): The kept entries :obj:`(row, col,
+            score)` (:func:`prune_entries`).
+        nodes (pyspark.sql.DataFrame): The columns :obj:`node`,
+            :obj:`label`, :obj:`count` (original nodes per node) and
+            optionally :obj:`priority` (distinct integers).
+        cap (int or float): The largest label size.
+        iterations (int): The number of updates.
+        key (int): The stream key of the updates (:obj:`stream_key(
+            round_key, ACTIVE)`).
+
+    Returns:
+        pyspark.sql.DataFrame: :obj:`nodes` with the new labels.
+    """
+    from torch_autoscale.partition.lpmetis import stream_key
+
+    require_pyspark()
+    order = 'priority' if 'priority' in nodes.columns else 'node'
+    columns = nodes.columns
+    for it in range(iterations):
+        state = with_hash_bits(nodes, stream_key(key, it), 'node', out='h')
+        state = state.where(uniform_below(F.col('h'), 0.5)).select(
+            F.col('node').alias('row'), F.col('label').alias('own'),
+            F.col('count').alias('ncount'))
+        size = nodes.groupBy(F.col('label').alias('lab')).agg(
+            F.sum('count').alias('size'))
+        df = entries.join(state, 'row').join(
+            nodes.select(F.col('node').alias('col'),
+                         F.col('label').alias('lab')), 'col')
+        df = df.groupBy('row', 'lab', 'own', 'ncount').agg(F.aggregate(
+            F.array_sort(F.collect_list(F.struct('col', 'score'))),
+            F.lit(0.0).cast('float'),
+            lambda acc, x: (acc + x['score']).cast('float')).alias('total'))
+        df = df.join(size, 'lab')
+        stay = F.col('lab') == F.col('own')
+        allowed = stay | _fits(F.col('size') + F.col('ncount'), cap)
+        df = df.select('row', 'lab', stay.alias('stay'),
+                       allowed.alias('allowed'),
+                       F.when(allowed, F.col('total'))
+                       .otherwise(F.lit(-1.0).cast('float')).alias('total'))
+        row = Window.partitionBy('row')
+        is_best = F.col('allowed') & (F.col('total')
+                                      == F.max('total').over(row))
+        df = df.withColumn('best', is_best)
+        keeps = F.max((F.col('best') & F.col('stay')).cast('int')).over(row)
+        df = df.withColumn('cand', F.col('best') & (keeps == 0))
+        movers = df.where('cand').groupBy(F.col('row').alias('node')).agg(
+            F.min('lab').alias('dest'))
+        movers = movers.join(nodes.select('node', 'count', order), 'node')
+        movers = movers.join(size.withColumnRenamed('lab', 'dest'), 'dest')
+        within = F.sum('count').over(
+            Window.partitionBy('dest').orderBy(order)
+            .rowsBetween(Window.unboundedPreceding, Window.currentRow))
+        movers = movers.withColumn('ok', _fits(F.col('size') + within,
+                                               cap)).where('ok')
+        nodes = nodes.join(movers.select('node', 'dest'), 'node', 'left')
+        nodes = nodes.select(*[
+            F.coalesce('dest', 'label').alias('label') if c == 'label'
+            else c for c in columns]).localCheckpoint()
+    return nodes
