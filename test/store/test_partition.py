@@ -15,6 +15,8 @@ from torch_autoscale.store import (
     store_from_data,
 )
 
+from test.partition.test_lpmetis import planted
+
 lpmetis_module = importlib.import_module('torch_autoscale.partition.lpmetis')
 
 
@@ -26,15 +28,8 @@ def random_graph(num_nodes=150, num_edges=600, seed=0):
 
 
 def sbm(num_blocks=6, size=40, p_in=0.15, p_out=0.005, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    n = num_blocks * size
-    block = torch.arange(n) // size
-    row, col = torch.triu_indices(n, n, offset=1)
-    prob = torch.where(block[row] == block[col], p_in, p_out)
-    keep = torch.rand(row.numel(), generator=gen) < prob
-    edge_index = torch.stack([row[keep], col[keep]])
-    return Data(edge_index=to_undirected(edge_index, num_nodes=n),
-                num_nodes=n)
+    edge_index, n = planted(num_blocks, size, p_in, p_out, seed)
+    return Data(edge_index=edge_index, num_nodes=n)
 
 
 def with_isolated_nodes():
