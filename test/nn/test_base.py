@@ -146,7 +146,7 @@ def test_async_pool_matches_synchronous_path():
     for batch in loader:
         batch = batch.to('cuda')
         outs = [m(batch.data.x, batch.data.adj_t, batch) for m in (sync, pool)]
-        assert not pool.histories._async  # pushes were synchronized by the hook
+        assert not pool.histories._async  # Pushes synchronized by the hook.
         assert torch.equal(outs[0], outs[1])
         for a, b in zip(sync.histories, pool.histories):
             assert torch.equal(a.emb, b.emb)
