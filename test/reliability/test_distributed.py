@@ -4,6 +4,7 @@ other rank with :class:`~torch_autoscale.errors.DistributedTimeoutError`
 naming it, within a bounded time, and the process (and :obj:`torchrun`)
 must exit rather than hang. Every process here runs under a deadline and is
 killed at the end, so the suite itself cannot hang."""
+import datetime
 import json
 import os
 import os.path as osp
@@ -244,6 +245,7 @@ def test_collective_passes_other_errors_through():
 
 def test_timeout_argument():
     assert _as_timedelta(None) == tad.DEFAULT_TIMEOUT
-    assert _as_timedelta(2.5).total_seconds() == 2.5
+    # A number of seconds becomes the equal timedelta (a conversion).
+    assert _as_timedelta(2.5) == datetime.timedelta(milliseconds=2500)
     with pytest.raises(ValueError, match="'timeout'"):
         _as_timedelta(0)
