@@ -29,6 +29,7 @@ from torch_autoscale.history.files import (
     reserve,
 )
 from torch_autoscale.history.history import check_index
+from torch_autoscale.utils.checks import out_of_range
 from torch_autoscale.utils.fd import fd_path
 
 #: The ways processes share histories.
@@ -377,13 +378,11 @@ def _check_exchange(table: Tensor, n_id: Tensor,
                          f"of global node ids (got {what})")
     n_id = n_id.cpu().long()
     num_nodes = assignment.num_nodes
-    if n_id.numel() > 0:
-        low, high = int(n_id.min()), int(n_id.max())
-        if low < 0 or high >= num_nodes:
-            bad = low if low < 0 else high
-            raise ValueError(f"'n_id' holds node id {bad}, outside of [0, "
-                             f"{num_nodes}) (the nodes of 'assignment'); "
-                             f"pass global node ids of the permuted graph")
+    bad = out_of_range(n_id, num_nodes)
+    if bad is not None:
+        raise ValueError(f"'n_id' holds node id {bad}, outside of [0, "
+                         f"{num_nodes}) (the nodes of 'assignment'); "
+                         f"pass global node ids of the permuted graph")
     return n_id
 
 

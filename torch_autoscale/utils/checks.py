@@ -2,6 +2,8 @@ r"""Argument checks shared across the package."""
 import operator
 from typing import Any, Optional
 
+from torch import Tensor
+
 
 def check_int(value: Any, name: str, minimum: Optional[int] = None,
               optional: bool = False, fix: str = '') -> Optional[int]:
@@ -34,3 +36,16 @@ def check_int(value: Any, name: str, minimum: Optional[int] = None,
         raise ValueError(f"'{name}' must be at least {minimum} (got "
                          f"{value}){'; ' + fix if fix else ''}")
     return value
+
+
+def out_of_range(index: Tensor, size: int) -> Optional[int]:
+    r"""An entry of the integer tensor :obj:`index` outside of
+    :obj:`[0, size)` (the smallest if one is negative, else the largest),
+    or :obj:`None` if every entry lies inside; for error messages that
+    name the offending id."""
+    if index.numel() == 0:
+        return None
+    low, high = int(index.min()), int(index.max())
+    if low < 0:
+        return low
+    return high if high >= size else None

@@ -10,6 +10,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from torch_autoscale import ops
+from torch_autoscale.utils.checks import out_of_range
 
 
 def _check_count(v: Any, name: str) -> int:
@@ -41,11 +42,8 @@ def _check_edge_index(edge_index: Any, num_nodes: int, name: str,
             edge_index.is_complex():
         raise ValueError(f"'{name}' must hold integer node ids (got dtype "
                          f"{edge_index.dtype})")
-    if edge_index.numel() == 0:
-        return
-    low, high = int(edge_index.min()), int(edge_index.max())
-    if low < 0 or high >= num_nodes:
-        bad = low if low < 0 else high
+    bad = out_of_range(edge_index, num_nodes)
+    if bad is not None:
         raise ValueError(f"'{name}' contains node {bad} but "
                          f"'{num_nodes_name}' is {num_nodes}: node ids must "
                          f"lie in [0, {num_nodes})")
