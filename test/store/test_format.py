@@ -160,3 +160,22 @@ def test_leftover_of_a_killed_writer_is_removed(tmp_path):
     # ... which the next writer of the same path removes.
     store_from_data(graph(), tmp_path / 'g')
     assert os.listdir(tmp_path) == ['g']
+
+
+def test_bad_arrays(tmp_path):
+    writer = GraphStoreWriter(tmp_path / 'g', num_nodes=4)
+    with pytest.raises(ValueError, match="'shape' of array 'x'"):
+        writer.create('x', (4, -1), torch.float32)
+    with pytest.raises(ValueError, match='dtypes'):
+        writer.create('x', (4, ), torch.complex64)
+    with pytest.raises(ValueError, match='identifiers'):
+        writer.create('../x', (4, ), torch.float32)
+    with pytest.raises(ValueError, match="'value' of array 'y'"):
+        writer.put('y', [1, 2, 3, 4])
+    writer.create('x', (4, ), torch.float32)
+    with pytest.raises(ValueError, match='created already'):
+        writer.create('x', (4, ), torch.float32)
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError, match='committed or aborted'):
+        writer.create('z', (4, ), torch.float32)

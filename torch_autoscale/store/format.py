@@ -16,6 +16,7 @@ from torch_geometric.data import Data
 
 from torch_autoscale.errors import GraphStoreError
 from torch_autoscale.history.files import check_directory, reserve
+from torch_autoscale.utils.checks import check_int
 from torch_autoscale.utils.sparse import sparse_csr
 
 log = logging.getLogger(__name__)
@@ -336,7 +337,12 @@ class GraphStoreWriter:
         if name in self._arrays:
             raise ValueError(f"array {name!r} was created already")
         dname = dtype_name(dtype)
-        shape = tuple(int(s) for s in shape)
+        try:
+            shape = tuple(check_int(s, 'shape', 0) for s in shape)
+        except (TypeError, ValueError):
+            raise ValueError(f"'shape' of array {name!r} must be a sequence "
+                             f"of non-negative integers (got {shape!r})") \
+                from None
         file = osp.join(self.tmp, f'{name}.bin')
         fd = os.open(file, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         try:
@@ -352,6 +358,9 @@ class GraphStoreWriter:
     def put(self, name: str, value: Tensor) -> Tensor:
         r"""Creates the array :obj:`name` holding :obj:`value` (an in-memory
         tensor), copied in chunks."""
+        if not isinstance(value, Tensor) or value.layout != torch.strided:
+            raise ValueError(f"'value' of array {name!r} must be a dense "
+                             f"tensor (got {type(value).__name__})")
         value = value.detach().cpu()
         out = self.create(name, value.shape, value.dtype)
         flat, src = out.reshape(-1), value.reshape(-1)
