@@ -117,6 +117,8 @@ def test_edgeless_graph_and_single_part():
     (dict(num_parts=2, chunk_edges=0), "'chunk_edges' must be at least"),
     (dict(num_parts=2, seed='0'), "'seed' must be an integer"),
     (dict(num_parts=2, seed=2**64), "'seed' must lie in"),
+    (dict(num_parts=2, max_coarse_entries=-1), "'max_coarse_entries'"),
+    (dict(num_parts=2, max_coarse_entries=1.5), "'max_coarse_entries'"),
     (dict(num_parts=2, rounds=2.5), "'rounds' must be an integer"),
     (dict(num_parts=2, iterations=1.5), "'iterations' must be an integer"),
     (dict(num_parts=2, max_cluster_size=2.5), "'max_cluster_size' must be"),
@@ -158,6 +160,84 @@ def test_dense_and_sparse_label_sums_agree(monkeypatch):
     order = (dense[0] * 7 + dense[1]).argsort()
     for a, b in zip(dense, sparse):  # Both sum in the entries' order.
         assert torch.equal(a[order], b)
+
+
+def test_dense_and_sparse_label_updates_agree(monkeypatch):
+    # Past DENSE_RATIO, `propose_block` sorts instead of a dense buffer;
+    # the partition is the same either way.
+    import importlib
+    module = importlib.import_module('torch_autoscale.partition.lpmetis')
+    edge_index, num_nodes = planted(num_blocks=8, size=40, p_in=0.2,
+                                    p_out=0.01, seed=3)
+    outs = []
+    for ratio in (0, 10**9):
+        monkeypatch.setattr(module, 'DENSE_RATIO', ratio)
+        outs.append(lpmetis(edge_index, num_nodes, 6, seed=1, verbose=False))
+    assert torch.equal(*outs)
+
+
+def test_heaviest_entries_of_the_coarse_graph():
+    import importlib
+    module = importlib.import_module('torch_autoscale.partition.lpmetis')
+    # A symmetric graph with weights spread over several powers of two:
+    gen = torch.Generator().manual_seed(0)
+    n = 60
+    lo, hi = torch.randint(n, (2, 400), generator=gen)
+    keep = lo < hi
+    lo, hi = lo[keep], hi[keep]
+    key = torch.unique(lo * n + hi)
+    lo, hi = key // n, key % n
+    weight = torch.rand(key.numel(), generator=gen) * 100 + 0.01
+    graph = module.symmetric_csr(lo, hi, weight, n, chunk_edges=16)
+    rowptr, col, w = graph.load()
+    row = torch.repeat_interleave(torch.arange(n), rowptr.diff())
+    for budget in (0, 1, 50, 200, col.numel() - 1):
+        r, c, kw = module.heaviest_entries(graph, budget)
+        assert c.numel() <= budget
+        kept_row = torch.repeat_interleave(torch.arange(n), r.diff())
+        # The kept entries are exactly those at or above a threshold:
+        if c.numel() > 0:
+            threshold = kw.min()
+            mask = w >= threshold
+            assert torch.equal(row[mask], kept_row)
+            assert torch.equal(col[mask], c) and torch.equal(w[mask], kw)
+        # ...the smallest bucket boundary within the budget: the next
+        # bucket down would overflow it.
+        bucket = module.weight_bucket(w)
+        lowest = bucket[w >= kw.min()].min() if c.numel() > 0 else \
+            bucket.max() + 1
+        below = bucket == bucket[bucket < lowest].max()
+        assert c.numel() + int(below.sum()) > budget
+        # Symmetric, as METIS needs:
+        pairs = set(zip(kept_row.tolist(), c.tolist()))
+        assert pairs == {(j, i) for i, j in pairs}
+    # Within the budget, the whole graph:
+    r, c, kw = module.heaviest_entries(graph, col.numel())
+    assert torch.equal(c, col) and torch.equal(kw, w)
+
+
+def test_coarse_budget_bounds_what_metis_gets(monkeypatch):
+    import importlib
+    module = importlib.import_module('torch_autoscale.partition.lpmetis')
+    seen = []
+    original = module.partition_csr
+
+    def spy(rowptr, col, *args):
+        seen.append(col.numel())
+        return original(rowptr, col, *args)
+
+    monkeypatch.setattr(module, 'partition_csr', spy)
+    edge_index, num_nodes = planted(num_blocks=8, size=60, p_in=0.3,
+                                    p_out=0.05, seed=2)
+    full = lpmetis(edge_index, num_nodes, 8, seed=0, verbose=False)
+    budgeted = lpmetis(edge_index, num_nodes, 8, seed=0, verbose=False,
+                       max_coarse_entries=seen[0] // 4)
+    assert seen[1] <= seen[0] // 4 < seen[0]
+    assert_partition(budgeted, num_nodes, 8)
+    # A budget the coarse graph fits in changes nothing:
+    same = lpmetis(edge_index, num_nodes, 8, seed=0, verbose=False,
+                   max_coarse_entries=seen[0])
+    assert torch.equal(same, full)
 
 
 def test_hash_draws():

@@ -88,7 +88,9 @@ def test_store_equals_in_memory_with_other_arguments(tmp_path):
     store = store_from_data(data, tmp_path / 'g')
     for kwargs in (dict(rounds=0), dict(rounds=3, iterations=2),
                    dict(p_ratio=0.2, p_b=0.5, refine=0),
-                   dict(max_cluster_size=3), dict(p_b=0.0), dict(p_b=1.0)):
+                   dict(max_cluster_size=3), dict(p_b=0.0), dict(p_b=1.0),
+                   dict(max_coarse_entries=0), dict(max_coarse_entries=40),
+                   dict(rounds=0, max_coarse_entries=100)):
         ref = lpmetis(data.edge_index, data.num_nodes, 4, seed=2,
                       verbose=False, **kwargs)
         out = lpmetis_store(store, 4, seed=2, chunk_edges=29,

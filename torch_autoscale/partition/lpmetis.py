@@ -81,6 +81,7 @@ def lpmetis(
     refine: int = 4,
     verbose: bool = True,
     chunk_edges: int = MEMORY_CHUNK,
+    max_coarse_entries: Optional[int] = None,
 ) -> Tensor:
     r"""Partitions a graph into :obj:`num_parts` parts via LPMetis, from the
     `"LPS-GNN: Deploying Graph Neural Networks on Graphs with 100-Billion
@@ -161,6 +162,14 @@ def lpmetis(
         chunk_edges (int, optional): The entries of a block of rows that
             a step works on at once; it bounds the temporaries and never
             changes the result. (default: :obj:`MEMORY_CHUNK`)
+        max_coarse_entries (int, optional): The most entries (twice the
+            edges) of the coarse graph METIS gets, in memory: if the last
+            round leaves more, METIS gets the heaviest ones only (a weight
+            threshold that keeps at most this many; light coarse edges are
+            mostly single edges between unrelated clusters, and the
+            refinement still sees every edge). It bounds the memory of
+            graphs whose coarse graph stays large, *e.g.*, with many random
+            edges. (default: :obj:`None`, all of them)
 
     Returns:
         torch.Tensor: The part id of every node, an :obj:`int64` tensor of
@@ -189,6 +198,9 @@ def lpmetis(
         check_lpmetis_args(num_nodes, num_parts, p_ratio, p_b, rounds,
                            iterations, max_cluster_size, refine, seed)
     chunk_edges = check_int(chunk_edges, 'chunk_edges', 1)
+    if max_coarse_entries is not None:
+        max_coarse_entries = check_int(max_coarse_entries,
+                                       'max_coarse_entries', 0)
     if num_parts == 1:
         return torch.zeros(num_nodes, dtype=torch.long, device=device)
     graph = undirected_csr(edge_index, edge_weight, num_nodes)
@@ -197,7 +209,8 @@ def lpmetis(
     return run_lpmetis(graph, graph.degree(), num_parts, float(p_ratio),
                        float(p_b), rounds, seed, iterations,
                        max_cluster_size, refine, Workspace(device),
-                       chunk_edges, verbose)
+                       chunk_edges, verbose,
+                       max_coarse_entries=max_coarse_entries)
 
 
 def _signed(z: int) -> int:
@@ -607,6 +620,10 @@ def sparse_sums(rows: Tensor, lab: Tensor, s: Tensor, num_rows: int,
 DENSE_BLOCK = 1 << 24
 r"""Entries of one dense block of sums in :func:`dense_sums`."""
 
+DENSE_RATIO = 8
+r"""The largest size of :func:`dense_sums`' buffers (rows times labels) per
+entry summed; past it, :func:`propose_block` sorts instead."""
+
 
 def dense_sums(rows: Tensor, lab: Tensor, s: Tensor, num_rows: int,
                num_labels: int) -> Tuple[Tensor, Tensor, Tensor]:
@@ -656,6 +673,10 @@ def propose_block(r0: int, counts: Tensor, col: Tensor, score: Tensor,
                         device=col.device)
     if rows.numel() == 0:
         return target
+    # A dense buffer costs rows x labels; past a few times the entries,
+    # the sort of `sparse_sums` is cheaper (both sum in the order of the
+    # entries, so they give the same sums, bit for bit):
+    dense = dense and num_rows * num_labels <= DENSE_RATIO * rows.numel()
     sums = dense_sums if dense else sparse_sums
     node, lab, total = sums(rows, lab, s, num_rows, num_labels)
     del rows, s
@@ -822,10 +843,62 @@ def contract(graph, inv: Tensor, num_coarse: int, ws: Workspace,
                      ws.shrink(out_weight, write), chunk_edges)
 
 
-def metis_coarse(graph, count: Tensor, num_parts: int) -> Tensor:
-    r"""METIS on the (small) coarse :obj:`graph`, loaded into memory, with
-    node weights :obj:`count`."""
-    rowptr, col, weight = graph.load()
+WEIGHT_BUCKETS = 16
+r"""Buckets per power of two of the weight histogram of
+:func:`heaviest_entries`."""
+
+
+def weight_bucket(weight: Tensor) -> Tensor:
+    r"""The histogram bucket of every positive :obj:`float32` weight:
+    :obj:`WEIGHT_BUCKETS` per power of two, increasing with the weight, in
+    :obj:`[0, 280 * WEIGHT_BUCKETS)`."""
+    mantissa, exponent = torch.frexp(weight.float())  # [0.5, 1) * 2^e.
+    fraction = ((2 * mantissa - 1) * WEIGHT_BUCKETS).long()
+    return (exponent.long() + 150) * WEIGHT_BUCKETS + fraction
+
+
+def heaviest_entries(graph, max_entries: Optional[int]
+                     ) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""The CSR arrays of :obj:`graph` in memory, with at most
+    :obj:`max_entries` entries: if it has more, only the entries whose
+    weight reaches a threshold, the smallest bucket boundary of a weight
+    histogram (:func:`weight_bucket`) that keeps at most
+    :obj:`max_entries`. A weight and its reverse entry's are equal, so the
+    graph stays symmetric. Two passes over the blocks; memory: the kept
+    entries."""
+    if max_entries is None or graph.num_entries <= max_entries:
+        return graph.load()
+    size = 280 * WEIGHT_BUCKETS
+    hist = torch.zeros(size, dtype=torch.long)
+    for _, _, _, weight in graph.blocks():
+        hist += torch.bincount(weight_bucket(weight).cpu(), minlength=size)
+    at_least = hist.flip(0).cumsum(0).flip(0)  # Entries in bucket >= b.
+    if int(at_least[0]) <= max_entries:
+        return graph.load()
+    first = int((at_least <= max_entries).nonzero()[0])
+    counts, cols, weights = [], [], []
+    for _, c, col, weight in graph.blocks():
+        keep = weight_bucket(weight) >= first
+        counts.append(torch.bincount(rows_of(c)[keep], minlength=c.numel()))
+        cols.append(col[keep])
+        weights.append(weight[keep])
+    rowptr = torch.zeros(graph.num_nodes + 1, dtype=torch.long,
+                         device=counts[0].device)
+    torch.cumsum(torch.cat(counts), 0, out=rowptr[1:])
+    col, weight = torch.cat(cols), torch.cat(weights)
+    log.info("LPMetis: the coarse graph has %d entries, more than "
+             "'max_coarse_entries' (%d); METIS gets the %d heaviest "
+             "(weight bucket %d of %d)", graph.num_entries, max_entries,
+             col.numel(), first, size)
+    return rowptr, col, weight
+
+
+def metis_coarse(graph, count: Tensor, num_parts: int,
+                 max_entries: Optional[int] = None) -> Tensor:
+    r"""METIS on the (small) coarse :obj:`graph`, loaded into memory (at
+    most :obj:`max_entries` of its entries, the heaviest, see
+    :func:`heaviest_entries`), with node weights :obj:`count`."""
+    rowptr, col, weight = heaviest_entries(graph, max_entries)
     n = count.numel()
     # `partition_csr` maps the weights into METIS' range (and balances a
     # graph without edges by `count` without METIS):
@@ -838,7 +911,8 @@ def run_lpmetis(graph, degree: Tensor, num_parts: int, p_ratio: float,
                 p_b: float, rounds: int, seed: int, iterations: int,
                 max_cluster_size: int, refine: int, ws: Workspace,
                 chunk_edges: Optional[int], verbose: bool = True,
-                progress: bool = False) -> Tensor:
+                progress: bool = False,
+                max_coarse_entries: Optional[int] = None) -> Tensor:
     r"""LPMetis on :obj:`graph` (see :func:`lpmetis`), whichever way its
     blocks are read: the part of every node. :obj:`degree` is the number
     of neighbours of every node; the in-memory and the streaming paths
@@ -886,7 +960,7 @@ def run_lpmetis(graph, degree: Tensor, num_parts: int, p_ratio: float,
                      graph.num_entries // 2, time.perf_counter() - t)
 
     # Without edges left, this balances cluster sizes only:
-    coarse = metis_coarse(graph, count, num_parts)
+    coarse = metis_coarse(graph, count, num_parts, max_coarse_entries)
     if graph is not level0:
         ws.release(*(f'coarse{r}_{a}' for r in range(rounds)
                      for a in ('col', 'weight')))

@@ -31,6 +31,10 @@ from .ingest import CHUNK_EDGES
 
 log = logging.getLogger(__name__)
 
+MAX_COARSE_ENTRIES: int = 1 << 25
+r"""The default number of coarse-graph entries METIS gets in memory from
+:func:`lpmetis_store` (a few GiB of METIS' working memory)."""
+
 
 class StoreWorkspace(Workspace):
     r"""LPMetis' edge-sized intermediates as memory-mapped files of a
@@ -196,12 +200,15 @@ def lpmetis_store(store: GraphStore, num_parts: int, p_ratio: float = 0.5,
                   max_cluster_size: Optional[int] = None, refine: int = 4,
                   chunk_edges: int = CHUNK_EDGES,
                   workdir: Optional[str] = None, progress: bool = True,
-                  verbose: bool = True) -> Tensor:
+                  verbose: bool = True,
+                  max_coarse_entries: Optional[int] = MAX_COARSE_ENTRIES
+                  ) -> Tensor:
     r"""Partitions the graph of :obj:`store` into :obj:`num_parts` parts
     via LPMetis, streamed from disk: the same partition as
     :func:`~torch_autoscale.partition.lpmetis` gives for the same graph and
-    seed, with memory bounded by the number of nodes and
-    :obj:`chunk_edges`, not by the number of edges.
+    seed and :obj:`max_coarse_entries`, with memory bounded by the number
+    of nodes, :obj:`chunk_edges` and :obj:`max_coarse_entries`, not by the
+    number of edges.
 
     The two share every step (see
     :mod:`~torch_autoscale.partition.lpmetis`); here, every pass reads the
@@ -216,8 +223,9 @@ def lpmetis_store(store: GraphStore, num_parts: int, p_ratio: float = 0.5,
        contracts the clusters into a coarse graph written as CSR into
        temporary files (count, scatter, sort rows, as
        :func:`~torch_autoscale.store.ingest_edge_list` does);
-    3. the last coarse graph is loaded and split by METIS; the refinement
-       streams the original graph's blocks again.
+    3. the last coarse graph is loaded (at most its
+       :obj:`max_coarse_entries` heaviest entries) and split by METIS; the
+       refinement streams the original graph's blocks again.
 
     The store must hold a symmetric adjacency (every edge in both
     directions, with the same weight), as
@@ -235,7 +243,8 @@ def lpmetis_store(store: GraphStore, num_parts: int, p_ratio: float = 0.5,
     block (a few times :obj:`chunk_edges` entries, or the longest row: a
     row is never split, and a coarse row holds the entries of a whole
     cluster, at most :obj:`max_cluster_size` times the largest degree) and
-    the final coarse graph, which METIS needs in memory. Disk: the pruned
+    the final coarse graph, which METIS needs in memory (at most
+    :obj:`max_coarse_entries` entries). Disk: the pruned
     graph and two coarse graphs, at most about 30 bytes per entry of the
     store, in :obj:`workdir`, removed at the end.
 
@@ -268,6 +277,10 @@ def lpmetis_store(store: GraphStore, num_parts: int, p_ratio: float = 0.5,
             (default: :obj:`True`)
         verbose (bool, optional): Whether to log every round.
             (default: :obj:`True`)
+        max_coarse_entries (int, optional): The most entries of the coarse
+            graph METIS gets in memory (see
+            :func:`~torch_autoscale.partition.lpmetis`); :obj:`None` for
+            all. (default: :obj:`MAX_COARSE_ENTRIES`)
 
     Returns:
         torch.Tensor: The part id of every node, an :obj:`int64` tensor of
@@ -297,6 +310,9 @@ def lpmetis_store(store: GraphStore, num_parts: int, p_ratio: float = 0.5,
         check_lpmetis_args(n, num_parts, p_ratio, p_b, rounds, iterations,
                            max_cluster_size, refine, seed)
     chunk_edges = check_int(chunk_edges, 'chunk_edges', 1)
+    if max_coarse_entries is not None:
+        max_coarse_entries = check_int(max_coarse_entries,
+                                       'max_coarse_entries', 0)
     if workdir is None:
         workdir = osp.dirname(osp.abspath(store.path))
     workdir = os.fspath(workdir)
@@ -313,7 +329,7 @@ def lpmetis_store(store: GraphStore, num_parts: int, p_ratio: float = 0.5,
         return run_lpmetis(graph, degree, num_parts, float(p_ratio),
                            float(p_b), rounds, seed, iterations,
                            max_cluster_size, refine, ws, chunk_edges,
-                           verbose, progress)
+                           verbose, progress, max_coarse_entries)
     finally:
         ws.close()
 
