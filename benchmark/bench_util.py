@@ -118,6 +118,49 @@ def peak_rss(pid: Any = 'self') -> int:
     return 1024 * (kib or 0)
 
 
+class RssSampler:
+    r"""Samples ``RssAnon`` and ``RssFile`` of a process every
+    :obj:`interval` seconds in a thread and keeps their peaks in bytes:
+    the kernel keeps no high-water mark per kind, and a process that maps
+    files counts the mapped pages it touched in its RSS although the
+    kernel can drop them at any time (they are page cache)."""
+    def __init__(self, pid: int, interval: float = 0.2):
+        import threading
+        self.pid, self.interval = pid, interval
+        self.peak_anon = self.peak_file = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            anon = status_kib(self.pid, 'RssAnon')
+            file = status_kib(self.pid, 'RssFile')
+            if anon is not None:
+                self.peak_anon = max(self.peak_anon, 1024 * anon)
+            if file is not None:
+                self.peak_file = max(self.peak_file, 1024 * file)
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        r"""Stops sampling."""
+        self._stop.set()
+        self._thread.join()
+
+
+def folder_bytes(path: str) -> int:
+    r"""The bytes of the files under :obj:`path` (allocated blocks, so
+    sparse files count what they hold)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
 def current_rss() -> int:
     r"""The resident set size of this process in bytes."""
     kib = status_kib('self', 'VmRSS')

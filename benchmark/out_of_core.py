@@ -127,7 +127,8 @@ def run_step(args) -> Dict[str, Any]:
                     optimizer.step()
                 steps += 1
             torch.save(model.state_dict(), osp.join(w, 'model.pt'))
-            out['steps'] = steps
+            out.update(steps=steps, store_bytes=gs.GraphStore(laid).nbytes,
+                       history_bytes=bench_util.folder_bytes(hist))
         else:
             model.load_state_dict(torch.load(osp.join(w, 'model.pt')))
             loader = EvalSubgraphLoader(data, ptr, precompute=False,
@@ -165,11 +166,15 @@ def measure(args, size: int, step: str, workdir: str) -> Dict[str, Any]:
            str(args.hidden), '--batch-size', str(args.batch_size)]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd)
+    sampler = bench_util.RssSampler(proc.pid)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
+    sampler.stop()
     proc.returncode = os.waitstatus_to_exitcode(status)
     record = dict(size=size, step=step, seconds=seconds,
                   peak_rss=usage.ru_maxrss * 1024,
+                  peak_anon=sampler.peak_anon, peak_file=sampler.peak_file,
+                  disk_bytes=bench_util.folder_bytes(workdir),
                   read_bytes=usage.ru_inblock * 512,
                   written_bytes=usage.ru_oublock * 512,
                   status='ok' if proc.returncode == 0 else
@@ -189,6 +194,10 @@ def table(records: List[Dict[str, Any]]):
         if 'num_edges' in r:
             extra.append(f"{r['num_edges']:,} directed edges, store "
                          f"{r['store_bytes'] / GiB:.2f} GiB")
+        if 'history_bytes' in r:
+            extra.append(f"store + histories on disk "
+                         f"{(r['store_bytes'] + r['history_bytes']) / GiB:.1f}"
+                         f" GiB")
         if 'test_acc' in r:
             extra.append(f"test acc {100 * r['test_acc']:.1f}%")
         if 'method' in r:
@@ -196,6 +205,8 @@ def table(records: List[Dict[str, Any]]):
                          f"largest part / mean {r['balance']:.2f}")
         rows.append([f"{r['size']:,}", r['step'], f"{r['seconds']:.1f}",
                      f"{r['peak_rss'] / GiB:.2f}",
+                     f"{r['peak_anon'] / GiB:.2f}"
+                     if 'peak_anon' in r else '',
                      f"{r['read_bytes'] / GiB:.2f}",
                      f"{r['written_bytes'] / GiB:.2f}", r['status'],
                      '; '.join(extra)])
@@ -203,10 +214,13 @@ def table(records: List[Dict[str, Any]]):
         f"torch {bench_util.values(records, 'torch')}, "
         f"{bench_util.values(records, 'threads')} thread(s), commit "
         f"{bench_util.values(records, 'commit')}. Each step in a fresh "
-        'process; peak RSS of that process; bytes read and written: block '
-        'I/O of that process (getrusage).', ''
+        'process; peak RSS of that process (getrusage: it counts the '
+        'pages of mapped files the process touched) and its peak '
+        'anonymous RSS (RssAnon, sampled every 0.2 s); bytes read and '
+        'written: block I/O of that process (getrusage).', ''
     ] + bench_util.markdown_table(
-        ['nodes', 'step', 'seconds', 'peak RSS (GiB)', 'read (GiB)',
+        ['nodes', 'step', 'seconds', 'peak RSS (GiB)',
+         'peak anonymous RSS (GiB)', 'read (GiB)',
          'written (GiB)', 'status', 'notes'], rows)
     return 'GAS on graphs kept on disk, step by step', body
 
@@ -246,16 +260,30 @@ def main(argv=None):
         base = args.workdir or osp.join(bench_util.ROOT, 'out_of_core_work')
         os.makedirs(base, exist_ok=True)
         command = bench_util.command_line(__file__, argv)
-        done = {(r['size'], r['step']) for r in bench_util.read_jsonl(jsonl)
-                if r['status'] == 'ok'} if args.skip_done else set()
+        records = bench_util.read_jsonl(jsonl) if args.skip_done else []
         for size in args.sizes:
-            if all((size, s) in done for s in STEPS):
-                continue
-            bench_util.drop_jsonl(jsonl, lambda r, n=size: r['size'] == n)
             workdir = osp.join(base, f'graph_{size}')
-            shutil.rmtree(workdir, ignore_errors=True)
-            os.makedirs(workdir)
-            for step in STEPS:
+            done = [r['step'] for r in records
+                    if r['size'] == size and r['status'] == 'ok']
+            if all(s in done for s in STEPS):
+                continue
+            # Resume after the last step done if its outputs are still
+            # there (the file `steps_done` lists the steps whose outputs the
+            # folder holds); otherwise start the size again.
+            marker = osp.join(workdir, 'steps_done')
+            kept = []
+            if args.skip_done and osp.exists(marker):
+                with open(marker) as f:
+                    kept = [s for s in f.read().split() if s in done]
+            if kept != list(STEPS[:len(kept)]):
+                kept = []
+            bench_util.drop_jsonl(
+                jsonl, lambda r, n=size: r['size'] == n and
+                r['step'] not in kept)
+            if not kept:
+                shutil.rmtree(workdir, ignore_errors=True)
+                os.makedirs(workdir)
+            for step in STEPS[len(kept):]:
                 record = measure(args, size, step, workdir)
                 record.update(command=command, threads=args.threads,
                               **bench_util.provenance())
@@ -264,7 +292,12 @@ def main(argv=None):
                                   if k != 'command'}), flush=True)
                 if record['status'] != 'ok':
                     break
-            shutil.rmtree(workdir, ignore_errors=True)
+                kept.append(step)
+                if osp.isdir(workdir):
+                    with open(marker, 'w') as f:
+                        f.write('\n'.join(kept))
+            if record['status'] == 'ok':
+                shutil.rmtree(workdir, ignore_errors=True)
     return bench_util.write_table(args.out, table)
 
 

@@ -196,6 +196,25 @@ def test_relabel_one_hop_random(backend, num_nodes, num_edges, bipartite,
                 assert torch.equal(got, col[rowptr[v]:rowptr[v + 1]])
 
 
+def test_relabel_one_hop_small_batch_of_a_large_graph(backend):
+    # Batches much smaller than the graph take the hash-map path of the
+    # native kernel (no table over all nodes); same result as the
+    # reference, and duplicates are still caught.
+    num_nodes = 200_000
+    rowptr, col = random_csr(num_nodes, 400_000, seed=1)
+    gen = torch.Generator().manual_seed(1)
+    for size in (1, 7, 300):
+        n_id = torch.randperm(num_nodes, generator=gen)[:size]
+        for bipartite in (False, True):
+            assert_equal_outputs(
+                relabel_one_hop(rowptr, col, None, n_id, bipartite),
+                relabel_one_hop_reference(rowptr, col, None, n_id,
+                                          bipartite))
+    n_id = torch.tensor([5, 199_999, 5])
+    with pytest.raises(ValueError, match="'n_id' contains node 5 more"):
+        relabel_one_hop(rowptr, col, None, n_id)
+
+
 def test_relabel_one_hop_non_contiguous(backend):
     rowptr, col = random_csr(100, 500, seed=0)
     n_id = torch.randperm(100)[:40]

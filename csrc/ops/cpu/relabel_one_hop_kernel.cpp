@@ -2,6 +2,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <unordered_map>
 #include <vector>
 
 #include "ops/relabel_one_hop.h"
@@ -9,6 +10,42 @@
 namespace autoscale::ops {
 
 namespace {
+
+// Where every node of a mini-batch and its halo sits in the extended `n_id`
+// (-1 where absent). A table over all nodes is fastest while the graph is
+// not much larger than the call's work; past `kDenseFactor` times it, a
+// hash map keeps every call O(batch + edges) instead of O(num_nodes): a
+// graph of 50M nodes runs thousands of small batches per epoch.
+class PositionMap {
+ public:
+  static constexpr int64_t kDenseFactor = 32;
+
+  PositionMap(int64_t num_nodes, int64_t work)
+      : dense_(num_nodes <= kDenseFactor * std::max<int64_t>(work, 1)) {
+    if (dense_)
+      table_.assign(num_nodes, -1);
+    else
+      map_.reserve(work);
+  }
+
+  // Sets the position of `v` to `i` unless it has one; returns the one it
+  // had (-1 if none).
+  int64_t insert(int64_t v, int64_t i) {
+    if (dense_) {
+      const auto old = table_[v];
+      if (old < 0)
+        table_[v] = i;
+      return old;
+    }
+    const auto [it, inserted] = map_.emplace(v, i);
+    return inserted ? -1 : it->second;
+  }
+
+ private:
+  bool dense_;
+  std::vector<int64_t> table_;
+  std::unordered_map<int64_t, int64_t> map_;
+};
 
 std::tuple<at::Tensor, at::Tensor, std::optional<at::Tensor>, at::Tensor>
 relabel_one_hop_kernel(const at::Tensor& rowptr,
@@ -24,17 +61,6 @@ relabel_one_hop_kernel(const at::Tensor& rowptr,
   const auto* rowptr_data = rowptr.const_data_ptr<int64_t>();
   const auto* col_data = col.const_data_ptr<int64_t>();
   const auto* n_id_data = n_id.const_data_ptr<int64_t>();
-
-  // Position of every node in the (extended) `n_id`, -1 where absent.
-  std::vector<int64_t> pos(num_nodes, -1);
-  for (int64_t i = 0; i < batch_size; ++i) {
-    const auto v = n_id_data[i];
-    TORCH_CHECK_VALUE(pos[v] < 0,
-                      "relabel_one_hop: 'n_id' contains node ",
-                      v,
-                      " more than once");
-    pos[v] = i;
-  }
 
   auto out_rowptr = at::empty({batch_size + 1}, rowptr.options());
   auto* out_rowptr_data = out_rowptr.data_ptr<int64_t>();
@@ -57,6 +83,16 @@ relabel_one_hop_kernel(const at::Tensor& rowptr,
   }
 
   const auto num_out_edges = out_rowptr_data[batch_size];
+
+  // Position of every node in the (extended) `n_id`, -1 where absent.
+  PositionMap pos(num_nodes, batch_size + num_out_edges);
+  for (int64_t i = 0; i < batch_size; ++i) {
+    const auto v = n_id_data[i];
+    TORCH_CHECK_VALUE(pos.insert(v, i) < 0,
+                      "relabel_one_hop: 'n_id' contains node ",
+                      v,
+                      " more than once");
+  }
   auto out_col = at::empty({num_out_edges}, col.options());
   auto* out_col_data = out_col.data_ptr<int64_t>();
   at::Tensor e_id;  // Kept edges' positions in `col`, to gather `value`.
@@ -77,11 +113,11 @@ relabel_one_hop_kernel(const at::Tensor& rowptr,
                         " but the graph has ",
                         num_nodes,
                         " nodes");
-      if (pos[w] < 0) {
-        pos[w] = batch_size + static_cast<int64_t>(halo.size());
+      const auto next = batch_size + static_cast<int64_t>(halo.size());
+      const auto old = pos.insert(w, next);
+      if (old < 0)
         halo.push_back(w);
-      }
-      out_col_data[k] = pos[w];
+      out_col_data[k] = old < 0 ? next : old;
       if (e_id_data != nullptr)
         e_id_data[k] = e;
     }
