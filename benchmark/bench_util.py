@@ -148,6 +148,67 @@ class RssSampler:
         self._thread.join()
 
 
+class MemoryCgroup:
+    r"""A memory cgroup (v2, or v1's memory controller) with a hard limit of
+    :obj:`limit` bytes, for one child process: everything the process
+    charges (anonymous memory and the page cache it reads or writes) stays
+    under the limit, the kernel reclaiming page cache to keep it there and
+    killing the process if its own memory does not fit. Needs write access
+    to ``/sys/fs/cgroup`` (root in a container).
+
+    Use :meth:`enter` as the :obj:`preexec_fn` of :class:`subprocess.Popen`,
+    read :attr:`peak` after the process ends, then :meth:`remove`.
+    """
+    ROOT = '/sys/fs/cgroup'
+
+    def __init__(self, name: str, limit: int):
+        self.v2 = os.path.exists(os.path.join(self.ROOT, 'cgroup.controllers'))
+        base = self.ROOT if self.v2 else os.path.join(self.ROOT, 'memory')
+        self.path = os.path.join(base, name)
+        os.makedirs(self.path, exist_ok=True)
+        self._write('memory.max' if self.v2 else 'memory.limit_in_bytes',
+                    str(limit))
+        self.limit = limit
+
+    def _write(self, name: str, value: str) -> None:
+        with open(os.path.join(self.path, name), 'w') as f:
+            f.write(value)
+
+    def enter(self) -> None:
+        r"""Moves the calling process into the cgroup."""
+        self._write('cgroup.procs', str(os.getpid()))
+
+    @property
+    def peak(self) -> Optional[int]:
+        r"""The most memory the cgroup was charged, in bytes."""
+        name = 'memory.peak' if self.v2 else 'memory.max_usage_in_bytes'
+        try:
+            with open(os.path.join(self.path, name)) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            return None
+
+    def remove(self) -> None:
+        r"""Removes the (empty) cgroup."""
+        try:
+            os.rmdir(self.path)
+        except OSError:
+            pass
+
+
+def drop_page_cache() -> bool:
+    r"""Writes dirty pages back and drops the page cache (root only), so
+    that what a process reads next comes from the disk and is charged to
+    its cgroup; returns whether it could."""
+    os.sync()
+    try:
+        with open('/proc/sys/vm/drop_caches', 'w') as f:
+            f.write('1')
+        return True
+    except OSError:
+        return False
+
+
 def folder_bytes(path: str) -> int:
     r"""The bytes of the files under :obj:`path` (allocated blocks, so
     sparse files count what they hold)."""

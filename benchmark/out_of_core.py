@@ -128,7 +128,8 @@ def run_step(args) -> Dict[str, Any]:
                 steps += 1
             torch.save(model.state_dict(), osp.join(w, 'model.pt'))
             out.update(steps=steps, store_bytes=gs.GraphStore(laid).nbytes,
-                       history_bytes=bench_util.folder_bytes(hist))
+                       history_bytes=sum(h.emb.numel() * h.emb.element_size()
+                                         for h in model.histories))
         else:
             model.load_state_dict(torch.load(osp.join(w, 'model.pt')))
             loader = EvalSubgraphLoader(data, ptr, precompute=False,
@@ -164,8 +165,15 @@ def measure(args, size: int, step: str, workdir: str) -> Dict[str, Any]:
            '--features', str(args.features), '--classes', str(args.classes),
            '--community-size', str(args.community_size), '--hidden',
            str(args.hidden), '--batch-size', str(args.batch_size)]
+    cgroup = None
+    if args.memory_limit is not None:
+        dropped = bench_util.drop_page_cache()
+        cgroup = bench_util.MemoryCgroup(
+            f'out_of_core_{os.getpid()}_{step}',
+            int(args.memory_limit * GiB))
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd)
+    proc = subprocess.Popen(cmd, preexec_fn=cgroup.enter if cgroup
+                            else None)
     sampler = bench_util.RssSampler(proc.pid)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
@@ -175,10 +183,16 @@ def measure(args, size: int, step: str, workdir: str) -> Dict[str, Any]:
                   peak_rss=usage.ru_maxrss * 1024,
                   peak_anon=sampler.peak_anon, peak_file=sampler.peak_file,
                   disk_bytes=bench_util.folder_bytes(workdir),
+                  memory_limit=cgroup.limit if cgroup else None,
+                  memory_limit_gib=args.memory_limit,
+                  cgroup_peak=cgroup.peak if cgroup else None,
+                  cache_dropped=dropped if cgroup else None,
                   read_bytes=usage.ru_inblock * 512,
                   written_bytes=usage.ru_oublock * 512,
                   status='ok' if proc.returncode == 0 else
                   f'exit {proc.returncode}')
+    if cgroup is not None:
+        cgroup.remove()
     if proc.returncode == 0 and osp.exists(result):
         with open(result) as f:
             record.update(json.load(f))
@@ -207,6 +221,8 @@ def table(records: List[Dict[str, Any]]):
                      f"{r['peak_rss'] / GiB:.2f}",
                      f"{r['peak_anon'] / GiB:.2f}"
                      if 'peak_anon' in r else '',
+                     f"{r['cgroup_peak'] / GiB:.2f}"
+                     if r.get('cgroup_peak') else '',
                      f"{r['read_bytes'] / GiB:.2f}",
                      f"{r['written_bytes'] / GiB:.2f}", r['status'],
                      '; '.join(extra)])
@@ -217,10 +233,16 @@ def table(records: List[Dict[str, Any]]):
         'process; peak RSS of that process (getrusage: it counts the '
         'pages of mapped files the process touched) and its peak '
         'anonymous RSS (RssAnon, sampled every 0.2 s); bytes read and '
-        'written: block I/O of that process (getrusage).', ''
+        'written: block I/O of that process (getrusage).'] + ([
+        '', 'Every step ran in a memory cgroup limited to '
+        f"{bench_util.values(records, 'memory_limit_gib')} GiB, the page "
+        'cache dropped before it; peak charged: the most memory the '
+        'cgroup held (anonymous memory and page cache).'
+    ] if any(r.get('memory_limit') for r in records) else []) + [
+        ''
     ] + bench_util.markdown_table(
         ['nodes', 'step', 'seconds', 'peak RSS (GiB)',
-         'peak anonymous RSS (GiB)', 'read (GiB)',
+         'peak anonymous RSS (GiB)', 'peak charged (GiB)', 'read (GiB)',
          'written (GiB)', 'status', 'notes'], rows)
     return 'GAS on graphs kept on disk, step by step', body
 
@@ -241,6 +263,10 @@ def main(argv=None):
     parser.add_argument('--batch-size', type=int, default=10,
                         help='clusters per mini-batch')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--memory-limit', type=float, default=None,
+                        help='run every step in a memory cgroup limited to '
+                        'this many GiB (anonymous memory and page cache), '
+                        'after dropping the page cache (needs root)')
     # The inner invocation of one step:
     parser.add_argument('--step', choices=STEPS, help=argparse.SUPPRESS)
     parser.add_argument('--size', type=int, help=argparse.SUPPRESS)
