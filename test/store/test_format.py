@@ -42,6 +42,10 @@ def test_round_trip(tmp_path):
     assert store.attrs == {'num_classes': 4}
     out = store.to_data()
     assert torch.equal(out.adj_t.to_dense(), adj_t.to_dense())
+    # Without weights, the ones are one broadcast element, not an
+    # edge-sized array:
+    assert out.adj_t.values().stride() == (0, )
+    assert out.adj_t.values().untyped_storage().nbytes() == 4
     assert torch.equal(out.x, data.x) and out.num_nodes == 60
     store.verify()
     assert sorted(os.listdir(tmp_path)) == ['g']  # No temporaries left.

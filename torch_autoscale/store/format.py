@@ -192,11 +192,12 @@ class GraphStore:
     def adj_t(self, value: Optional[Tensor] = None) -> Tensor:
         r"""The memory-mapped adjacency as a :obj:`torch.sparse_csr` tensor
         (rows are targets); its values are :obj:`value`, the store's
-        :obj:`"value"` array, or ones."""
+        :obj:`"value"` array, or ones (one element broadcast to every
+        entry, so that no edge-sized array is allocated)."""
         if value is None:
             value = self._arrays.get('value')
         if value is None:
-            value = torch.ones(self.num_edges)
+            value = torch.ones(1).expand(self.num_edges)
         return sparse_csr(self['rowptr'], self['col'], value,
                           (self.num_nodes, self.num_nodes))
 
