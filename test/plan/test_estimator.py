@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -81,3 +83,20 @@ def test_terms_cost_every_fate(graph, spec, partitioned):
     # On a CPU, host histories move nothing across a bus:
     cpu = terms(stats, spec, halo, Hardware(), cpu=True)
     assert cpu.histories[0][HistoryFate('host', 'float32')].cost == 0
+
+
+def test_estimate_of_a_graph_on_disk(graph, spec, partitioned):
+    edge_index, ptr = partitioned
+    halo = halo_stats(edge_index, ptr, 2)
+    memory = GraphStats.from_data(graph)
+    disk = replace(memory, store_bytes=10**9, resident_bytes=1000)
+    a, b = estimate(memory, spec, halo), estimate(disk, spec, halo)
+    assert b.device_bytes == a.device_bytes
+    assert b.host_bytes == (a.host_bytes - memory.graph_bytes + 1000 +
+                            a.breakdown['batch'])
+    assert a.store_bytes is None and b.store_bytes == 10**9
+    assert 'on disk' in str(b) and 'on disk' not in str(a)
+    # On a CPU, the batch is one of the step's tensors, counted once:
+    cpu = estimate(disk, spec, halo, device='cpu')
+    assert cpu.host_bytes == b.host_bytes - a.breakdown['batch'] + \
+        cpu.device_bytes

@@ -1,8 +1,17 @@
+import os.path as osp
+
 import pytest
 import torch
 from torch_geometric.data import Data
 
-from torch_autoscale.plan import GraphStats, ModelSpec, plan
+from torch_autoscale.plan import (
+    BudgetError,
+    GraphStats,
+    ModelSpec,
+    format_bytes,
+    plan,
+)
+from torch_autoscale.store import store_from_data
 from torch_autoscale.utils import csr_adj_t
 
 
@@ -62,6 +71,10 @@ def test_plan_bad_arguments(graph, spec):
         plan(graph, spec, num_parts=6, precision='half')
     with pytest.raises(ValueError, match="'data'"):
         plan(graph.x, spec, num_parts=6)
+    with pytest.raises(ValueError, match="'data' must be a 'torch_geometric"
+                       ".data.Data' object or a 'torch_autoscale.store."
+                       "GraphStore' \\(got 'str'\\)"):
+        plan('graph', spec, num_parts=6)
     with pytest.raises(ValueError, match="'spec'"):
         plan(graph, dict(num_layers=3), num_parts=6)
     with pytest.raises(ValueError, match='no candidate'):
@@ -84,3 +97,53 @@ def test_plan_checks_in_channels_against_the_features(graph):
                        f"not match the {graph.num_features} features of "
                        "'data.x'"):
         plan(graph, wrong, num_parts=6, device='cpu')
+
+
+def test_plan_a_store_counts_a_mini_batch_in_host_memory(graph, spec,
+                                                         tmp_path):
+    store = store_from_data(graph, tmp_path / 'g')
+    memory = GraphStats.from_data(graph)
+    fixed = dict(num_parts=[24], batch_sizes=[4])
+    budget = memory.graph_bytes // 2  # Less than the graph's arrays.
+    assert store.nbytes > budget
+    with pytest.raises(BudgetError, match="'host_budget'.*GraphStore"):
+        plan(graph, spec, host_budget=budget, **fixed)
+
+    p = plan(store, spec, host_budget=budget, **fixed)
+    e = p.estimate
+    assert e.host_bytes <= budget
+    assert e.store_bytes == store.nbytes
+    assert 'graph' not in e.breakdown
+    assert e.breakdown['batch in host memory'] == e.breakdown['batch']
+    assert e.host_bytes == (e.breakdown['graph in memory'] +
+                            e.breakdown['batch'] +
+                            e.breakdown['host histories'])
+    assert (f'graph: {format_bytes(store.nbytes)} on disk (memory-mapped'
+            in str(p))
+    assert (f"graph resident: {format_bytes(e.breakdown['batch'])} per "
+            f"mini-batch" in str(p))
+
+    # The same partition and device memory as the graph in memory:
+    in_memory = plan(graph, spec, **fixed)
+    assert in_memory.estimate.store_bytes is None
+    assert 'on disk' not in str(in_memory)
+    assert p.halo == in_memory.halo
+    assert torch.equal(p.perm, in_memory.perm)
+    assert p.estimate.device_bytes == in_memory.estimate.device_bytes
+
+    # On a CPU, the mini-batch is the step's, counted once:
+    cpu = plan(store, spec, device='cpu', **fixed).estimate
+    assert 'batch in host memory' not in cpu.breakdown
+    assert cpu.host_bytes == (cpu.device_bytes +
+                              cpu.breakdown['graph in memory'] +
+                              cpu.breakdown['host histories'])
+
+
+@pytest.mark.skipif(not osp.exists('/proc/self/maps'),
+                    reason='memory maps are recognised through /proc')
+def test_plan_a_memory_mapped_data_as_its_store(graph, spec, tmp_path):
+    store = store_from_data(graph, tmp_path / 'g')
+    fixed = dict(num_parts=[24], batch_sizes=[4],
+                 host_budget=GraphStats.from_data(graph).graph_bytes // 2)
+    assert plan(store.to_data(), spec, **fixed).estimate == plan(
+        store, spec, **fixed).estimate

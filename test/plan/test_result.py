@@ -7,6 +7,7 @@ from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_autoscale.history import HistoryPlacement
 from torch_autoscale.loader import SubgraphLoader
 from torch_autoscale.plan import Placement, plan
+from torch_autoscale.store import store_from_data
 from torch_autoscale.utils import csr_adj_t
 
 
@@ -21,6 +22,13 @@ def test_plan_apply(graph, cpu_plan):
     assert torch.equal(data.x, graph.x[cpu_plan.perm])
     assert 'Plan: 6 parts' in str(cpu_plan)
     assert 'recompute layers: none' in str(cpu_plan)
+
+
+def test_plan_apply_points_a_store_to_permute_store(graph, cpu_plan,
+                                                    tmp_path):
+    store = store_from_data(graph, tmp_path / 'g')
+    with pytest.raises(ValueError, match=r'permute_store\(store, plan.perm'):
+        cpu_plan.apply(store)
 
 
 def test_model_and_loader_kwargs(graph, spec, cpu_plan):

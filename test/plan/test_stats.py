@@ -1,3 +1,5 @@
+import os.path as osp
+
 import pytest
 import torch
 from torch_geometric.data import Data
@@ -6,7 +8,12 @@ from torch_autoscale.loader import SubgraphLoader
 from torch_autoscale.partition import metis, permute, sort_by_cluster
 from torch_autoscale.plan import GraphStats, ModelSpec, halo_stats
 from torch_autoscale.plan.stats import graph_edges
+from torch_autoscale.store import store_from_data
 from torch_autoscale.utils import csr_adj_t
+
+# Memory-mapped arrays of a 'Data' are recognised through /proc (Linux).
+with_proc = pytest.mark.skipif(not osp.exists('/proc/self/maps'),
+                               reason='needs /proc/self/maps')
 
 
 def ring(n: int) -> torch.Tensor:
@@ -22,6 +29,56 @@ def test_graph_stats(graph):
     assert GraphStats.from_data(csr) == stats
     with pytest.raises(ValueError, match="'num_nodes'"):
         GraphStats(-1, 0, 0)
+    assert not stats.on_disk and stats.store_bytes is None
+    assert stats.resident_bytes == stats.graph_bytes
+
+
+def test_graph_stats_of_a_store(graph, tmp_path):
+    store = store_from_data(graph, tmp_path / 'g')
+    memory = GraphStats.from_data(graph)
+    stats = GraphStats.from_store(store)
+    assert stats.on_disk and stats.store_bytes == store.nbytes
+    assert (stats.num_nodes, stats.num_edges, stats.num_features,
+            stats.feature_bytes) == (memory.num_nodes, memory.num_edges,
+                                     memory.num_features,
+                                     memory.feature_bytes)
+    # In memory: only the adjacency's values, ones made by 'to_data()'
+    # because the store has none.
+    assert 'value' not in store
+    assert stats.resident_bytes == 4 * stats.num_edges
+    assert GraphStats(10, 20, 3, store_bytes=100).resident_bytes == 0
+    for bad in (-1, True, 1.5):
+        with pytest.raises(ValueError, match="'store_bytes' must be a "
+                           "non-negative integer or None"):
+            GraphStats(10, 20, 3, store_bytes=bad)
+    with pytest.raises(ValueError, match="'resident_bytes'"):
+        GraphStats(10, 20, 3, resident_bytes=-1)
+
+
+@with_proc
+def test_graph_stats_recognise_a_memory_mapped_data(graph, tmp_path):
+    store = store_from_data(graph, tmp_path / 'g')
+    stats = GraphStats.from_store(store)
+    assert GraphStats.from_data(store.to_data()) == stats
+    # A replaced attribute is in memory, whatever the object it sits in:
+    data = store.to_data()
+    data.x = data.x.clone()
+    mixed = GraphStats.from_data(data)
+    assert mixed.store_bytes == store.nbytes - stats.feature_bytes
+    assert mixed.resident_bytes == stats.resident_bytes + stats.feature_bytes
+    # All of it in memory: planned as always.
+    data = store.to_data()
+    for key in store.names:
+        if key in data:
+            data[key] = data[key].clone()
+    data.adj_t = data.adj_t.clone()
+    assert GraphStats.from_data(data) == GraphStats.from_data(graph)
+    # Files mapped from outside a store are not a store's:
+    path = str(tmp_path / 'x.bin')
+    graph.x.numpy().tofile(path)
+    x = torch.from_file(path, size=graph.x.numel()).view(graph.x.shape)
+    data = Data(x=x, edge_index=graph.edge_index, num_nodes=graph.num_nodes)
+    assert GraphStats.from_data(data) == GraphStats.from_data(graph)
 
 
 def test_graph_edges_from_a_csr_adjacency(graph):

@@ -58,7 +58,7 @@ def nothing_fits(stats: GraphStats, spec: ModelSpec,
                              dtypes, disk_dir is not None, recompute)
         dev = space.fixed_device + sum(
             min(o.device for o in entry) for entry in space.options)
-        host = stats.graph_bytes + sum(
+        host = space.fixed_host + sum(
             min(o.host for o in entry) for entry in space.options)
         if cpu:  # One memory: the step's tensors are host memory too.
             host += dev
@@ -82,10 +82,16 @@ def nothing_fits(stats: GraphStats, spec: ModelSpec,
                      "precision='float32'")
     if not recompute:
         hints.append("allow recomputed layers with recompute=True")
-    hint = ''.join(f'; {h}' for h in hints)
-
     device_bytes = parse_budget(device_budget, 'device_budget')
     host_bytes = parse_budget(host_budget, 'host_budget')
+    if not stats.on_disk and host_bytes is not None and \
+            host_bytes < min_host:
+        hints.append(f"or keep the graph "
+                     f"({format_bytes(stats.graph_bytes)}) on disk: plan "
+                     f"with a torch_autoscale.store.GraphStore (e.g., "
+                     f"store_from_data(data, path)), which counts only a "
+                     f"mini-batch's rows in host memory")
+    hint = ''.join(f'; {h}' for h in hints)
     where = ("on a CPU, where the step, the histories and the graph share "
              "one memory, " if cpu else '')
     failed = []

@@ -46,6 +46,10 @@ class Estimate:
             largest mini-batch (features and adjacency), the activations
             autograd keeps, and device-tier histories.
         host_bytes (int): Host memory: the graph and host-tier histories.
+            A graph memory-mapped from a store counts only with what stays
+            in memory and one mini-batch's rows; the page cache the
+            operating system fills as it reads the store is reclaimable
+            and not counted.
         disk_bytes (int): Disk-tier histories.
         transfer_bytes (int): History bytes moved per epoch (pulls and
             pushes of host- and disk-tier histories).
@@ -53,6 +57,10 @@ class Estimate:
             counts over the :class:`Hardware` throughputs. It only ranks
             plans against each other; it is not a measured time.
         breakdown (dict): Every term, in bytes.
+        store_bytes (int, optional): The bytes of the graph store the graph
+            is memory-mapped from, on disk; not part of
+            :obj:`disk_bytes`, which the plan writes. (default:
+            :obj:`None`, a graph in memory)
     """
     device_bytes: int
     host_bytes: int
@@ -60,13 +68,17 @@ class Estimate:
     transfer_bytes: int
     cost: float
     breakdown: Dict[str, int] = field(default_factory=dict)
+    store_bytes: Optional[int] = None
 
     def __str__(self) -> str:
         parts = ', '.join(f'{k} {format_bytes(v)}'
                           for k, v in self.breakdown.items())
+        store = ('' if self.store_bytes is None else
+                 f', graph {format_bytes(self.store_bytes)} on disk '
+                 f'(memory-mapped)')
         return (f'device {format_bytes(self.device_bytes)}, host '
                 f'{format_bytes(self.host_bytes)}, disk '
-                f'{format_bytes(self.disk_bytes)}, moved per epoch '
+                f'{format_bytes(self.disk_bytes)}{store}, moved per epoch '
                 f'{format_bytes(self.transfer_bytes)} ({parts})')
 
 
@@ -102,6 +114,9 @@ class Terms:
             backward).
         histories (list of dict): For every history, the
             :class:`TableCost` of every :class:`HistoryFate`.
+        graph_host (dict, optional): The host bytes of the graph every
+            placement needs (on a CPU, beyond the step's tensors of
+            :obj:`fixed`), by term. (default: none)
     """
     fixed: Dict[str, int]
     act: List[float]
@@ -109,6 +124,7 @@ class Terms:
     flops_layer: List[float]
     epoch_flops: float
     histories: List[Dict[HistoryFate, TableCost]]
+    graph_host: Dict[str, int] = field(default_factory=dict)
 
 
 def terms(stats: GraphStats, spec: ModelSpec, halo: HaloStats,
@@ -173,7 +189,31 @@ def terms(stats: GraphStats, spec: ModelSpec, halo: HaloStats,
                     table, moved, cost)
         histories.append(options)
     return Terms(fixed, act, act_recompute, flops_layer, epoch_flops,
-                 histories)
+                 histories, graph_host_bytes(stats, fixed['batch'], cpu))
+
+
+def graph_host_bytes(stats: GraphStats, batch: int,
+                     cpu: bool) -> Dict[str, int]:
+    r"""The host bytes of the graph, by term: all of it (:obj:`"graph"`)
+    when it is in memory; for a graph memory-mapped from a store, the
+    arrays held in memory (:obj:`"graph in memory"`) and one mini-batch's
+    rows, which the loader copies out of the maps (:obj:`"batch in host
+    memory"`; on a CPU they are the step's own, counted on the device
+    side). The pages of the store the operating system keeps in its page
+    cache are reclaimable and count nowhere.
+
+    Args:
+        stats (GraphStats): The graph's sizes.
+        batch (int): The bytes of the largest mini-batch's features and
+            adjacency.
+        cpu (bool): Whether the compute device is the CPU.
+    """
+    if not stats.on_disk:
+        return {'graph': stats.resident_bytes}
+    out = {'graph in memory': stats.resident_bytes}
+    if not cpu:
+        out['batch in host memory'] = batch
+    return out
 
 
 def estimate(stats: GraphStats, spec: ModelSpec, halo: HaloStats,
@@ -224,11 +264,12 @@ def estimate(stats: GraphStats, spec: ModelSpec, halo: HaloStats,
             moved += option.moved
     breakdown['device histories'] = tables['device']
     breakdown['host histories'] = tables['host']
-    breakdown['graph'] = stats.graph_bytes
+    breakdown.update(t.graph_host)
     device_bytes = sum(t.fixed.values()) + int(act) + tables['device']
-    host_bytes = stats.graph_bytes + tables['host']
+    host_bytes = sum(t.graph_host.values()) + tables['host']
     if cpu:  # One memory: the step's tensors are host memory too.
         host_bytes += device_bytes
     return Estimate(device_bytes=int(device_bytes), host_bytes=int(host_bytes),
                     disk_bytes=int(tables['disk']), transfer_bytes=int(moved),
-                    cost=cost, breakdown=breakdown)
+                    cost=cost, breakdown=breakdown,
+                    store_bytes=stats.store_bytes)

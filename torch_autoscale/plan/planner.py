@@ -10,6 +10,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from torch_autoscale.partition import partition, sort_by_cluster
+from torch_autoscale.store.format import GraphStore
 
 from .errors import nothing_fits
 from .estimator import Hardware, estimate
@@ -17,10 +18,16 @@ from .placement import DTYPES, Placement
 from .result import Plan
 from .search import Candidate, search, search_space
 from .sizes import ByteSize, parse_budget
-from .stats import GraphStats, ModelSpec, graph_edges, halo_stats
+from .stats import (
+    GraphStats,
+    ModelSpec,
+    graph_edges,
+    halo_stats,
+    store_stats,
+)
 
 
-def plan(data: Data, spec: ModelSpec,
+def plan(data: Union[Data, GraphStore], spec: ModelSpec,
          device_budget: Optional[ByteSize] = None,
          host_budget: Optional[ByteSize] = None,
          disk_dir: Optional[str] = None,
@@ -41,9 +48,18 @@ def plan(data: Data, spec: ModelSpec,
     placement within the budgets, and the fastest configuration overall is
     returned.
 
+    A graph memory-mapped from a :class:`~torch_autoscale.store.GraphStore`
+    (the store itself, or on Linux its
+    :meth:`~torch_autoscale.store.GraphStore.to_data`) is not charged to
+    host memory: only the largest mini-batch's rows, which the loader
+    copies out of it, and whatever of the graph is held in memory. The
+    pages the operating system caches as it reads the store are
+    reclaimable; the plan reports the store's bytes on disk apart.
+
     Args:
-        data (torch_geometric.data.Data): The graph, with :obj:`x` and
-            :obj:`edge_index` or a :obj:`torch.sparse_csr` :obj:`adj_t`.
+        data (torch_geometric.data.Data or GraphStore): The graph, with
+            :obj:`x` and :obj:`edge_index` or a :obj:`torch.sparse_csr`
+            :obj:`adj_t`, or a graph store.
         spec (ModelSpec): The model's shape.
         device_budget (int or str, optional): The compute device's memory,
             *e.g.*, :obj:`"8GB"`. (default: :obj:`None`, unlimited)
@@ -72,7 +88,9 @@ def plan(data: Data, spec: ModelSpec,
 
     Returns:
         Plan: The configuration; print it for a report, lay the graph out
-        with :meth:`Plan.apply`, build the model with
+        with :meth:`Plan.apply` (a store with
+        :func:`~torch_autoscale.store.permute_store` and
+        :attr:`Plan.perm`), build the model with
         :meth:`Plan.model_kwargs` and the loader with
         :meth:`Plan.loader_kwargs`.
 
@@ -80,9 +98,9 @@ def plan(data: Data, spec: ModelSpec,
         BudgetError: If nothing fits (a :class:`ValueError`); the message
             names the budget that is too small, and it and the error's
             attributes the smallest budgets that would do.
-        ValueError: If an argument is invalid, *e.g.*,
-            :obj:`spec.in_channels` differs from the width of
-            :obj:`data.x`.
+        ValueError: If an argument is invalid, *e.g.*, :obj:`data` is
+            neither a graph nor a store, or :obj:`spec.in_channels` differs
+            from the width of :obj:`data.x`.
     """
     if precision not in ('float32', 'auto', 'float32-only'):
         raise ValueError(f"'precision' must be 'float32', 'auto' or "
@@ -91,13 +109,18 @@ def plan(data: Data, spec: ModelSpec,
     cpu = torch.device(device).type == 'cpu'
     budgets = dict(device=parse_budget(device_budget, 'device_budget'),
                    host=parse_budget(host_budget, 'host_budget'))
-    if not isinstance(data, Data):
+    if not isinstance(data, (Data, GraphStore)):
         raise ValueError(f"'data' must be a 'torch_geometric.data.Data' "
-                         f"object (got '{type(data).__name__}')")
+                         f"object or a 'torch_autoscale.store.GraphStore' "
+                         f"(got '{type(data).__name__}')")
     if not isinstance(spec, ModelSpec):
         raise ValueError(f"'spec' must be a ModelSpec (got "
                          f"'{type(spec).__name__}')")
-    stats = GraphStats.from_data(data)
+    if isinstance(data, GraphStore):
+        store, data = data, data.to_data()  # Memory-mapped: nothing read.
+        stats = store_stats(store, data)
+    else:
+        stats = GraphStats.from_data(data)
     if isinstance(data.x, Tensor) and spec.in_channels != stats.num_features:
         raise ValueError(
             f"'spec.in_channels' ({spec.in_channels}) does not match the "
@@ -122,7 +145,7 @@ def plan(data: Data, spec: ModelSpec,
             space = search_space(stats, spec, candidate.halo, hardware, cpu,
                                  dtypes, disk_dir is not None, recompute)
             dev_left = device_left - space.fixed_device
-            h_left = host_left - stats.graph_bytes
+            h_left = host_left - space.fixed_host
             if cpu:  # One memory for everything, in the first budget.
                 dev_left = min(dev_left, h_left - space.fixed_device)
                 h_left = math.inf

@@ -11,6 +11,7 @@ from torch_geometric.data import Data
 
 from torch_autoscale.history import HistoryPlacement
 from torch_autoscale.partition import permute
+from torch_autoscale.store.format import GraphStore
 
 from .estimator import Estimate
 from .placement import Placement
@@ -85,7 +86,19 @@ class Plan:
         Args:
             data (torch_geometric.data.Data): The graph the plan was
                 made for.
+
+        Raises:
+            ValueError: If :obj:`data` is a
+                :class:`~torch_autoscale.store.GraphStore`, which this would
+                read into memory: write it in the plan's order with
+                :func:`~torch_autoscale.store.permute_store` instead.
         """
+        if isinstance(data, GraphStore):
+            raise ValueError(
+                "Plan.apply() permutes a graph in memory; lay out a "
+                "GraphStore on disk with torch_autoscale.store."
+                "permute_store(store, plan.perm, path), and pass its "
+                "to_data() and 'plan.ptr' to the loader")
         return permute(data, self.perm), self.ptr
 
     def __str__(self) -> str:
@@ -101,6 +114,15 @@ class Plan:
             f'{format_bytes(e.disk_bytes)}; history traffic '
             f'{format_bytes(e.transfer_bytes)} per epoch',
         ]
+        if e.store_bytes is not None:  # What is in the page cache apart.
+            held = e.breakdown.get('graph in memory', 0)
+            lines += [
+                f'  graph: {format_bytes(e.store_bytes)} on disk '
+                f'(memory-mapped; the page cache is not counted)',
+                f'  graph resident: {format_bytes(e.breakdown["batch"])} '
+                f'per mini-batch' +
+                (f' + {format_bytes(held)} held throughout' if held else '')
+            ]
         for i, fate in enumerate(self.placement.history_fates):
             lines.append(f'  history {i}: {fate.tier}, {fate.dtype}')
         recompute = [i for i, r in enumerate(self.placement.recompute) if r]

@@ -67,10 +67,14 @@ class SearchSpace(NamedTuple):
             then of every layer.
         fixed_device (float): The device bytes every placement needs.
         base_cost (float): The modelled cost of an epoch before any fate.
+        fixed_host (float, optional): The host bytes every placement needs
+            (the graph's; on a CPU, besides the step's tensors of
+            :obj:`fixed_device`). (default: :obj:`0.0`)
     """
     options: List[List[Option]]
     fixed_device: float
     base_cost: float
+    fixed_host: float = 0.0
 
 
 def search_space(stats: GraphStats, spec: ModelSpec, halo: HaloStats,
@@ -115,7 +119,8 @@ def search_space(stats: GraphStats, spec: ModelSpec, halo: HaloStats,
                        hardware.flops, LayerFate(True)))
         options.append(kept)
     return SearchSpace(options, sum(t.fixed.values()),
-                       t.epoch_flops / hardware.flops)
+                       t.epoch_flops / hardware.flops,
+                       sum(t.graph_host.values()))
 
 
 def pareto(states: List[State]) -> List[State]:

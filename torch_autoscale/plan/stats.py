@@ -1,18 +1,32 @@
 r"""The sizes memory depends on: the graph's (:class:`GraphStats`), the
 model's (:class:`ModelSpec`) and those of the mini-batches of a partition
 (:class:`HaloStats`, measured by :func:`halo_stats`)."""
+import bisect
+import os.path as osp
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.index import ptr2index
 
+if TYPE_CHECKING:
+    from torch_autoscale.store import GraphStore
+
 
 @dataclass(frozen=True)
 class GraphStats:
     r"""The sizes of a graph that memory depends on.
+
+    A graph in memory is resident in host memory for the whole of
+    training (:attr:`graph_bytes`). A graph memory-mapped from a
+    :class:`~torch_autoscale.store.GraphStore` is not: its
+    :attr:`store_bytes` are on disk, and the operating system keeps the
+    pages a mini-batch reads in its page cache, which it reclaims when
+    memory runs short, so they are not charged to the host budget; only
+    the :attr:`resident_bytes` held in memory are, and the rows of each
+    mini-batch (see :func:`~torch_autoscale.plan.estimate`).
 
     Args:
         num_nodes (int): The number of nodes.
@@ -21,11 +35,20 @@ class GraphStats:
         num_features (int): The input feature width.
         feature_bytes (int, optional): The bytes of the node features
             (default: dense float32, :obj:`num_nodes * num_features * 4`).
+        store_bytes (int, optional): The bytes of the graph's arrays that
+            are memory-mapped from a graph store (all its arrays, labels
+            and masks included). (default: :obj:`None`, a graph in memory)
+        resident_bytes (int, optional): The bytes of the features and the
+            adjacency that are held in host memory throughout training.
+            (default: :obj:`None`, :attr:`graph_bytes` for a graph in
+            memory, :obj:`0` for a store)
     """
     num_nodes: int
     num_edges: int
     num_features: int
     feature_bytes: Optional[int] = None
+    store_bytes: Optional[int] = None
+    resident_bytes: Optional[int] = None
 
     def __post_init__(self):
         for name in ('num_nodes', 'num_edges', 'num_features'):
@@ -33,9 +56,19 @@ class GraphStats:
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"'{name}' must be a non-negative integer "
                                  f"(got {value!r})")
+        for name in ('store_bytes', 'resident_bytes'):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or
+                                      not isinstance(value, int) or
+                                      value < 0):
+                raise ValueError(f"'{name}' must be a non-negative integer "
+                                 f"or None (got {value!r})")
         if self.feature_bytes is None:
             object.__setattr__(self, 'feature_bytes',
                                4 * self.num_nodes * self.num_features)
+        if self.resident_bytes is None:
+            object.__setattr__(self, 'resident_bytes',
+                               0 if self.on_disk else self.graph_bytes)
 
     @property
     def graph_bytes(self) -> int:
@@ -44,29 +77,164 @@ class GraphStats:
         return (self.feature_bytes + 12 * self.num_edges +
                 8 * (self.num_nodes + 1))
 
+    @property
+    def on_disk(self) -> bool:
+        r"""Whether the graph is memory-mapped from a graph store (then
+        only a mini-batch's rows and :attr:`resident_bytes` count in host
+        memory)."""
+        return self.store_bytes is not None
+
     @classmethod
     def from_data(cls, data: Data) -> 'GraphStats':
         r"""The statistics of a PyG graph with :obj:`x` and :obj:`adj_t` or
-        :obj:`edge_index`."""
-        if 'adj_t' in data:
-            adj = data.adj_t
-            num_edges = (adj._nnz() if adj.layout != torch.strided else int(
-                (adj != 0).sum()))
-        elif 'edge_index' in data:
-            num_edges = data.edge_index.size(1)
-        else:
-            raise ValueError("'data' needs an 'adj_t' or an 'edge_index'")
-        x = data.x
-        if x is None:
-            return cls(data.num_nodes, num_edges, 0)
-        if x.layout == torch.sparse_csr:
-            feature_bytes = (x.values().numel() * x.element_size() +
-                             8 * x.col_indices().numel() +
-                             8 * x.crow_indices().numel())
-        else:
-            feature_bytes = x.numel() * x.element_size()
+        :obj:`edge_index`.
+
+        Arrays memory-mapped from a graph store, as
+        :meth:`~torch_autoscale.store.GraphStore.to_data` gives them, are
+        recognised on Linux and counted in :attr:`store_bytes` instead of
+        host memory; elsewhere the graph counts as in memory, and
+        :meth:`from_store` (or passing the store to
+        :func:`~torch_autoscale.plan.plan`) accounts for it.
+        """
+        return _graph_stats(data, _store_mapped())
+
+    @classmethod
+    def from_store(cls, store: 'GraphStore') -> 'GraphStats':
+        r"""The statistics of the graph of a
+        :class:`~torch_autoscale.store.GraphStore`: :attr:`store_bytes`
+        are its :attr:`~torch_autoscale.store.GraphStore.nbytes`, and
+        :attr:`resident_bytes` what
+        :meth:`~torch_autoscale.store.GraphStore.to_data` holds in memory
+        (the adjacency's values when the store has none).
+
+        Args:
+            store (GraphStore): The store.
+        """
+        return store_stats(store, store.to_data())
+
+
+def store_stats(store: 'GraphStore', data: Data) -> GraphStats:
+    r"""The :class:`GraphStats` of :obj:`data`, the
+    :meth:`~torch_autoscale.store.GraphStore.to_data` of :obj:`store`: its
+    tensors that are the store's arrays are on disk, the others (such as
+    the adjacency's values when the store has none) in memory."""
+    ptrs = {store[name].untyped_storage().data_ptr()
+            for name in store.names if store[name].numel() > 0}
+    return _graph_stats(data,
+                        lambda t: t.untyped_storage().data_ptr() in ptrs,
+                        store_bytes=store.nbytes)
+
+
+def _graph_stats(data: Data, mapped: Callable[[Tensor], bool],
+                 store_bytes: Optional[int] = None) -> GraphStats:
+    r"""The :class:`GraphStats` of :obj:`data`, whose tensors for which
+    :obj:`mapped` holds are memory-mapped from a store (the sum of their
+    bytes is its :obj:`store_bytes` unless given)."""
+    if 'adj_t' in data:
+        adj = data.adj_t
+        num_edges = (adj._nnz() if adj.layout != torch.strided else int(
+            (adj != 0).sum()))
+    elif 'edge_index' in data:
+        num_edges = data.edge_index.size(1)
+    else:
+        raise ValueError("'data' needs an 'adj_t' or an 'edge_index'")
+    x = data.x
+    num_features, feature_bytes = 0, 0
+    if x is not None and x.layout == torch.sparse_csr:
+        feature_bytes = (x.values().numel() * x.element_size() +
+                         8 * x.col_indices().numel() +
+                         8 * x.crow_indices().numel())
+        num_features = x.size(-1)
+    elif x is not None:
+        feature_bytes = x.numel() * x.element_size()
         num_features = 1 if x.dim() == 1 else x.size(-1)
-        return cls(data.num_nodes, num_edges, num_features, feature_bytes)
+    if store_bytes is None:
+        arrays: Dict[int, int] = {}  # Storage address: bytes.
+        for _, value in data.items():
+            for t in _parts(value):
+                if _nbytes(t) > 0 and mapped(t):
+                    storage = t.untyped_storage()
+                    arrays[storage.data_ptr()] = storage.nbytes()
+        if not arrays:  # In memory: as always.
+            return GraphStats(data.num_nodes, num_edges, num_features,
+                              feature_bytes)
+        store_bytes = sum(arrays.values())
+    resident = 0
+    if x is not None:
+        resident += sum(_nbytes(t) for t in _parts(x) if not mapped(t))
+    if 'adj_t' in data and data.adj_t.layout == torch.sparse_csr:
+        resident += sum(_nbytes(t) for t in _parts(data.adj_t)
+                        if not mapped(t))
+    else:  # Adjacencies of other kinds are charged as a CSR in memory.
+        resident += 12 * num_edges + 8 * (data.num_nodes + 1)
+    return GraphStats(data.num_nodes, num_edges, num_features,
+                      feature_bytes, store_bytes, resident)
+
+
+def _parts(value) -> List[Tensor]:
+    r"""The dense CPU tensors that hold :obj:`value`: itself, or the
+    indices and values of a CSR tensor."""
+    if not isinstance(value, Tensor) or value.device.type != 'cpu':
+        return []
+    if value.layout == torch.sparse_csr:
+        return [value.crow_indices(), value.col_indices(), value.values()]
+    if value.layout != torch.strided:
+        return []
+    return [value]
+
+
+def _nbytes(t: Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def _store_mapped() -> Callable[[Tensor], bool]:
+    r"""Whether a tensor's memory is a mapping of a file of a graph store,
+    as the operating system reports it.
+
+    A store's arrays are private mappings (:obj:`torch.from_file` with
+    :obj:`shared=False`, so that writes never reach the files), for which
+    torch records no file name (:obj:`UntypedStorage.filename` is
+    :obj:`None`), and :meth:`GraphStore.to_data` marks nothing. A flag
+    on the :class:`~torch_geometric.data.Data` would be wrong as soon as an
+    attribute is replaced (*e.g.*, normalized features in memory) and would
+    travel into every mini-batch; the address ranges the kernel lists in
+    :obj:`/proc/self/maps` say where each tensor's bytes are, whatever
+    happened to the object. A range counts when its file lies in a folder
+    with a store manifest, so that shared memory, devices and other mapped
+    files stay charged as memory. Without :obj:`/proc` (not Linux), no
+    tensor counts: the graph is charged as resident, as it always was.
+    """
+    from torch_autoscale.store.format import MANIFEST
+    try:
+        with open('/proc/self/maps') as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return lambda t: False
+    stores: Dict[str, bool] = {}
+    ranges: List[List[int]] = []
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        if len(fields) < 6 or not fields[5].startswith('/'):
+            continue  # Anonymous, or a pseudo-file such as '[heap]'.
+        folder = osp.dirname(fields[5])
+        if folder not in stores:
+            stores[folder] = osp.isfile(osp.join(folder, MANIFEST))
+        if not stores[folder]:
+            continue
+        start, end = (int(a, 16) for a in fields[0].split('-'))
+        if ranges and ranges[-1][1] == start:
+            ranges[-1][1] = end  # One file may span adjacent entries.
+        else:
+            ranges.append([start, end])
+    starts = [r[0] for r in ranges]
+
+    def mapped(t: Tensor) -> bool:
+        storage = t.untyped_storage()
+        begin = storage.data_ptr()
+        i = bisect.bisect_right(starts, begin) - 1
+        return i >= 0 and begin + storage.nbytes() <= ranges[i][1]
+
+    return mapped
 
 
 @dataclass(frozen=True)
