@@ -1,5 +1,4 @@
 import importlib
-import logging
 
 import pytest
 import torch
@@ -12,23 +11,7 @@ lp = importlib.import_module('torch_autoscale.partition.lpmetis')
 
 pytest.importorskip('pyspark')
 
-from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
-
-
-@pytest.fixture(scope='module')
-def spark():
-    session = (SparkSession.builder.master('local[2]')
-               .appName('torch_autoscale-tests')
-               .config('spark.ui.enabled', 'false')
-               .config('spark.sql.shuffle.partitions', '2')
-               .config('spark.default.parallelism', '2')
-               .config('spark.driver.memory', '1g')
-               .getOrCreate())
-    session.sparkContext.setLogLevel('ERROR')
-    logging.getLogger('py4j').setLevel(logging.WARNING)
-    yield session
-    session.stop()
 
 
 def int64_cases() -> torch.Tensor:
@@ -190,6 +173,24 @@ def test_undirected_edges_and_pruning(spark, name, edge_index, n, weight):
                            None if first else merged_df)
     assert sorted(tuple(r) for r in out.collect()) == want
     entries.unpersist()
+
+
+def test_weight_bucket(spark):
+    gen = torch.Generator().manual_seed(2)
+    powers = 2.0 ** torch.arange(-126, 128, 7, dtype=torch.float64)
+    values = torch.cat([
+        powers, powers * 1.5,
+        (torch.rand(300, generator=gen) * 40 - 20).exp2(),
+        torch.tensor([1.1754943508222875e-38, 3.4028234663852886e+38]),
+    ]).float()
+    near = torch.cat([values.nextafter(torch.zeros(())),
+                      values.nextafter(torch.full((), float('inf')))])
+    values = torch.cat([values, near[torch.isfinite(near) & (near > 1e-38)]])
+    df = spark.createDataFrame([(i, float(v)) for i, v in
+                                enumerate(values.tolist())],
+                               'i long, w float')
+    got = columns(df.withColumn('b', sp.weight_bucket(F.col('w'))), 'b')[0]
+    assert got == lp.weight_bucket(values).tolist()
 
 
 def test_contraction(spark):

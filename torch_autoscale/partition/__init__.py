@@ -1,7 +1,8 @@
 r"""Graph partitioning: from a graph to clusters of nodes."""
 from .lpmetis import lpmetis
 from .metis import metis, sort_by_cluster
-from .partition import PARTITION_METHODS, partition
+from .lpmetis_spark import lpmetis_spark, read_parts
+from .partition import PARTITION_ENGINES, PARTITION_METHODS, partition
 from .permute import permute
 from .quality import (
     PartitionReport,
@@ -15,8 +16,11 @@ from .quality import (
 __all__ = [
     'partition',
     'PARTITION_METHODS',
+    'PARTITION_ENGINES',
     'metis',
     'lpmetis',
+    'lpmetis_spark',
+    'read_parts',
     'sort_by_cluster',
     'permute',
     'partition_report',

@@ -848,13 +848,29 @@ r"""Buckets per power of two of the weight histogram of
 :func:`heaviest_entries`."""
 
 
+NUM_WEIGHT_BUCKETS = 280 * WEIGHT_BUCKETS
+r"""The number of buckets of :func:`weight_bucket`."""
+
+
 def weight_bucket(weight: Tensor) -> Tensor:
     r"""The histogram bucket of every positive :obj:`float32` weight:
     :obj:`WEIGHT_BUCKETS` per power of two, increasing with the weight, in
-    :obj:`[0, 280 * WEIGHT_BUCKETS)`."""
+    :obj:`[0, NUM_WEIGHT_BUCKETS)`."""
     mantissa, exponent = torch.frexp(weight.float())  # [0.5, 1) * 2^e.
     fraction = ((2 * mantissa - 1) * WEIGHT_BUCKETS).long()
     return (exponent.long() + 150) * WEIGHT_BUCKETS + fraction
+
+
+def coarse_threshold(hist: Tensor, max_entries: int) -> Optional[int]:
+    r"""The smallest weight bucket :obj:`b` such that the entries of
+    buckets :obj:`>= b` are at most :obj:`max_entries`, given the number of
+    entries of every bucket (:obj:`hist`, see :func:`weight_bucket`);
+    :obj:`None` if all entries fit. Both engines pick the entries METIS
+    gets through this function."""
+    at_least = hist.flip(0).cumsum(0).flip(0)  # Entries in bucket >= b.
+    if int(at_least[0]) <= max_entries:
+        return None
+    return int((at_least <= max_entries).nonzero()[0])
 
 
 def heaviest_entries(graph, max_entries: Optional[int]
@@ -862,20 +878,19 @@ def heaviest_entries(graph, max_entries: Optional[int]
     r"""The CSR arrays of :obj:`graph` in memory, with at most
     :obj:`max_entries` entries: if it has more, only the entries whose
     weight reaches a threshold, the smallest bucket boundary of a weight
-    histogram (:func:`weight_bucket`) that keeps at most
-    :obj:`max_entries`. A weight and its reverse entry's are equal, so the
-    graph stays symmetric. Two passes over the blocks; memory: the kept
-    entries."""
+    histogram (:func:`weight_bucket`, :func:`coarse_threshold`) that keeps
+    at most :obj:`max_entries`. A weight and its reverse entry's are equal,
+    so the graph stays symmetric. Two passes over the blocks; memory: the
+    kept entries."""
     if max_entries is None or graph.num_entries <= max_entries:
         return graph.load()
-    size = 280 * WEIGHT_BUCKETS
+    size = NUM_WEIGHT_BUCKETS
     hist = torch.zeros(size, dtype=torch.long)
     for _, _, _, weight in graph.blocks():
         hist += torch.bincount(weight_bucket(weight).cpu(), minlength=size)
-    at_least = hist.flip(0).cumsum(0).flip(0)  # Entries in bucket >= b.
-    if int(at_least[0]) <= max_entries:
+    first = coarse_threshold(hist, max_entries)
+    if first is None:
         return graph.load()
-    first = int((at_least <= max_entries).nonzero()[0])
     counts, cols, weights = [], [], []
     for _, c, col, weight in graph.blocks():
         keep = weight_bucket(weight) >= first

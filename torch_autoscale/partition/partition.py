@@ -13,6 +13,10 @@ from .validation import check_seed, to_edge_index
 PARTITION_METHODS = ('metis', 'lpmetis', 'random', 'contiguous')
 r"""The methods :func:`partition` knows."""
 
+PARTITION_ENGINES = ('torch', 'spark')
+r"""Where :func:`partition` runs: in this process, or (:obj:`"lpmetis"`
+only) on Apache Spark."""
+
 
 def partition(
     data: Union[Data, Tensor],
@@ -20,6 +24,7 @@ def partition(
     method: str = 'metis',
     num_nodes: Optional[int] = None,
     seed: Optional[int] = None,
+    engine: str = 'torch',
     **kwargs,
 ) -> Tensor:
     r"""Splits a graph into :obj:`num_parts` parts by one of the
@@ -53,6 +58,13 @@ def partition(
         seed (int, optional): The seed of :obj:`"lpmetis"` and
             :obj:`"random"`; :obj:`"metis"` and :obj:`"contiguous"` are
             deterministic and ignore it. (default: :obj:`None`)
+        engine (str, optional): :obj:`"torch"` (this process) or, for
+            :obj:`"lpmetis"`, :obj:`"spark"`:
+            :func:`~torch_autoscale.partition.lpmetis_spark.lpmetis_spark`
+            on a Spark session (pass :obj:`spark=`; default: the active or
+            a new local one), which gives the same partition for the same
+            seed. For graphs only Spark holds, call that function on a
+            DataFrame or Parquet path directly. (default: :obj:`"torch"`)
         **kwargs (optional): Further arguments of :func:`metis` or
             :func:`lpmetis`, such as :obj:`edge_weight`.
 
@@ -77,6 +89,12 @@ def partition(
     if method not in PARTITION_METHODS:
         raise ValueError(f"Unknown partition method {method!r}; pass one of "
                          f"{', '.join(repr(m) for m in PARTITION_METHODS)}")
+    if engine not in PARTITION_ENGINES:
+        raise ValueError(f"Unknown partition engine {engine!r}; pass one of "
+                         f"{', '.join(repr(e) for e in PARTITION_ENGINES)}")
+    if engine == 'spark' and method != 'lpmetis':
+        raise ValueError(f"Only method='lpmetis' runs with engine='spark' "
+                         f"(got method={method!r}); use engine='torch'")
     if isinstance(data, Data):
         if 'edge_index' not in data and 'adj_t' not in data:
             raise ValueError("'data' has no 'edge_index' (or 'adj_t'); "
@@ -117,4 +135,33 @@ def partition(
         raise ValueError(f"'num_parts' must be at least 1 (got {num_parts})")
     if method == 'metis':
         return metis(edge_index, num_nodes, num_parts, **kwargs)
+    if engine == 'spark':
+        return _lpmetis_on_spark(edge_index, num_nodes, num_parts, seed,
+                                 **kwargs)
     return lpmetis(edge_index, num_nodes, num_parts, seed=seed, **kwargs)
+
+
+def _lpmetis_on_spark(edge_index: Tensor, num_nodes: Optional[int],
+                      num_parts: int, seed: Optional[int],
+                      edge_weight: Optional[Tensor] = None,
+                      spark=None, **kwargs) -> Tensor:
+    r"""An in-memory graph through
+    :func:`~torch_autoscale.partition.lpmetis_spark.lpmetis_spark`."""
+    from . import spark as sp
+    from .lpmetis_spark import lpmetis_spark, read_parts
+    from .validation import check_weight
+    edge_index, num_nodes = to_edge_index(edge_index, num_nodes)
+    edge_weight = check_weight(edge_weight, 'edge_weight',
+                               edge_index.size(1),
+                               'one entry per edge of `edge_index`')
+    sp.require_pyspark()
+    spark = spark if spark is not None else sp.default_session()
+    columns = [edge_index[0].tolist(), edge_index[1].tolist()]
+    schema = 'src long, dst long'
+    if edge_weight is not None:
+        columns.append(edge_weight.double().tolist())
+        schema += ', weight double'
+    df = spark.createDataFrame(list(zip(*columns)), schema)
+    parts = lpmetis_spark(df, num_parts, num_nodes, spark, seed=seed,
+                          **kwargs)
+    return read_parts(parts, num_nodes, num_parts).to(edge_index.device)
