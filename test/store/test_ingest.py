@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch_geometric.utils import coalesce, remove_self_loops, to_undirected
 
-from torch_autoscale.store import ingest_edge_list, read_edge_chunks
+from torch_autoscale.store import buckets, ingest_edge_list, read_edge_chunks
 from torch_autoscale.utils import csr_adj_t
 
 N = 50
@@ -44,7 +44,11 @@ def expected(edge_index, undirected, remove_loops, dedup):
     (False, False, True),
     (True, True, True),
 ])
-def test_ingest_equals_in_memory(tmp_path, edges, format, flags):
+@pytest.mark.parametrize('bucket_entries', [None, 11])
+def test_ingest_equals_in_memory(tmp_path, monkeypatch, edges, format, flags,
+                                 bucket_entries):
+    if bucket_entries is not None:  # Many ranges of rows, some one row.
+        monkeypatch.setattr(buckets, 'BUCKET_ENTRIES', bucket_entries)
     source = tmp_path / 'edges'
     write(edges, source, format)
     undirected, remove_loops, dedup = flags

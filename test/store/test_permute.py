@@ -6,6 +6,7 @@ from torch_autoscale.loader import EvalSubgraphLoader, SubgraphLoader
 from torch_autoscale.nn.models import GraphSAGE
 from torch_autoscale.partition import partition, permute, sort_by_cluster
 from torch_autoscale.store import (
+    buckets,
     partition_store,
     permute_store,
     store_from_data,
@@ -26,7 +27,11 @@ def in_memory(data):
 
 
 @pytest.mark.parametrize('weighted', [False, True])
-def test_permute_store_equals_permute(tmp_path, weighted):
+@pytest.mark.parametrize('bucket_entries', [None, 17])
+def test_permute_store_equals_permute(tmp_path, monkeypatch, weighted,
+                                      bucket_entries):
+    if bucket_entries is not None:  # Many ranges of rows.
+        monkeypatch.setattr(buckets, 'BUCKET_ENTRIES', bucket_entries)
     data = graph()
     if weighted:
         data.edge_weight = torch.rand(data.edge_index.size(1))

@@ -399,6 +399,8 @@ class Workspace:
     """
     #: Whether the arrays live on disk (contraction then streams too).
     streaming: bool = False
+    #: The folder of temporary files of a streaming workspace.
+    folder: Optional[str] = None
 
     def __init__(self, device: Optional[torch.device] = None):
         self.device = torch.device('cpu') if device is None else device
@@ -779,12 +781,13 @@ def contract(graph, inv: Tensor, num_coarse: int, ws: Workspace,
 
     In a streaming :obj:`ws`, it is built as
     :func:`~torch_autoscale.store.ingest_edge_list` builds a CSR, with
-    memory bounded by the number of nodes and a block: a pass counts the
-    entries of every cluster's row, a second scatters every entry into its
-    row (:func:`~torch_autoscale.store.ingest.scatter_into_rows`, in the
-    order of the entries), a third sorts and merges the rows a block at a
-    time, in place (stable sorts, so every sum keeps that order). In
-    memory, one stable sort of the whole list does the same."""
+    memory bounded by the number of nodes and a range of rows: a pass
+    counts the entries of every cluster's row, a second appends every entry
+    to the temporary file of its range of rows
+    (:class:`~torch_autoscale.store.buckets.RowBuckets`, in the order of
+    the entries), then every range is sorted and merged in memory (stable
+    sorts, so every sum keeps that order) and written out. In memory, one
+    stable sort of the whole list does the same."""
     device = inv.device
 
     def upper(r0: int, c: Tensor, col: Tensor, weight: Tensor):
@@ -806,7 +809,7 @@ def contract(graph, inv: Tensor, num_coarse: int, ws: Workspace,
         return symmetric_csr(key // num_coarse, key % num_coarse,
                              total.float(), num_coarse, chunk_edges)
 
-    from torch_autoscale.store.ingest import scatter_into_rows
+    from torch_autoscale.store import buckets
     count = torch.zeros(num_coarse, dtype=torch.long, device=device)
     for r0, c, col, weight in graph.blocks():
         row, col, _ = upper(r0, c, col, weight)
@@ -817,28 +820,35 @@ def contract(graph, inv: Tensor, num_coarse: int, ws: Workspace,
     rowptr = torch.zeros(num_coarse + 1, dtype=torch.long, device=device)
     torch.cumsum(count, 0, out=rowptr[1:])
     del count
-    total = int(rowptr[-1])
-    out_col = ws.empty(f'{name}_col', total, torch.long)
-    out_weight = ws.empty(f'{name}_weight', total, torch.float32)
-    cursor = rowptr[:-1].clone()
-    for r0, c, col, weight in graph.blocks():
-        row, col, weight = upper(r0, c, col, weight)
-        scatter_into_rows(cursor, torch.cat([row, col]),
-                          [(torch.cat([col, row]), out_col),
-                           (torch.cat([weight, weight]), out_weight)])
-        if bar is not None:
-            bar.update(c.numel())
-    del cursor
-    new_rowptr = torch.zeros_like(rowptr)
-    write = 0
-    blocks = CSRBlocks(rowptr, out_col, out_weight, chunk_edges)
-    for r0, c, col, weight in blocks.blocks():
-        key, sums = sum_sorted(rows_of(c) * num_coarse + col, weight)
-        out_col[write:write + key.numel()] = key % num_coarse
-        out_weight[write:write + key.numel()] = sums.float()
-        new_rowptr[r0 + 1:r0 + c.numel() + 1] = write + torch.cumsum(
-            torch.bincount(key // num_coarse, minlength=c.numel()), 0)
-        write += key.numel()
+    # Every entry to the temporary file of its range of rows (sequential
+    # writes, in the order of the entries), then each range summed in
+    # memory and written out:
+    sorter = buckets.RowBuckets(
+        ws.folder, buckets.bucket_bounds(rowptr, buckets.BUCKET_ENTRIES),
+        {'col': (torch.long, ()), 'weight': (torch.float32, ())})
+    try:
+        for r0, c, col, weight in graph.blocks():
+            row, col, weight = upper(r0, c, col, weight)
+            sorter.append(torch.cat([row, col]), col=torch.cat([col, row]),
+                          weight=torch.cat([weight, weight]))
+            if bar is not None:
+                bar.update(c.numel())
+        total = int(rowptr[-1])
+        out_col = ws.empty(f'{name}_col', total, torch.long)
+        out_weight = ws.empty(f'{name}_weight', total, torch.float32)
+        new_rowptr = torch.zeros_like(rowptr)
+        write = 0
+        for r0, r1, rows, values in sorter:
+            key, sums = sum_sorted((rows - r0) * num_coarse + values['col'],
+                                   values['weight'])
+            del rows, values
+            out_col[write:write + key.numel()] = key % num_coarse
+            out_weight[write:write + key.numel()] = sums.float()
+            new_rowptr[r0 + 1:r1 + 1] = write + torch.cumsum(
+                torch.bincount(key // num_coarse, minlength=r1 - r0), 0)
+            write += key.numel()
+    finally:
+        sorter.close()
     return CSRBlocks(new_rowptr, ws.shrink(out_col, write),
                      ws.shrink(out_weight, write), chunk_edges)
 

@@ -2,7 +2,7 @@ r"""Writing graphs into a :class:`~torch_autoscale.store.GraphStore`: from
 an in-memory PyG :class:`~torch_geometric.data.Data`, and from an edge list
 on disk streamed in chunks, with memory bounded by the number of nodes."""
 import os
-from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, Optional, Union
 
 import numpy as np
 import torch
@@ -11,8 +11,10 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from torch_autoscale.utils.checks import check_int
-from torch_autoscale.utils.sparse import row_blocks, to_csr
+from torch_autoscale.utils.sparse import to_csr
 
+from . import buckets
+from .buckets import RowBuckets, bucket_bounds
 from .format import GraphStore, GraphStoreWriter, chunks
 
 #: The formats :func:`ingest_edge_list` reads.
@@ -149,34 +151,6 @@ def _text_chunks(path: str, chunk_edges: int) -> Iterator[Tensor]:
         yield torch.tensor(buffer, dtype=torch.long).t()
 
 
-def scatter_into_rows(cursor: Tensor, row: Tensor,
-                      columns: Sequence[Tuple[Tensor, Tensor]]) -> None:
-    r"""Writes a chunk of CSR entries into their rows, in the order given:
-    entry :obj:`i` of every :obj:`(src, dst)` of :obj:`columns` goes to
-    :obj:`dst[cursor[row[i]] + k]`, where :obj:`k` counts the earlier
-    entries of the chunk in the same row; :obj:`cursor` (the next free
-    position of every row) advances in place. A pass over all chunks, with
-    :obj:`cursor` starting at the row pointers, fills every row in the
-    order of the entries.
-
-    Args:
-        cursor (torch.Tensor): The next free position of every row.
-        row (torch.Tensor): The row of every entry of the chunk.
-        columns (list of (torch.Tensor, torch.Tensor)): The chunk's values
-            and the (possibly memory-mapped) arrays they go to.
-    """
-    row, order = row.sort(stable=True)
-    first = torch.ones_like(row, dtype=torch.bool)
-    first[1:] = row[1:] != row[:-1]
-    group = torch.cumsum(first.long(), 0) - 1
-    starts = first.nonzero().view(-1)
-    pos = torch.arange(row.numel(), device=row.device) - starts[group]
-    pos += cursor[row]
-    for src, dst in columns:
-        dst[pos] = src[order]
-    cursor.index_add_(0, row, torch.ones_like(row))
-
-
 def ingest_edge_list(source: str, path: str,
                      num_nodes: Optional[int] = None,
                      format: str = 'binary', undirected: bool = False,
@@ -191,8 +165,11 @@ def ingest_edge_list(source: str, path: str,
     :class:`~torch_autoscale.store.GraphStore` at :obj:`path`, with memory
     bounded by the number of nodes and :obj:`chunk_edges`, not by the number
     of edges: a pass counts the edges of every row, a second writes every
-    edge into its row of the memory-mapped CSR, and a third sorts the rows
-    (and drops duplicates) a block at a time.
+    edge to a temporary file of its range of rows, and a third sorts each
+    range of rows in memory (dropping duplicates) and writes it out (an
+    external bucket sort, :class:`~torch_autoscale.store.buckets.
+    RowBuckets`: every write is sequential, so the CSR may be far larger
+    than memory). Temporary files take about 12 bytes per entry.
 
     The adjacency is the one the in-memory path builds from the same
     edges: with :obj:`undirected`, :obj:`remove_self_loops` and
@@ -280,28 +257,27 @@ def ingest_edge_list(source: str, path: str,
     del count
 
     with GraphStoreWriter(path, num_nodes, overwrite=overwrite,
-                          checksums=checksums) as writer:
-        # Pass 2: every edge into its row, in the order read.
+                          checksums=checksums) as writer, RowBuckets(
+                              writer.tmp,
+                              bucket_bounds(rowptr, buckets.BUCKET_ENTRIES),
+                              {'col': (torch.long, ())}) as sorter:
+        # Pass 2: every edge to the temporary file of its range of rows, in
+        # the order read (sequential writes, see `RowBuckets`).
+        for block in edges('Writing edges into rows'):
+            sorter.append(block[1], col=block[0])
+
+        # Pass 3: every range of rows sorted in memory (keeping one of each
+        # duplicate) and written out, one after the other.
         col = writer.create('col_raw' if coalesce else 'col',
                             (int(rowptr[-1]), ), torch.long)
-        cursor = rowptr[:-1].clone()
-        for block in edges('Writing edges into rows'):
-            scatter_into_rows(cursor, block[1], [(block[0], col)])
-        del cursor
-
-        # Pass 3: sort every row (and keep one of each duplicate), a block
-        # of rows at a time; compacted rows are written in place, behind
-        # the rows still to be read.
         new_rowptr = torch.zeros(num_nodes + 1, dtype=torch.long)
         write = 0
         bar = tqdm(total=num_nodes, desc='Sorting rows', unit=' nodes',
                    unit_scale=True, disable=not progress, leave=False)
-        for r0, r1 in row_blocks(rowptr, chunk_edges):
-            p0, p1 = int(rowptr[r0]), int(rowptr[r1])
-            counts = rowptr[r0 + 1:r1 + 1] - rowptr[r0:r1]
-            rows = torch.repeat_interleave(
-                torch.arange(r1 - r0, dtype=torch.long), counts)
-            key = (rows * max(num_nodes, 1) + col[p0:p1]).sort().values
+        for r0, r1, rows, values in sorter:
+            key = ((rows - r0) * max(num_nodes, 1) + values['col']).sort()
+            key = key.values
+            del rows, values
             if coalesce:
                 key = torch.unique_consecutive(key)
             rows, cols = key // max(num_nodes, 1), key % max(num_nodes, 1)

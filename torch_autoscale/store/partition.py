@@ -53,6 +53,7 @@ class StoreWorkspace(Workspace):
         super().__init__(torch.device('cpu'))
         self.writer = GraphStoreWriter(path, num_nodes=0, overwrite=True,
                                        checksums=False)
+        self.folder = self.writer.tmp
 
     def empty(self, name: str, size: int, dtype: torch.dtype) -> Tensor:
         return self.writer.create(name, (size, ), dtype)
