@@ -2,10 +2,13 @@ import os
 
 import pytest
 import torch
+from torch_geometric.data import Data
 from torch_geometric.utils import barabasi_albert_graph, grid
 
 from torch_autoscale.errors import PartitionInputError
+from torch_autoscale.loader import PartitionedData
 from torch_autoscale.partition import lpmetis, partition
+from torch_autoscale.store import partition_store, store_from_data
 
 from test.partition.test_lpmetis import cliques, planted
 
@@ -86,8 +89,20 @@ def test_partition_engine_and_parquet_output(spark, tmp_path):
     edges_frame(spark, edge_index).write.parquet(edges)
     out = str(tmp_path / 'parts.parquet')
     lpmetis_spark(edges, 4, spark=spark, seed=0, output=out, verbose=False)
-    assert torch.equal(read_parts(out, 64, 4, spark=spark), want)
+    parts = read_parts(out, 64, 4, spark=spark)
+    assert torch.equal(parts, want)
     assert sorted(os.listdir(tmp_path)) == ['edges.parquet', 'parts.parquet']
+    # The parts feed GAS, in memory and from the on-disk store:
+    data = Data(x=torch.randn(64, 3), edge_index=edge_index, num_nodes=64)
+    pdata = PartitionedData(data, 4, cluster=parts)
+    ref = PartitionedData(data, 4, method='lpmetis', seed=0, verbose=False)
+    assert torch.equal(pdata.perm, ref.perm)
+    assert torch.equal(pdata.ptr, ref.ptr)
+    store = store_from_data(data, tmp_path / 'store')
+    laid, perm, ptr = partition_store(store, parts, 4, tmp_path / 'laid',
+                                      progress=False)
+    assert torch.equal(perm, ref.perm) and torch.equal(ptr, ref.ptr)
+    assert torch.equal(laid['x'], data.x[perm])
     with pytest.raises(FileExistsError, match="'output'"):
         lpmetis_spark(edges, 4, spark=spark, output=out)
 
