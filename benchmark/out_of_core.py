@@ -263,6 +263,11 @@ def main(argv=None):
     parser.add_argument('--batch-size', type=int, default=10,
                         help='clusters per mini-batch')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--steps', nargs='+', choices=STEPS,
+                        default=list(STEPS),
+                        help='run only these steps (a size stops before the '
+                        'first step not listed and keeps its files; a later '
+                        'run with --skip-done resumes it)')
     parser.add_argument('--memory-limit', type=float, default=None,
                         help='run every step in a memory cgroup limited to '
                         'this many GiB (anonymous memory and page cache), '
@@ -310,6 +315,8 @@ def main(argv=None):
                 shutil.rmtree(workdir, ignore_errors=True)
                 os.makedirs(workdir)
             for step in STEPS[len(kept):]:
+                if step not in args.steps:  # Resumed by a later run.
+                    break
                 record = measure(args, size, step, workdir)
                 record.update(command=command, threads=args.threads,
                               **bench_util.provenance())
@@ -322,7 +329,7 @@ def main(argv=None):
                 if osp.isdir(workdir):
                     with open(marker, 'w') as f:
                         f.write('\n'.join(kept))
-            if record['status'] == 'ok':
+            if kept == list(STEPS):
                 shutil.rmtree(workdir, ignore_errors=True)
     return bench_util.write_table(args.out, table)
 
