@@ -168,9 +168,14 @@ def measure(args, size: int, step: str, workdir: str) -> Dict[str, Any]:
     cgroup = None
     if args.memory_limit is not None:
         dropped = bench_util.drop_page_cache()
-        cgroup = bench_util.MemoryCgroup(
-            f'out_of_core_{os.getpid()}_{step}',
-            int(args.memory_limit * GiB))
+        try:
+            cgroup = bench_util.MemoryCgroup(
+                f'out_of_core_{os.getpid()}_{step}',
+                int(args.memory_limit * GiB))
+        except OSError as e:
+            raise SystemExit(f"--memory-limit needs write access to "
+                             f"{bench_util.MemoryCgroup.ROOT} (root): {e}; "
+                             f"run as root or drop the option") from e
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, preexec_fn=cgroup.enter if cgroup
                             else None)
