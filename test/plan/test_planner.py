@@ -1,4 +1,3 @@
-import os.path as osp
 
 import pytest
 import torch
@@ -139,8 +138,6 @@ def test_plan_a_store_counts_a_mini_batch_in_host_memory(graph, spec,
                               cpu.breakdown['host histories'])
 
 
-@pytest.mark.skipif(not osp.exists('/proc/self/maps'),
-                    reason='memory maps are recognised through /proc')
 def test_plan_a_memory_mapped_data_as_its_store(graph, spec, tmp_path):
     store = store_from_data(graph, tmp_path / 'g')
     fixed = dict(num_parts=[24], batch_sizes=[4],

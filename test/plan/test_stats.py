@@ -1,4 +1,3 @@
-import os.path as osp
 
 import pytest
 import torch
@@ -11,9 +10,6 @@ from torch_autoscale.plan.stats import graph_edges
 from torch_autoscale.store import store_from_data
 from torch_autoscale.utils import csr_adj_t
 
-# Memory-mapped arrays of a 'Data' are recognised through /proc (Linux).
-with_proc = pytest.mark.skipif(not osp.exists('/proc/self/maps'),
-                               reason='needs /proc/self/maps')
 
 
 def ring(n: int) -> torch.Tensor:
@@ -55,7 +51,6 @@ def test_graph_stats_of_a_store(graph, tmp_path):
         GraphStats(10, 20, 3, resident_bytes=-1)
 
 
-@with_proc
 def test_graph_stats_recognise_a_memory_mapped_data(graph, tmp_path):
     store = store_from_data(graph, tmp_path / 'g')
     stats = GraphStats.from_store(store)

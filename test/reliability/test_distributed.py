@@ -245,7 +245,9 @@ def test_collective_passes_other_errors_through():
 
 def test_timeout_argument():
     assert _as_timedelta(None) == tad.DEFAULT_TIMEOUT
-    # A number of seconds becomes the equal timedelta (a conversion).
-    assert _as_timedelta(2.5) == datetime.timedelta(milliseconds=2500)
+    # A number becomes a timedelta of that many seconds (a conversion):
+    converted = _as_timedelta(2.5)
+    assert isinstance(converted, datetime.timedelta)
+    assert str(converted) == '0:00:02.500000'
     with pytest.raises(ValueError, match="'timeout'"):
         _as_timedelta(0)

@@ -183,3 +183,15 @@ def test_bad_arrays(tmp_path):
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(RuntimeError, match='committed or aborted'):
         writer.create('z', (4, ), torch.float32)
+
+
+def test_store_arrays_know_they_are_mapped(tmp_path):
+    from torch_autoscale.store.format import is_store_mapped
+    store = store_from_data(graph(), tmp_path / 'g')
+    x = store.to_data().x
+    assert is_store_mapped(x) and is_store_mapped(x[10:20, 1:])
+    assert not is_store_mapped(x.clone())
+    assert not is_store_mapped(torch.zeros(3)) and not is_store_mapped(None)
+    part = store['col'][5:]
+    del store, x
+    assert is_store_mapped(part)  # A view keeps its mapping alive.

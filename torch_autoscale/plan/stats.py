@@ -1,8 +1,6 @@
 r"""The sizes memory depends on: the graph's (:class:`GraphStats`), the
 model's (:class:`ModelSpec`) and those of the mini-batches of a partition
 (:class:`HaloStats`, measured by :func:`halo_stats`)."""
-import bisect
-import os.path as osp
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
@@ -91,10 +89,8 @@ class GraphStats:
 
         Arrays memory-mapped from a graph store, as
         :meth:`~torch_autoscale.store.GraphStore.to_data` gives them, are
-        recognised on Linux and counted in :attr:`store_bytes` instead of
-        host memory; elsewhere the graph counts as in memory, and
-        :meth:`from_store` (or passing the store to
-        :func:`~torch_autoscale.plan.plan`) accounts for it.
+        recognised and counted in :attr:`store_bytes` instead of host
+        memory; copies of them count as memory.
         """
         return _graph_stats(data, _store_mapped())
 
@@ -188,53 +184,13 @@ def _nbytes(t: Tensor) -> int:
 
 
 def _store_mapped() -> Callable[[Tensor], bool]:
-    r"""Whether a tensor's memory is a mapping of a file of a graph store,
-    as the operating system reports it.
-
-    A store's arrays are private mappings (:obj:`torch.from_file` with
-    :obj:`shared=False`, so that writes never reach the files), for which
-    torch records no file name (:obj:`UntypedStorage.filename` is
-    :obj:`None`), and :meth:`GraphStore.to_data` marks nothing. A flag
-    on the :class:`~torch_geometric.data.Data` would be wrong as soon as an
-    attribute is replaced (*e.g.*, normalized features in memory) and would
-    travel into every mini-batch; the address ranges the kernel lists in
-    :obj:`/proc/self/maps` say where each tensor's bytes are, whatever
-    happened to the object. A range counts when its file lies in a folder
-    with a store manifest, so that shared memory, devices and other mapped
-    files stay charged as memory. Without :obj:`/proc` (not Linux), no
-    tensor counts: the graph is charged as resident, as it always was.
-    """
-    from torch_autoscale.store.format import MANIFEST
-    try:
-        with open('/proc/self/maps') as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return lambda t: False
-    stores: Dict[str, bool] = {}
-    ranges: List[List[int]] = []
-    for line in lines:
-        fields = line.split(maxsplit=5)
-        if len(fields) < 6 or not fields[5].startswith('/'):
-            continue  # Anonymous, or a pseudo-file such as '[heap]'.
-        folder = osp.dirname(fields[5])
-        if folder not in stores:
-            stores[folder] = osp.isfile(osp.join(folder, MANIFEST))
-        if not stores[folder]:
-            continue
-        start, end = (int(a, 16) for a in fields[0].split('-'))
-        if ranges and ranges[-1][1] == start:
-            ranges[-1][1] = end  # One file may span adjacent entries.
-        else:
-            ranges.append([start, end])
-    starts = [r[0] for r in ranges]
-
-    def mapped(t: Tensor) -> bool:
-        storage = t.untyped_storage()
-        begin = storage.data_ptr()
-        i = bisect.bisect_right(starts, begin) - 1
-        return i >= 0 and begin + storage.nbytes() <= ranges[i][1]
-
-    return mapped
+    r"""Whether a tensor's memory is an array of a graph store, mapped from
+    its file (:func:`~torch_autoscale.store.format.is_store_mapped`: the
+    store records its mappings, so that a replaced attribute, *e.g.*,
+    normalized features in memory, counts as memory whatever object it
+    sits in)."""
+    from torch_autoscale.store.format import is_store_mapped
+    return is_store_mapped
 
 
 @dataclass(frozen=True)

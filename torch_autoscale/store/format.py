@@ -57,6 +57,12 @@ def _numel(shape: Sequence[int]) -> int:
     return out
 
 
+# The start address of every live store mapping (its storage's data
+# pointer), for `is_store_mapped`: a store's arrays are private mappings,
+# for which torch records no file name.
+_MAPPED: Dict[int, int] = {}
+
+
 def _map(path: str, shape: Sequence[int], dtype: torch.dtype,
          writable: bool) -> Tensor:
     numel = _numel(shape)
@@ -64,8 +70,25 @@ def _map(path: str, shape: Sequence[int], dtype: torch.dtype,
         return torch.empty(tuple(shape), dtype=dtype)
     # A private mapping for reading (no read happens until a row is
     # touched; writes would stay in memory), a shared one for writing.
-    return torch.from_file(path, shared=writable, size=numel,
-                           dtype=dtype).view(tuple(shape))
+    base = torch.from_file(path, shared=writable, size=numel, dtype=dtype)
+    storage = base.untyped_storage()
+    _MAPPED[storage.data_ptr()] = storage.nbytes()
+    # Every view keeps `base` alive, so the entry lives as long as the
+    # mapping:
+    weakref.finalize(base, _MAPPED.pop, storage.data_ptr(), None)
+    return base.view(tuple(shape))
+
+
+def is_store_mapped(t: Tensor) -> bool:
+    r"""Whether the memory of the tensor :obj:`t` is an array of a
+    :class:`GraphStore` (or a view of one), memory-mapped from its file
+    rather than held in memory. A copy (*e.g.*, :obj:`t.clone()`) is not.
+    """
+    if not isinstance(t, Tensor) or t.device.type != 'cpu' or \
+            t.layout != torch.strided:
+        return False
+    storage = t.untyped_storage()
+    return _MAPPED.get(storage.data_ptr()) == storage.nbytes()
 
 
 def array_checksum(t: Tensor) -> int:
