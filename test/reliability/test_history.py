@@ -283,6 +283,8 @@ def run(rank, directory, rows, out):
         result['message'] = str(e)
     with open(os.path.join(out, f'{rank}.json'), 'w') as f:
         json.dump(result, f)
+    # Without it, gloo's threads may abort the process at exit.
+    torch.distributed.destroy_process_group()
 
 if __name__ == '__main__':
     mp.spawn(run, args=(sys.argv[1], int(sys.argv[2]), sys.argv[3]),
