@@ -10,6 +10,7 @@ from torch import Tensor
 
 from torch_autoscale.errors import StorageFullError
 from torch_autoscale.utils.fd import fd_path, supports_fd_paths
+from torch_autoscale.utils.mapped import register_mapping
 
 
 def remove_file(path: str) -> None:
@@ -134,4 +135,5 @@ def map_file(directory: str, num_nodes: int, channels: int,
         raise
     finally:
         os.close(fd)
+    register_mapping(emb, 'history')
     return emb.view(num_nodes, channels), path

@@ -17,6 +17,7 @@ from torch_geometric.data import Data
 from torch_autoscale.errors import GraphStoreError
 from torch_autoscale.history.files import check_directory, reserve
 from torch_autoscale.utils.checks import check_int
+from torch_autoscale.utils.mapped import mapping_kind, register_mapping
 from torch_autoscale.utils.sparse import sparse_csr
 
 log = logging.getLogger(__name__)
@@ -57,12 +58,6 @@ def _numel(shape: Sequence[int]) -> int:
     return out
 
 
-# The start address of every live store mapping (its storage's data
-# pointer), for `is_store_mapped`: a store's arrays are private mappings,
-# for which torch records no file name.
-_MAPPED: Dict[int, int] = {}
-
-
 def _map(path: str, shape: Sequence[int], dtype: torch.dtype,
          writable: bool) -> Tensor:
     numel = _numel(shape)
@@ -71,11 +66,7 @@ def _map(path: str, shape: Sequence[int], dtype: torch.dtype,
     # A private mapping for reading (no read happens until a row is
     # touched; writes would stay in memory), a shared one for writing.
     base = torch.from_file(path, shared=writable, size=numel, dtype=dtype)
-    storage = base.untyped_storage()
-    _MAPPED[storage.data_ptr()] = storage.nbytes()
-    # Every view keeps `base` alive, so the entry lives as long as the
-    # mapping:
-    weakref.finalize(base, _MAPPED.pop, storage.data_ptr(), None)
+    register_mapping(base, 'store')
     return base.view(tuple(shape))
 
 
@@ -84,11 +75,7 @@ def is_store_mapped(t: Tensor) -> bool:
     :class:`GraphStore` (or a view of one), memory-mapped from its file
     rather than held in memory. A copy (*e.g.*, :obj:`t.clone()`) is not.
     """
-    if not isinstance(t, Tensor) or t.device.type != 'cpu' or \
-            t.layout != torch.strided:
-        return False
-    storage = t.untyped_storage()
-    return _MAPPED.get(storage.data_ptr()) == storage.nbytes()
+    return mapping_kind(t) == 'store'
 
 
 def array_checksum(t: Tensor) -> int:
