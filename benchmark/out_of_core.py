@@ -17,6 +17,7 @@ deleted as soon as the next step no longer needs them.
 """
 import argparse
 import json
+import math
 import os
 import os.path as osp
 import resource
@@ -126,6 +127,8 @@ def run_step(args) -> Dict[str, Any]:
                                     batch.data.y[:bs][mask]).backward()
                     optimizer.step()
                 steps += 1
+                print(f'step {steps}/{len(loader)}', file=sys.stderr,
+                      flush=True)
             torch.save(model.state_dict(), osp.join(w, 'model.pt'))
             out.update(steps=steps, store_bytes=gs.GraphStore(laid).nbytes,
                        history_bytes=sum(h.emb.numel() * h.emb.element_size()
@@ -138,7 +141,7 @@ def run_step(args) -> Dict[str, Any]:
                                          num_nodes=data.num_nodes)
             pred = writer.create('pred', (data.num_nodes, args.classes),
                                  torch.float16)
-            model.mini_inference(loader, progress=False, out=pred)
+            model.mini_inference(loader, progress=True, out=pred)
             correct = total = 0
             for start in range(0, data.num_nodes, 1 << 22):
                 end = start + (1 << 22)
@@ -249,7 +252,33 @@ def table(records: List[Dict[str, Any]]):
         ['nodes', 'step', 'seconds', 'peak RSS (GiB)',
          'peak anonymous RSS (GiB)', 'peak charged (GiB)', 'read (GiB)',
          'written (GiB)', 'status', 'notes'], rows)
-    return 'GAS on graphs kept on disk, step by step', body
+    return 'GAS on graphs kept on disk, step by step', body + growth(records)
+
+
+def growth(records: List[Dict[str, Any]]) -> List[str]:
+    # Per step, between consecutive sizes: the factor by which its time
+    # grew per doubling of the edges, (t2 / t1) ** (1 / log2(E2 / E1));
+    # 2.00 is linear in the edges.
+    edges = {r['size']: r['num_edges'] for r in records
+             if r['step'] == 'ingest' and r['status'] == 'ok'}
+    sizes = sorted(edges)
+    seconds = {(r['size'], r['step']): r['seconds'] for r in records
+               if r['status'] == 'ok'}
+    rows = []
+    for small, large in zip(sizes, sizes[1:]):
+        doublings = math.log2(edges[large] / edges[small])
+        cells = [f"{small:,} -> {large:,}", f"{doublings:.2f}"]
+        for step in STEPS:
+            t1, t2 = seconds.get((small, step)), seconds.get((large, step))
+            cells.append(f"{(t2 / t1) ** (1 / doublings):.2f}"
+                         if t1 and t2 and doublings > 0 else '')
+        rows.append(cells)
+    if not rows:
+        return []
+    return ['', 'Time growth per doubling of the directed edges, between '
+            'consecutive sizes ((t2 / t1) ** (1 / doublings); 2.00 is '
+            'linear):', ''] + bench_util.markdown_table(
+                ['nodes', 'doublings of edges'] + list(STEPS), rows)
 
 
 def main(argv=None):
@@ -265,8 +294,10 @@ def main(argv=None):
     parser.add_argument('--classes', type=int, default=10)
     parser.add_argument('--community-size', type=int, default=1000)
     parser.add_argument('--hidden', type=int, default=64)
-    parser.add_argument('--batch-size', type=int, default=10,
-                        help='clusters per mini-batch')
+    parser.add_argument('--batch-size', type=int, default=1000,
+                        help='clusters per mini-batch (the default, a '
+                        'million nodes, reads the halo of 70 mini-batches '
+                        'per epoch at 70M nodes, not that of 7,000)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--steps', nargs='+', choices=STEPS,
                         default=list(STEPS),
