@@ -1,13 +1,7 @@
-import pytest
 import torch
 
 from torch_autoscale.history import History
-from torch_autoscale.utils import index_select_rows
-from torch_autoscale.utils.mapped import (
-    mapping_kind,
-    register_mapping,
-    select_rows,
-)
+from torch_autoscale.utils.mapped import mapping_kind, register_mapping
 
 
 def mapped(tmp_path, rows=1000, cols=5):
@@ -26,16 +20,6 @@ def test_mapping_kind_follows_views_not_copies(tmp_path):
     history = History(10, 4, storage='disk', directory=str(tmp_path))
     assert mapping_kind(history.emb) == 'history'
     assert mapping_kind(History(10, 4).emb) is None
-
-
-@pytest.mark.parametrize('size', [0, 1, 7, 3000])
-def test_select_rows_equals_index_select(tmp_path, size):
-    x = mapped(tmp_path)
-    index = torch.randint(0, x.size(0), (size, ))  # Repeats included.
-    expected = x.index_select(0, index)
-    assert torch.equal(select_rows(x, index), expected)
-    assert torch.equal(index_select_rows(x, index), expected)
-    assert torch.equal(select_rows(x.clone(), index), expected)
 
 
 def test_disk_history_pulls_rows_in_any_order(tmp_path):

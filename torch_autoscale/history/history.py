@@ -13,7 +13,6 @@ from torch_autoscale.errors import (
     format_rows,
     non_finite_rows,
 )
-from torch_autoscale.utils.mapped import select_rows
 
 from .files import check_directory, map_file, release_name, remove_file
 
@@ -290,7 +289,7 @@ class History(torch.nn.Module):
                 raise ValueError(
                     f"'n_id' holds indices outside [0, {self.num_nodes}) of "
                     f"this History")
-            out = select_rows(out, n_id.to(self.emb.device))
+            out = out.index_select(0, n_id.to(self.emb.device))
         return out.to(device=self._device, dtype=self._out_dtype(),
                       non_blocking=True)
 

@@ -37,7 +37,8 @@ class SubgraphBatch(NamedTuple):
             non-bipartite batch) and whose columns index :obj:`n_id`.
         batch_size (int): The number of in-batch nodes; they come first.
         n_id (torch.Tensor): Global node ids, in-batch nodes first, then the
-            halo in first-seen order.
+            halo in ascending order (so that gathers of its rows, as from
+            memory-mapped files, walk memory forward).
         offset (torch.Tensor): Start of every contiguous run of in-batch
             nodes in the global order.
         count (torch.Tensor): Length of every such run.
@@ -246,6 +247,7 @@ class SubgraphCollater:
         else:  # Gathered directly (no edge-sized index for large graphs).
             rowptr, col, value, n_id = ops.relabel_one_hop(
                 self.rowptr, self.col, self.value, n_id, self.bipartite)
+        col, n_id = _sort_halo(col, n_id, batch_size)
         if value is None:
             value = torch.ones(col.numel())
         num_rows = rowptr.numel() - 1
@@ -258,6 +260,25 @@ class SubgraphCollater:
         for key, value in self.edge_attrs.items():
             data[key] = value.index_select(0, e_id)
         return SubgraphBatch(data, batch_size, n_id, offset, count)
+
+
+def _sort_halo(col: Tensor, n_id: Tensor,
+               batch_size: int) -> Tuple[Tensor, Tensor]:
+    # The halo in ascending node order (relabel_one_hop lists it as first
+    # seen): every gather of its rows (features, histories) then walks
+    # memory, and a memory-mapped file, forward; on a file larger than the
+    # page cache, the kernel's readahead turns a dense halo into a
+    # sequential read. Only the columns' labels change (and the halo rows
+    # of a square batch, which are all empty), so results do not.
+    halo = n_id[batch_size:]
+    if halo.numel() < 2:
+        return col, n_id
+    halo, order = halo.sort()
+    new_position = torch.empty_like(n_id)
+    new_position[:batch_size] = torch.arange(batch_size)
+    new_position[batch_size:].scatter_(
+        0, order, torch.arange(batch_size, n_id.numel()))
+    return new_position[col], torch.cat([n_id[:batch_size], halo])
 
 
 def _check_ptr(ptr: Tensor, num_nodes: int) -> Tensor:

@@ -11,7 +11,6 @@ from torch_geometric.data import Data
 
 from torch_autoscale import ops
 from torch_autoscale.utils.checks import out_of_range
-from torch_autoscale.utils.mapped import select_rows
 
 
 def _check_count(v: Any, name: str) -> int:
@@ -277,7 +276,7 @@ def index_select_rows(x: Tensor, index: Tensor) -> Tensor:
             raise ValueError(f"'index' holds row {bad} outside of "
                              f"[0, {x.size(0)}), the rows of 'x'")
     if x.layout == torch.strided:
-        return select_rows(x, index)
+        return x.index_select(0, index)
     crow, col, value = x.crow_indices(), x.col_indices(), x.values()
     start = crow[index]
     count = crow[index + 1] - start
