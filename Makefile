@@ -116,7 +116,7 @@ bench: install data
 	$(PY) benchmark/cpu_malloc.py --root "$(DATA_DIR)" --repeats 3 --epochs 20
 	$(PY) benchmark/partition.py --root "$(DATA_DIR)" --threads 1
 	$(PY) benchmark/memory.py --epochs 2 --threads 1
-	$(PY) benchmark/out_of_core.py --sizes 70000000 4000000 16000000 --threads 2 --memory-limit 8 --skip-done
+	$(PY) benchmark/out_of_core.py --sizes 4000000 16000000 70000000 --threads 2 --memory-limit 8 --skip-done
 	$(BENCH_GST) --epochs 50
 	$(BENCH_GST) --epochs 120 --variants full gst-efd \
 		--out $(BENCH_RESULTS)/gst_e120.md
