@@ -251,3 +251,48 @@ def test_label_updates(spark, refine):
     out = sp.label_updates(entries, nodes, cap, 3, key)
     got = sorted((r['node'], r['label']) for r in out.collect())
     assert got == list(enumerate(want.tolist()))
+    assert estimate_bits(out) <= 64  # Not raised to a power per iteration.
+
+
+def estimate_bits(df) -> int:
+    r"""The bits of Spark's size estimate of :obj:`df`'s plan."""
+    jdf = getattr(df, '_jdf', None)
+    if jdf is None:  # pragma: no cover - Spark Connect
+        pytest.skip('needs the JVM of a classic Spark session')
+    size = jdf.queryExecution().optimizedPlan().stats().sizeInBytes()
+    return int(size).bit_length()
+
+
+def test_checkpoint_bounds_the_size_estimate(spark):
+    # `localCheckpoint` keeps the size estimate of the plan it cuts, and a
+    # join is estimated as the product of its inputs: state joined with
+    # itself and checkpointed, iteration after iteration, raised it to a
+    # power every time (minutes and gigabytes of the driver's planning in
+    # LPMetis' label updates). `checkpoint` starts it afresh.
+    def step(df):
+        other = df.select('node', F.col('label').alias('other'))
+        return df.join(other, 'node').select(
+            'node', ((F.col('label') + F.col('other') + 1) % 7)
+            .alias('label'))
+
+    start = spark.range(40).select(F.col('id').alias('node'),
+                                   (F.col('id') % 5).alias('label'))
+    plain = fresh = start
+    for _ in range(5):
+        plain = step(plain).localCheckpoint()
+        fresh = sp.checkpoint(step(fresh))
+        assert estimate_bits(fresh) <= 64
+    assert sorted(fresh.collect()) == sorted(plain.collect())
+    assert fresh.schema == plain.schema
+    assert estimate_bits(plain) > 64  # What `checkpoint` avoids.
+
+    # Label updates over a frame with a blown-up estimate: computed once,
+    # and what they return has a bounded estimate.
+    nodes = plain.select('node', (F.col('node') % 4).alias('label'),
+                         F.lit(1).cast('bigint').alias('count'))
+    entries = start.select(F.col('node').alias('row'),
+                           ((F.col('node') + 1) % 40).alias('col'),
+                           F.lit(1.0).cast('float').alias('score'))
+    out = sp.label_updates(entries, nodes, 15, 3, 7)
+    assert estimate_bits(out) <= 64
+    assert out.count() == 40

@@ -185,13 +185,13 @@ def lpmetis_spark(edges: sp.EdgeSource, num_parts: int,
         return _finish(ids.withColumn('part', F.lit(0).cast('bigint')),
                        output)
 
-    level0 = sp.symmetric_entries(sp.undirected_edges(df)).localCheckpoint()
+    level0 = sp.checkpoint(sp.symmetric_entries(sp.undirected_edges(df)))
     degree = level0.groupBy(F.col('row').alias('node')).count()
     # `lpmetis.degree_rank`: by decreasing degree, ties by id.
-    rank = ids.join(degree, 'node', 'left').select(
+    rank = sp.checkpoint(ids.join(degree, 'node', 'left').select(
         'node', (F.row_number().over(
             Window.orderBy(F.desc(F.coalesce('count', F.lit(0))), 'node'))
-            - 1).alias('priority')).localCheckpoint()
+            - 1).alias('priority')))
     nodes = rank.select('node', F.col('priority').alias('label'),
                         F.lit(1).cast('bigint').alias('count'), 'priority')
     entries, merged, mapping = level0, None, None
@@ -199,11 +199,10 @@ def lpmetis_spark(edges: sp.EdgeSource, num_parts: int,
         key = stream_key(seed, r)
         pruned = sp.prune_entries(entries, float(p_ratio), float(p_b),
                                   stream_key(key, PRUNE), merged)
-        pruned = pruned.localCheckpoint()
         nodes = sp.label_updates(pruned, nodes, max_cluster_size,
                                  iterations, stream_key(key, ACTIVE))
-        clusters = sp.cluster_ids(nodes.select('node', 'label'))
-        clusters = clusters.localCheckpoint()
+        clusters = sp.checkpoint(sp.cluster_ids(nodes.select('node',
+                                                             'label')))
         size = clusters.agg(F.max('cluster')).first()[0] + 1
         if size == n:  # Nothing merged: coarsening is done.
             break
@@ -220,12 +219,12 @@ def lpmetis_spark(edges: sp.EdgeSource, num_parts: int,
             mapping = mapping.join(
                 clusters.select(F.col('node').alias('cur'), 'cluster'),
                 'cur').select('orig', F.col('cluster').alias('cur'))
-        mapping = mapping.localCheckpoint()
-        entries = sp.symmetric_entries(
-            sp.contract_entries(entries, clusters)).localCheckpoint()
-        merged = merged.localCheckpoint()
-        nodes = count.select('node', F.col('node').alias('label'),
-                             'count').localCheckpoint()
+        mapping = sp.checkpoint(mapping)
+        entries = sp.checkpoint(sp.symmetric_entries(
+            sp.contract_entries(entries, clusters)))
+        merged = sp.checkpoint(merged)
+        nodes = sp.checkpoint(count.select('node', F.col('node').alias(
+            'label'), 'count'))
         if verbose:
             log.info("LPMetis (Spark) round %d: %d nodes, %d edges (%.2fs)",
                      r + 1, n, entries.count() // 2,
@@ -243,7 +242,7 @@ def lpmetis_spark(edges: sp.EdgeSource, num_parts: int,
     else:
         parts = mapping.join(coarse, 'cur').select(
             F.col('orig').alias('node'), 'part')
-    parts = parts.localCheckpoint()
+    parts = sp.checkpoint(parts)
     if refine > 0 and mapping is not None:
         largest = parts.groupBy('part').count().agg(F.max('count')).first()
         cap = max(IMBALANCE * num_nodes / num_parts, float(largest[0]))
@@ -254,7 +253,7 @@ def lpmetis_spark(edges: sp.EdgeSource, num_parts: int,
         state = sp.label_updates(scores, state, cap, refine,
                                  stream_key(seed, REFINE))
         parts = state.select('node', F.col('label').alias('part'))
-    parts = _fill_empty_parts(parts, num_parts).localCheckpoint()
+    parts = sp.checkpoint(_fill_empty_parts(parts, num_parts))
     if verbose:
         log.info("LPMetis (Spark) split %d nodes into %d parts in %.2fs "
                  "(coarse graph: %d nodes)", num_nodes, num_parts,
@@ -275,11 +274,11 @@ def _fill_empty_parts(parts, num_parts: int):
         half = int(sizes[largest]) // 2
         position = F.row_number().over(Window.partitionBy('part')
                                        .orderBy('node')) - 1
-        parts = parts.withColumn('pos', position).select(
+        parts = sp.checkpoint(parts.withColumn('pos', position).select(
             'node', F.when((F.col('part') == largest)
                            & (F.col('pos') >= half),
                            F.lit(empty).cast('bigint'))
-            .otherwise(F.col('part')).alias('part')).localCheckpoint()
+            .otherwise(F.col('part')).alias('part')))
         sizes[empty] = sizes[largest] - half
         sizes[largest] = half
     return parts

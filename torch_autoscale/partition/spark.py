@@ -20,7 +20,10 @@ bit for bit as the in-process functions do:
   dropped, copies of an edge merged, weights divided by the largest), as
   :func:`~torch_autoscale.partition.lpmetis.undirected_csr` does;
 * :func:`prune_entries` keeps the edges of one round as
-  :func:`~torch_autoscale.partition.lpmetis.prune_block` does.
+  :func:`~torch_autoscale.partition.lpmetis.prune_block` does;
+* :func:`checkpoint` computes a DataFrame once and cuts both its lineage
+  and Spark's size estimate of it, which iterated joins would otherwise
+  raise to a power in every iteration.
 
 Spark 4 runs SQL in ANSI mode, where a 64-bit product or sum that
 overflows raises an error instead of wrapping. The hash needs wrapping
@@ -299,6 +302,41 @@ def default_session() -> 'SparkSession':
                  .appName('torch_autoscale')
                  .config('spark.ui.enabled', 'false').getOrCreate())
     return spark
+
+
+def checkpoint(df: 'DataFrame') -> 'DataFrame':
+    r"""Computes :obj:`df` once and returns it as a new leaf of the plan:
+    its rows, without its lineage and without its size estimate.
+
+    :meth:`~pyspark.sql.DataFrame.localCheckpoint` cuts the lineage but,
+    since Spark 3.4 (SPARK-39834), keeps the optimizer's size estimate of
+    the plan it cuts, and Spark estimates an inner or outer join as the
+    *product* of its inputs' sizes. An iterative algorithm that joins its
+    checkpointed state with itself and checkpoints the result raises the
+    estimate to a power every iteration: LPMetis' label updates over a
+    thousand nodes carried estimates of millions of digits after a dozen
+    iterations, and the driver spent minutes and gigabytes multiplying
+    them (planning alone, not the data). Here the rows are handed to a new
+    DataFrame (:obj:`createDataFrame` of the JVM's rows, no Python in
+    between) before the checkpoint, so the estimate starts afresh, at
+    Spark's default size for data of unknown size: joins on checkpointed
+    frames are planned as for data of unknown size (shuffled, not
+    broadcast), however often they are iterated.
+
+    Partitions and the order of rows within them are kept. Under Spark
+    Connect (no JVM handle on the client) this is
+    :meth:`~pyspark.sql.DataFrame.localCheckpoint`.
+
+    Args:
+        df (pyspark.sql.DataFrame): The rows.
+    """
+    require_pyspark()
+    jdf = getattr(df, '_jdf', None)
+    if jdf is None:  # pragma: no cover - Spark Connect
+        return df.localCheckpoint()
+    spark = df.sparkSession
+    fresh = spark._jsparkSession.createDataFrame(jdf.javaRDD(), jdf.schema())
+    return type(df)(fresh, spark).localCheckpoint()
 
 
 _INTEGRAL = ('tinyint', 'smallint', 'int', 'bigint')
@@ -680,8 +718,9 @@ def label_updates(entries: 'DataFrame', nodes: 'DataFrame',
     while its size stays within :obj:`cap`. Scores are summed in
     :obj:`float`, in the order of a node's neighbours.
 
-    Every iteration is checkpointed (:meth:`~pyspark.sql.DataFrame.
-    localCheckpoint`), so the plan does not grow with the iterations.
+    The inputs and every iteration are checkpointed (:func:`checkpoint`),
+    so neither the plan nor its size estimate grows with the iterations,
+    and inputs with a long lineage are computed once.
 
     Args:
         entries (pyspark.sql.DataFrame): The kept entries :obj:`(row, col,
@@ -702,6 +741,9 @@ def label_updates(entries: 'DataFrame', nodes: 'DataFrame',
     require_pyspark()
     order = 'priority' if 'priority' in nodes.columns else 'node'
     columns = nodes.columns
+    if iterations > 0:  # Read in every iteration: computed once.
+        entries = checkpoint(entries.select('row', 'col', 'score'))
+        nodes = checkpoint(nodes)
     for it in range(iterations):
         state = with_hash_bits(nodes, stream_key(key, it), 'node', out='h')
         state = state.where(uniform_below(F.col('h'), 0.5)).select(
@@ -739,7 +781,7 @@ def label_updates(entries: 'DataFrame', nodes: 'DataFrame',
         movers = movers.withColumn('ok', _fits(F.col('size') + within,
                                                cap)).where('ok')
         nodes = nodes.join(movers.select('node', 'dest'), 'node', 'left')
-        nodes = nodes.select(*[
+        nodes = checkpoint(nodes.select(*[
             F.coalesce('dest', 'label').alias('label') if c == 'label'
-            else c for c in columns]).localCheckpoint()
+            else c for c in columns]))
     return nodes
