@@ -72,5 +72,7 @@ def test_out_of_core_example_runs(tmp_path, monkeypatch):
     exec(compile(code, 'out_of_core.rst', 'exec'), scope)
     pred = scope['pred']
     assert pred.shape == (3_000, 10) and bool(torch.isfinite(pred).all())
+    # The page's way back to the edge list's node order.
+    assert torch.equal(scope['perm'][scope['inverse']], torch.arange(3_000))
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         'graph', 'graph_p', 'pred.npy', 'raw']
