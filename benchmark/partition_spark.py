@@ -34,7 +34,9 @@ Every measurement runs in a fresh subprocess:
   ``torch_autoscale.partition.lpmetis_spark`` are captured for the coarse
   graph's nodes and edges after every round.
 
-Both record a SHA-256 of their part ids, which the table compares. Each
+Both record a SHA-256 of their part ids, which the table compares, and
+the CPU seconds every other process of the machine used during the call
+(``/proc/stat``), which shows a measurement disturbed by other work. Each
 measurement is appended to the JSONL file beside the table (``--out``) as
 soon as it ends (``--skip-done`` resumes); the table is rebuilt from all of
 them (``--table-only`` only rebuilds).
@@ -154,6 +156,32 @@ def cpu_seconds(pid: Any = 'self') -> Optional[float]:
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
+def machine_cpu() -> Optional[List[float]]:
+    r"""The busy and the stolen CPU seconds of the whole machine so far,
+    all cores together (``/proc/stat``)."""
+    try:
+        with open('/proc/stat') as f:
+            ticks = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _, _, irq, softirq, steal = ticks
+    hz = os.sysconf('SC_CLK_TCK')
+    return [(user + nice + system + irq + softirq) / hz, steal / hz]
+
+
+def record_others(result: Record, machine: Optional[List[float]],
+                  own: Optional[float]) -> None:
+    r"""Records the CPU seconds that other processes of the machine used
+    since :obj:`machine` (:func:`machine_cpu`), this measurement's
+    :obj:`own` seconds aside, and those the hypervisor stole: what tells a
+    measurement on a busy machine from one on a quiet one."""
+    now = machine_cpu()
+    if machine is None or now is None or own is None:
+        return
+    result.update(other_cpu_seconds=max(now[0] - machine[0] - own, 0.0),
+                  steal_seconds=now[1] - machine[1])
+
+
 def parts_digest(cluster) -> str:
     r"""The SHA-256 of the part ids as :obj:`int64`."""
     return hashlib.sha256(
@@ -216,13 +244,14 @@ def run_torch(spec: Dict[str, Any], result: Record) -> None:
                   baseline_rss_bytes=current_rss(),
                   peak_reset=reset_peak_rss())
     _write_json(spec['result'], result)
-    cpu = cpu_seconds()
+    cpu, machine = cpu_seconds(), machine_cpu()
     t = time.perf_counter()
     cluster = partition(edge_index, spec['num_parts'], method='lpmetis',
                         num_nodes=num_nodes, seed=spec['seed'])
     result['seconds'] = time.perf_counter() - t
     if cpu is not None:
         result['cpu_seconds'] = cpu_seconds() - cpu
+        record_others(result, machine, result['cpu_seconds'])
     result['peak_rss_bytes'] = peak_rss()
     del edge_index
     result['parts_sha256'] = parts_digest(cluster)
@@ -250,7 +279,7 @@ def run_spark(spec: Dict[str, Any], result: Record) -> None:
         baseline_rss_bytes=current_rss(), peak_reset=reset_peak_rss())
     _write_json(spec['result'], result)
     sampler = bench_util.RssSampler(jvm)
-    cpu = cpu_seconds(jvm), cpu_seconds()
+    cpu, machine = (cpu_seconds(jvm), cpu_seconds()), machine_cpu()
     t = time.perf_counter()
     parts = lpmetis_spark(parquet_path(spec['graph_path']),
                           spec['num_parts'], spec['num_nodes'], spark,
@@ -263,6 +292,8 @@ def run_spark(spec: Dict[str, Any], result: Record) -> None:
     if None not in cpu:
         result.update(jvm_cpu_seconds=cpu_seconds(jvm) - cpu[0],
                       cpu_seconds=cpu_seconds() - cpu[1])
+        record_others(result, machine,
+                      result['jvm_cpu_seconds'] + result['cpu_seconds'])
     result.update(jvm_pid_count=len(jvms),
                   jvm_peak_rss_bytes=peak_rss(jvm),
                   jvm_peak_anon_bytes=sampler.peak_anon,
@@ -442,7 +473,9 @@ def table(records: List[Record]):
         '`lpmetis_spark` on the Parquet edge list plus `read_parts`, '
         'without starting the session, in *session s*); *CPU s*: the '
         'user and system seconds of the process calling it and of '
-        "Spark's JVM during that call. *Python peak*: "
+        "Spark's JVM during that call; *others' CPU s*: those of every "
+        'other process of the machine meanwhile (`/proc/stat`; near 0 on '
+        'a quiet machine). *Python peak*: '
         'the peak RSS of the process calling it (in-process: the loaded '
         'graph included; Spark: the driver); *JVM peak*: the peak RSS of '
         "Spark's JVM (driver and executor in local mode) over its whole "
@@ -479,6 +512,7 @@ def table(records: List[Record]):
                 _fmt(r.get('seconds') if ok else None, '.2f'),
                 _fmt(r.get('cpu_seconds') if ok else None, '.2f'),
                 _fmt(r.get('jvm_cpu_seconds') if ok else None, '.2f'),
+                _fmt(r.get('other_cpu_seconds') if ok else None, '.2f'),
                 _fmt(r.get('session_seconds'), '.2f'),
                 _gib(r.get('peak_rss_bytes')),
                 _gib(r.get('jvm_peak_rss_bytes')),
@@ -489,17 +523,19 @@ def table(records: List[Record]):
                 same, _status(r)])
         body += bench_util.markdown_table(
             ['engine', 'K', 'seed', 'seconds', 'Python CPU s', 'JVM CPU s',
-             'session s',
+             "others' CPU s", 'session s',
              'Python peak (GiB)', 'JVM peak (GiB)', 'JVM anon (GiB)', 'EC',
              'BAL', 'STD', 'same parts', 'status'], rows)
         body.append('')
         for r in rs:
-            if r['engine'] != 'spark' or not r.get('rounds'):
+            if r['engine'] != 'spark' or not (r.get('rounds')
+                                              or r.get('split')):
                 continue
             body += [f"Coarse graph after every round of the Spark run "
                      f"(K={r['num_parts']}, seed {r['seed']}; round 0: the "
                      f"input graph; the last row: the nodes METIS split; "
-                     f"seconds since the call began):", '']
+                     f"seconds since the call began; a round that merges "
+                     f"no nodes ends the coarsening and has no row):", '']
             rows = [[0, f"{r['num_nodes']:,}", f"{r['num_edges']:,}", '-']]
             rows += [[c['round'], f"{c['nodes']:,}", f"{c['edges']:,}",
                       f"{c['seconds']:.2f}"] for c in r['rounds']]
