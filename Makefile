@@ -115,6 +115,8 @@ bench: install data
 	$(PY) benchmark/small/transpose.py --root "$(DATA_DIR)" --epochs 20
 	$(PY) benchmark/cpu_malloc.py --root "$(DATA_DIR)" --repeats 3 --epochs 20
 	$(PY) benchmark/partition.py --root "$(DATA_DIR)" --threads 1
+	$(PY) benchmark/partition_spark.py --root "$(DATA_DIR)" \
+		--edges 0.01 0.1 0.3 1 3 --timeout 1200
 	$(PY) benchmark/memory.py --epochs 2 --threads 1
 	$(PY) benchmark/out_of_core.py --sizes 4000000 16000000 70000000 --threads 2 --memory-limit 8 --skip-done
 	$(BENCH_GST) --epochs 50

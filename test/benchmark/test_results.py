@@ -24,6 +24,7 @@ TABLES = {
     'small_overhead_malloc': ('small/overhead.py', []),
     'small_transpose': ('small/transpose.py', []),
     'partition': ('partition.py', []),
+    'partition_spark': ('partition_spark.py', []),
     'memory': ('memory.py', []),
     'gst': ('gst.py', []),
     'gst_e120': ('gst.py', []),
