@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import bench_util
 
@@ -50,7 +50,8 @@ def run_step(args) -> Dict[str, Any]:
         gs.generate_edge_list(
             raw, args.size, community_size=args.community_size,
             avg_degree=args.avg_degree, num_features=args.features,
-            num_classes=args.classes, seed=args.seed, progress=False)
+            num_classes=args.classes, locality=args.locality,
+            seed=args.seed, progress=False)
     elif args.step == 'ingest':
         nodes = torch.load(osp.join(raw, 'nodes.pt'))
         x = torch.from_file(osp.join(raw, 'x.bin'), shared=False,
@@ -114,7 +115,7 @@ def run_step(args) -> Dict[str, Any]:
         if args.step == 'train':
             optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
             loader = SubgraphLoader(data, ptr, batch_size=args.batch_size,
-                                    shuffle=True)
+                                    shuffle=True, contiguous=args.contiguous)
             model.train()
             steps = 0
             for batch in loader:
@@ -168,6 +169,10 @@ def measure(args, size: int, step: str, workdir: str) -> Dict[str, Any]:
            '--features', str(args.features), '--classes', str(args.classes),
            '--community-size', str(args.community_size), '--hidden',
            str(args.hidden), '--batch-size', str(args.batch_size)]
+    if args.locality is not None:
+        cmd += ['--locality', str(args.locality)]
+    if args.contiguous:
+        cmd.append('--contiguous')
     cgroup = None
     if args.memory_limit is not None:
         dropped = bench_util.drop_page_cache()
@@ -208,9 +213,23 @@ def measure(args, size: int, step: str, workdir: str) -> Dict[str, Any]:
     return record
 
 
+def series(r: Dict[str, Any]) -> Tuple[int, bool]:
+    # A graph and batching: the generator's locality (0: cut edges go
+    # anywhere) and whether batches are runs of consecutive clusters.
+    return r.get('locality') or 0, bool(r.get('contiguous'))
+
+
+def series_name(key: Tuple[int, bool]) -> str:
+    locality, contiguous = key
+    graph = (f'cut edges to {locality} communities either side'
+             if locality else 'cut edges anywhere')
+    return graph + ('; consecutive clusters per batch' if contiguous else
+                    '; random clusters per batch')
+
+
 def table(records: List[Dict[str, Any]]):
     rows = []
-    for r in sorted(records, key=lambda r: (r['size'],
+    for r in sorted(records, key=lambda r: (series(r), r['size'],
                                             STEPS.index(r['step']))):
         extra = []
         if 'num_edges' in r:
@@ -225,7 +244,7 @@ def table(records: List[Dict[str, Any]]):
         if 'method' in r:
             extra.append(f"{r['method']}: edge cut {r['edge_cut']:.3f}, "
                          f"largest part / mean {r['balance']:.2f}")
-        rows.append([f"{r['size']:,}", r['step'], f"{r['seconds']:.1f}",
+        rows.append([series_name(series(r)), f"{r['size']:,}", r['step'], f"{r['seconds']:.1f}",
                      f"{r['peak_rss'] / GiB:.2f}",
                      f"{r['peak_anon'] / GiB:.2f}"
                      if 'peak_anon' in r else '',
@@ -249,16 +268,31 @@ def table(records: List[Dict[str, Any]]):
     ] if any(r.get('memory_limit') for r in records) else []) + [
         ''
     ] + bench_util.markdown_table(
-        ['nodes', 'step', 'seconds', 'peak RSS (GiB)',
+        ['graph; training batches', 'nodes', 'step', 'seconds',
+         'peak RSS (GiB)',
          'peak anonymous RSS (GiB)', 'peak charged (GiB)', 'read (GiB)',
          'written (GiB)', 'status', 'notes'], rows)
     return 'GAS on graphs kept on disk, step by step', body + growth(records)
 
 
 def growth(records: List[Dict[str, Any]]) -> List[str]:
-    # Per step, between consecutive sizes: the factor by which its time
-    # grew per doubling of the edges, (t2 / t1) ** (1 / log2(E2 / E1));
-    # 2.00 is linear in the edges.
+    # Per series and step, between consecutive sizes: the factor by which
+    # its time grew per doubling of the edges,
+    # (t2 / t1) ** (1 / log2(E2 / E1)); 2.00 is linear in the edges.
+    rows = []
+    for key in sorted({series(r) for r in records}):
+        rows += growth_rows(key, [r for r in records if series(r) == key])
+    if not rows:
+        return []
+    return ['', 'Time growth per doubling of the directed edges, between '
+            'consecutive sizes ((t2 / t1) ** (1 / doublings); 2.00 is '
+            'linear):', ''] + bench_util.markdown_table(
+                ['graph; training batches', 'nodes', 'doublings of edges'] +
+                list(STEPS), rows)
+
+
+def growth_rows(key: Tuple[int, bool],
+                records: List[Dict[str, Any]]) -> List[List[str]]:
     edges = {r['size']: r['num_edges'] for r in records
              if r['step'] == 'ingest' and r['status'] == 'ok'}
     sizes = sorted(edges)
@@ -267,18 +301,14 @@ def growth(records: List[Dict[str, Any]]) -> List[str]:
     rows = []
     for small, large in zip(sizes, sizes[1:]):
         doublings = math.log2(edges[large] / edges[small])
-        cells = [f"{small:,} -> {large:,}", f"{doublings:.2f}"]
+        cells = [series_name(key), f"{small:,} -> {large:,}",
+                 f"{doublings:.2f}"]
         for step in STEPS:
             t1, t2 = seconds.get((small, step)), seconds.get((large, step))
             cells.append(f"{(t2 / t1) ** (1 / doublings):.2f}"
                          if t1 and t2 and doublings > 0 else '')
         rows.append(cells)
-    if not rows:
-        return []
-    return ['', 'Time growth per doubling of the directed edges, between '
-            'consecutive sizes ((t2 / t1) ** (1 / doublings); 2.00 is '
-            'linear):', ''] + bench_util.markdown_table(
-                ['nodes', 'doublings of edges'] + list(STEPS), rows)
+    return rows
 
 
 def main(argv=None):
@@ -298,6 +328,15 @@ def main(argv=None):
                         help='clusters per mini-batch (the default, a '
                         'million nodes, reads the halo of 70 mini-batches '
                         'per epoch at 70M nodes, not that of 7,000)')
+    parser.add_argument('--locality', type=int, default=None,
+                        help='generate a graph whose cut edges stay within '
+                        'this many communities on either side '
+                        '(generate_edge_list(locality=...); default: '
+                        'anywhere)')
+    parser.add_argument('--contiguous', action='store_true',
+                        help='train on fixed runs of consecutive clusters '
+                        '(SubgraphLoader(contiguous=True)) rather than on '
+                        'random clusters')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--steps', nargs='+', choices=STEPS,
                         default=list(STEPS),
@@ -328,8 +367,12 @@ def main(argv=None):
         os.makedirs(base, exist_ok=True)
         command = bench_util.command_line(__file__, argv)
         records = bench_util.read_jsonl(jsonl) if args.skip_done else []
+        key = series(vars(args))
+        records = [r for r in records if series(r) == key]
+        suffix = ((f'_locality{args.locality}' if args.locality else '') +
+                  ('_contiguous' if args.contiguous else ''))
         for size in args.sizes:
-            workdir = osp.join(base, f'graph_{size}')
+            workdir = osp.join(base, f'graph_{size}{suffix}')
             done = [r['step'] for r in records
                     if r['size'] == size and r['status'] == 'ok']
             if all(s in done for s in STEPS):
@@ -346,7 +389,7 @@ def main(argv=None):
                 kept = []
             bench_util.drop_jsonl(
                 jsonl, lambda r, n=size: r['size'] == n and
-                r['step'] not in kept)
+                series(r) == key and r['step'] not in kept)
             if not kept:
                 shutil.rmtree(workdir, ignore_errors=True)
                 os.makedirs(workdir)
@@ -355,6 +398,8 @@ def main(argv=None):
                     break
                 record = measure(args, size, step, workdir)
                 record.update(command=command, threads=args.threads,
+                              locality=args.locality,
+                              contiguous=args.contiguous,
                               **bench_util.provenance())
                 bench_util.append_jsonl(jsonl, record)
                 print(json.dumps({k: v for k, v in record.items()

@@ -94,6 +94,27 @@ def test_shuffle_covers_every_cluster_once():
         assert torch.equal(nodes.sort()[0], torch.arange(60))
 
 
+@pytest.mark.parametrize('shuffle', [False, True])
+def test_contiguous_batches_are_fixed_runs(shuffle):
+    data = random_graph()
+    ptr = torch.tensor([0, 10, 20, 20, 30, 40, 50, 60])  # 2 is empty
+    loader = SubgraphLoader(data, ptr, batch_size=2, shuffle=shuffle,
+                            contiguous=True, num_workers=1)
+    assert loader.batches is None  # Built when needed.
+    runs = [[0, 1], [3, 4], [5, 6]]
+    by_offset = {0: 0, 10: 1, 20: 3, 30: 4, 40: 5, 50: 6}
+    for _ in range(2):
+        seen = []
+        for batch in loader:
+            clusters = torch.tensor([by_offset[int(o)]
+                                     for o in batch.offset])
+            check_batch(batch, data, ptr, clusters, True)
+            seen.append(clusters.tolist())
+        assert sorted(seen) == runs
+        if not shuffle:
+            assert seen == runs
+
+
 def test_adj_t_input_carries_values():
     data = random_graph()
     value = torch.rand(data.edge_index.size(1))

@@ -44,3 +44,30 @@ def test_bad_arguments(tmp_path):
         generate_store(tmp_path / 'g', 10, dtype=torch.int64,
                        progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_locality_keeps_cut_edges_near(tmp_path):
+    kwargs = dict(community_size=50, num_classes=5, avg_degree=8,
+                  num_features=4, homophily=0.5, chunk_nodes=700,
+                  progress=False)
+    n, num_communities = 3000, 60
+    # The generator's communities: node i is at position[i] of a random
+    # permutation drawn first from the seed.
+    position = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    community = position // 50
+
+    def ring_distance(store):
+        rowptr, col = store['rowptr'], store['col']
+        row = torch.repeat_interleave(torch.arange(n), rowptr.diff())
+        d = (community[row] - community[col]).abs()
+        return torch.minimum(d, num_communities - d)
+
+    near = ring_distance(generate_store(tmp_path / 'near', n, locality=2,
+                                        **kwargs))
+    anywhere = ring_distance(generate_store(tmp_path / 'far', n, **kwargs))
+    assert int(near.max()) == 2
+    assert float((near == 0).float().mean()) > 0.4  # Homophily holds.
+    assert bool((near == 1).any()) and bool((near == 2).any())
+    assert int(anywhere.max()) > 20
+    with pytest.raises(ValueError, match="'locality' must be at least 1"):
+        generate_store(tmp_path / 'g', 10, locality=0, progress=False)

@@ -333,13 +333,27 @@ class SubgraphLoader(DataLoader):
             (default: :obj:`False`)
         bipartite (bool, optional): Whether :obj:`adj_t` holds rows for the
             in-batch nodes only. (default: :obj:`True`)
+        precompute (bool, optional): Whether all subgraphs are built once up
+            front and kept; each batch is then a fixed run of
+            :obj:`batch_size` consecutive clusters, and :obj:`shuffle`
+            shuffles the order of the runs. (default: :obj:`None`, when
+            :obj:`batch_size` is :obj:`1`)
+        contiguous (bool, optional): Whether, without :obj:`precompute`,
+            batches are the same fixed runs of consecutive clusters, built
+            when needed, rather than random clusters. A batch's own rows
+            are then one range, and on a graph whose layout keeps
+            neighbouring clusters near (METIS numbers parts so, and on a
+            graph with locality most of a run's neighbours fall in the run),
+            its halo stays near too: on a
+            :class:`~torch_autoscale.store.GraphStore`, far fewer pages are
+            read per batch. (default: :obj:`False`)
         **kwargs (optional): Further arguments of
             :class:`torch.utils.data.DataLoader`, such as :obj:`num_workers`.
     """
     def __init__(self, data: Data, ptr: Tensor,
                  batch_size: Optional[int] = None, shuffle: bool = False,
                  bipartite: bool = True, precompute: Optional[bool] = None,
-                 **kwargs):
+                 contiguous: bool = False, **kwargs):
         if batch_size is None:
             batch_size = 1
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -362,11 +376,9 @@ class SubgraphLoader(DataLoader):
         self.batches: Optional[List[SubgraphBatch]] = None
         if precompute is None:
             precompute = batch_size == 1
+        groups = [clusters[i:i + batch_size]
+                  for i in range(0, len(clusters), batch_size)]
         if precompute:
-            groups = [[c] for c in clusters] if batch_size == 1 else [
-                clusters[i:i + batch_size]
-                for i in range(0, len(clusters), batch_size)
-            ]
             batches = [
                 self.collater(g) for g in tqdm(
                     groups, desc='Precomputing subgraphs', leave=False,
@@ -375,6 +387,10 @@ class SubgraphLoader(DataLoader):
             self.batches = batches
             super().__init__(batches, batch_size=1, shuffle=shuffle,
                              collate_fn=unwrap_single, **kwargs)
+        elif contiguous:
+            super().__init__(groups, batch_size=1, shuffle=shuffle,
+                             collate_fn=_GroupCollater(self.collater),
+                             **kwargs)
         else:
             super().__init__(clusters, batch_size=batch_size,
                              shuffle=shuffle, collate_fn=self.collater,
@@ -460,6 +476,16 @@ class EvalSubgraphLoader(SubgraphLoader):
         layer-wise inference over this loader, which reads every node of a
         batch: the largest batch together with its halo."""
         return max(b.n_id.numel() for b in self.batch_sequence())
+
+
+class _GroupCollater:
+    r"""The :obj:`collate_fn` of a loader over fixed groups of clusters,
+    one group per step."""
+    def __init__(self, collater: SubgraphCollater):
+        self.collater = collater
+
+    def __call__(self, groups: List[List[int]]) -> SubgraphBatch:
+        return self.collater(groups[0])
 
 
 class _OnDemand(Sequence):

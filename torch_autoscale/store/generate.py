@@ -20,6 +20,7 @@ def generate_edge_list(folder: str, num_nodes: int,
                        community_size: int = 1000, num_classes: int = 10,
                        avg_degree: float = 10.0, homophily: float = 0.8,
                        num_features: int = 64, feature_signal: float = 0.3,
+                       locality: Optional[int] = None,
                        dtype: torch.dtype = torch.float16,
                        train_ratio: float = 0.1, val_ratio: float = 0.1,
                        seed: int = 0, chunk_nodes: int = 1 << 20,
@@ -43,6 +44,8 @@ def generate_edge_list(folder: str, num_nodes: int,
     num_features = check_int(num_features, 'num_features', 1)
     chunk_nodes = check_int(chunk_nodes, 'chunk_nodes', 1)
     seed = check_int(seed, 'seed', 0)
+    if locality is not None:
+        locality = check_int(locality, 'locality', 1)
     if not 0.0 <= homophily <= 1.0 or avg_degree < 0:
         raise ValueError("'homophily' must lie in [0, 1] and 'avg_degree' "
                          "be non-negative")
@@ -92,7 +95,17 @@ def generate_edge_list(folder: str, num_nodes: int,
             base = pos - pos % community_size
             size = torch.clamp(n - base, max=community_size)
             inner = base + (torch.rand(count, generator=g) * size).long()
-            anywhere = torch.randint(n, (count, ), generator=g)
+            if locality is None:
+                anywhere = torch.randint(n, (count, ), generator=g)
+            else:  # A community within `locality` on either side.
+                shift = torch.randint(2 * locality, (count, ), generator=g)
+                shift = torch.where(shift < locality, shift - locality,
+                                    shift - locality + 1)
+                other = (pos // community_size + shift) % num_communities
+                base = other * community_size
+                size = torch.clamp(n - base, max=community_size)
+                anywhere = by_position[base + (torch.rand(
+                    count, generator=g) * size).long()]
             keep = torch.rand(count, generator=g) < homophily
             dst = torch.where(keep, by_position[inner], anywhere)
             torch.stack([src, dst], 1).numpy().tofile(f)
@@ -118,8 +131,11 @@ def generate_store(path: str, num_nodes: int,
     the node ids by a random permutation, so that a partitioner has
     something to find); a community's class is one of :obj:`num_classes`.
     Every node starts :obj:`avg_degree / 2` edges, each to a random node of
-    its own community with probability :obj:`homophily` and to a random node
-    of the graph otherwise; the graph is then made undirected, without
+    its own community with probability :obj:`homophily` and otherwise to a
+    random node of the graph, or, with :obj:`locality`, of one of the
+    :obj:`locality` communities on either side of its own (communities form
+    a ring: a graph whose cut edges stay near, as in graphs of places or of
+    web hosts, rather than going anywhere); the graph is then made undirected, without
     self-loops or duplicates. Features are the class centroid times
     :obj:`feature_signal` plus standard Gaussian noise, so labels are
     learnable from neighbourhoods rather than from a node's own features.
@@ -149,6 +165,9 @@ def generate_store(path: str, num_nodes: int,
             (default: :obj:`64`)
         feature_signal (float, optional): The scale of the class centroids
             relative to the unit noise. (default: :obj:`0.3`)
+        locality (int, optional): How many communities on either side of
+            its own an edge leaving its community may reach.
+            (default: :obj:`None`, any)
         dtype (torch.dtype, optional): The feature dtype.
             (default: :obj:`torch.float16`)
         train_ratio (float, optional): The fraction of training nodes.
