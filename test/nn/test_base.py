@@ -399,5 +399,15 @@ def test_mini_inference_with_batches_built_on_demand(batch_size):
         assert torch.equal(a.n_id, b.n_id)
     assert len(sequence._kept) == 2
     assert lazy.required_buffer_size() == kept.required_buffer_size()
+    bare = lazy.batch_sequence(node_attrs=[])[0]
+    assert 'x' not in bare.data and 'y' in kept.batches[0].data
+    assert torch.equal(bare.n_id, kept.batches[0].n_id)
     expected = model.mini_inference(kept, progress=False)
+    # Layers after the first gather no node features (on a graph larger
+    # than memory, a halo's features are most of the feature file).
+    collater, asked = lazy.collater, []
+    lazy.collater = lambda group, node_attrs=None: (
+        asked.append(node_attrs), collater(group, node_attrs))[1]
     assert torch.equal(model.mini_inference(lazy, progress=False), expected)
+    per_layer = len(sequence)
+    assert asked == [['x']] * per_layer + [[]] * (2 * per_layer)

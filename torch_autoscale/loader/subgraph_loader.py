@@ -229,7 +229,11 @@ class SubgraphCollater:
                 "data.edge_index, data.num_nodes, data.edge_weight)'",
                 UserWarning, stacklevel=4)
 
-    def __call__(self, clusters: Sequence[int]) -> SubgraphBatch:
+    def __call__(self, clusters: Sequence[int],
+                 node_attrs: Optional[Sequence[str]] = None
+                 ) -> SubgraphBatch:
+        r"""The mini-batch of :obj:`clusters`, carrying the node attributes
+        :obj:`node_attrs` only (default: :obj:`None`, all of them)."""
         clusters = torch.as_tensor(clusters, dtype=torch.long).view(-1)
         offset = self.ptr[clusters]
         count = self.ptr[clusters + 1] - offset
@@ -255,8 +259,9 @@ class SubgraphCollater:
 
         data = Data(adj_t=adj_t, num_nodes=n_id.numel())
         for key, value in self.node_attrs.items():
-            # Node features may be a sparse CSR matrix (bag-of-words):
-            data[key] = index_select_rows(value, n_id)
+            if node_attrs is None or key in node_attrs:
+                # Node features may be a sparse CSR matrix (bag-of-words):
+                data[key] = index_select_rows(value, n_id)
         for key, value in self.edge_attrs.items():
             data[key] = value.index_select(0, e_id)
         return SubgraphBatch(data, batch_size, n_id, offset, count)
@@ -462,13 +467,23 @@ class EvalSubgraphLoader(SubgraphLoader):
         return [self.clusters[i:i + size]
                 for i in range(0, len(self.clusters), size)]
 
-    def batch_sequence(self) -> Sequence[SubgraphBatch]:
+    def batch_sequence(self, node_attrs: Optional[Sequence[str]] = None
+                       ) -> Sequence[SubgraphBatch]:
         r"""The mini-batches as a sequence: the precomputed ones, or, without
         :obj:`precompute`, one that builds a batch when it is indexed (and
-        keeps the last two, for the look-ahead of layer-wise inference)."""
+        keeps the last two, for the look-ahead of layer-wise inference).
+
+        Args:
+            node_attrs (list of str, optional): The node attributes that
+                batches built on demand carry, *e.g.*, none for the layers of
+                layer-wise inference that read histories, not features (on a
+                graph larger than memory, gathering the halo's features
+                reads most of them). Precomputed batches carry all.
+                (default: :obj:`None`, all)
+        """
         if self.batches is not None:
             return self.batches
-        return _OnDemand(self.collater, self.groups)
+        return _OnDemand(self.collater, self.groups, node_attrs)
 
     def required_buffer_size(self) -> int:
         r"""The smallest :obj:`buffer_size` of an
@@ -491,8 +506,10 @@ class _GroupCollater:
 class _OnDemand(Sequence):
     r"""Mini-batches built when indexed, the last two kept."""
     def __init__(self, collater: 'SubgraphCollater',
-                 groups: List[List[int]]):
+                 groups: List[List[int]],
+                 node_attrs: Optional[Sequence[str]] = None):
         self.collater, self.groups = collater, groups
+        self.node_attrs = node_attrs
         self._kept: List[Tuple[int, SubgraphBatch]] = []
 
     def __len__(self) -> int:
@@ -502,6 +519,6 @@ class _OnDemand(Sequence):
         for j, batch in self._kept:
             if j == i:
                 return batch
-        batch = self.collater(self.groups[i])
+        batch = self.collater(self.groups[i], self.node_attrs)
         self._kept = (self._kept + [(i, batch)])[-2:]
         return batch

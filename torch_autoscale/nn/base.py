@@ -647,7 +647,7 @@ class ScalableGNN(torch.nn.Module):
             in_batch = [torch.cat([torch.arange(int(ptr[c]), int(ptr[c + 1]))
                                    for c in group]) for group in loader.groups]
         self._check_coverage(in_batch, nodes)
-        states: List[Dict[str, Any]] = [{} for _ in batches]
+        states: List[Dict[str, Any]] = [{} for _ in range(len(batches))]
         store = self.histories
         if out is not None and (not isinstance(out, Tensor) or out.dim() != 2
                                 or out.size(0) != self.num_nodes
@@ -660,6 +660,10 @@ class ScalableGNN(torch.nn.Module):
                     leave=False)
         for layer in range(self.num_layers):
             last = layer == self.num_layers - 1
+            if not isinstance(batches, list):  # Built on demand: layers
+                # after the first read histories, not node features.
+                batches = loader.batch_sequence(
+                    node_attrs=['x'] if layer == 0 else [])
             if layer == 0:
                 inputs = (self._in_model_dtype(
                     b.data.x.to(device, non_blocking=True)) for b in batches)
