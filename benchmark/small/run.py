@@ -119,6 +119,22 @@ def cell(values: List[float], scale: float = 100.0, digits: int = 2) -> str:
     return f'{scale * mean:.{digits}f} ± {scale * std:.{digits}f}'
 
 
+def paired_cells(gas: List[Dict[str, Any]],
+                 full: List[Dict[str, Any]]) -> Tuple[str, str]:
+    r"""The per-seed GAS - full-batch test difference over the seeds both
+    ran: mean ± standard error, and the lowest with its seed."""
+    g = {r['seed']: r['test'] for r in gas}
+    f = {r['seed']: r['test'] for r in full}
+    seeds = sorted(set(g) & set(f))
+    if not seeds:
+        return '–', '–'
+    diffs = [100 * (g[s] - f[s]) for s in seeds]
+    mean, std = bench_util.mean_std(diffs)
+    worst = min(range(len(seeds)), key=lambda i: diffs[i])
+    return (f'{mean:+.2f} ± {std / len(diffs) ** 0.5:.2f}',
+            f'{diffs[worst]:+.2f} (seed {seeds[worst]})')
+
+
 def short_commits(rs: List[Dict[str, Any]]) -> str:
     return ', '.join(sorted({str(r.get('commit', 'unknown'))[:7]
                              for r in rs}))
@@ -143,28 +159,29 @@ def write_table(jsonl: str, table_path: str) -> str:
         acc = [cells[m][0] if m in cells else '–' for m, _ in MODES]
         sec = [f'{cells[m][1]:.4f}' if m in cells else '–'
                for m, _ in MODES]
-        diff = ratio = '–'
+        diff = worst = ratio = '–'
         if len(cells) == 2:
-            g = bench_util.mean_std(r['test'] for r in by['gas'])[0]
-            f = bench_util.mean_std(r['test'] for r in by['full'])[0]
-            diff = f'{100 * (g - f):+.2f}'
+            diff, worst = paired_cells(by['gas'], by['full'])
             ratio = f"{cells['gas'][1] / cells['full'][1]:.2f}"
         rows.append(
             [first['model'], first['dataset']] +
             [first.get(k, DEFAULTS[k]) for k in extra] +
             [len({r['seed'] for r in rs}), first['epochs'], *acc, diff,
-             *sec, ratio, first.get('features', 'dense'),
+             worst, *sec, ratio, first.get('features', 'dense'),
              first.get('device', 'cpu'), bench_util.values(rs, 'threads'),
              short_commits(rs)])
     header = (['model', 'dataset'] + [k.replace('_', ' ') for k in extra] +
               ['seeds', 'epochs', 'GAS test', 'full-batch test',
-               'GAS − full', 'GAS s/epoch', 'full s/epoch',
+               'GAS − full (paired, ± s.e.)', 'worst seed: GAS − full',
+               'GAS s/epoch', 'full s/epoch',
                'GAS / full time', 'features', 'device', 'threads',
                'commit'])
     body = [
         f"torch {bench_util.values(records, 'torch')}. Test accuracy (%) "
         'at the epoch of best validation accuracy, mean ± std over seeds; '
-        'training seconds per epoch (evaluation excluded, first epoch '
+        'GAS − full: the per-seed difference over the seeds both ran, mean '
+        '± its standard error, and the seed where GAS fell furthest below '
+        'full-batch; training seconds per epoch (evaluation excluded, first epoch '
         'excluded), mean over seeds. GAS and full-batch of a seed ran side '
         'by side in one process; `–`: not run.', ''
     ] + bench_util.markdown_table(header, rows)

@@ -94,11 +94,30 @@ def test_table_names_the_device(tmp_path):
                     device=device, threads=1, command='python x')) + '\n')
     text = run.write_table(str(tmp_path / 'small.jsonl'),
                            str(tmp_path / 'small.md'))
-    assert ('| GCN | a | 1 | 1 | 75.00 ± 0.00 | 75.00 ± 0.00 | +0.00 |'
-            in text)
+    assert ('| GCN | a | 1 | 1 | 75.00 ± 0.00 | 75.00 ± 0.00 | +0.00 ± 0.00 '
+            '| +0.00 (seed 0) |' in text)
     assert '| dense | cpu | 1 | unknown |' in text
     assert '| dense | NVIDIA H100 | 1 | unknown |' in text
     assert 'python x' in text and 'skipped' not in text
+
+
+def test_table_pairs_seeds(tmp_path):
+    # GAS - full-batch per seed: mean ± standard error over the seeds both
+    # ran, and the worst seed.
+    run = load_runner()
+    tests = {'gas': [0.80, 0.70, 0.82, 0.9], 'full': [0.78, 0.79, 0.80]}
+    with open(tmp_path / 'small.jsonl', 'w') as f:
+        for mode, values in tests.items():
+            for seed, test in enumerate(values):
+                f.write(json.dumps(dict(
+                    config='a', model='GCN', dataset='a', epochs=1,
+                    mode=mode, seed=seed, val=0.8, test=test, sec=0.5,
+                    threads=1, command='python x')) + '\n')
+    text = run.write_table(str(tmp_path / 'small.jsonl'),
+                           str(tmp_path / 'small.md'))
+    # Differences +2, -9, +2 (seed 3 has no full-batch run): mean -1.67,
+    # sample std 6.35, standard error 3.67.
+    assert '| -1.67 ± 3.67 | -9.00 (seed 1) |' in text
 
 
 def test_sparse_features_rule():
