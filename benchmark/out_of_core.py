@@ -117,8 +117,14 @@ def run_step(args) -> Dict[str, Any]:
             loader = SubgraphLoader(data, ptr, batch_size=args.batch_size,
                                     shuffle=True, contiguous=args.contiguous)
             model.train()
-            steps = 0
+            steps = halo = pages = 0
+            # How far a batch's halo reaches: the feature file's pages it
+            # touches (4 KiB each) against all of them.
+            rows_per_page = max(1, 4096 // (args.features * 2))
             for batch in loader:
+                h = batch.n_id[batch.batch_size:]
+                halo += h.numel()
+                pages += (h // rows_per_page).unique().numel()
                 optimizer.zero_grad()
                 h = model(batch.data.x, batch.data.adj_t, batch)
                 bs = batch.batch_size
@@ -131,7 +137,10 @@ def run_step(args) -> Dict[str, Any]:
                 print(f'step {steps}/{len(loader)}', file=sys.stderr,
                       flush=True)
             torch.save(model.state_dict(), osp.join(w, 'model.pt'))
-            out.update(steps=steps, store_bytes=gs.GraphStore(laid).nbytes,
+            out.update(steps=steps, halo_per_batch=halo / max(1, steps),
+                       page_fraction=pages / max(1, steps) / -(
+                           -data.num_nodes // rows_per_page),
+                       store_bytes=gs.GraphStore(laid).nbytes,
                        history_bytes=sum(h.emb.numel() * h.emb.element_size()
                                          for h in model.histories))
         else:
@@ -235,6 +244,10 @@ def table(records: List[Dict[str, Any]]):
         if 'num_edges' in r:
             extra.append(f"{r['num_edges']:,} directed edges, store "
                          f"{r['store_bytes'] / GiB:.2f} GiB")
+        if 'halo_per_batch' in r:
+            extra.append(f"halo {r['halo_per_batch']:,.0f} nodes and "
+                         f"{100 * r['page_fraction']:.0f}% of the feature "
+                         f"pages per batch")
         if 'history_bytes' in r:
             extra.append(f"store + histories on disk "
                          f"{(r['store_bytes'] + r['history_bytes']) / GiB:.1f}"
