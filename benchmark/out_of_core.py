@@ -17,6 +17,7 @@ deleted as soon as the next step no longer needs them.
 """
 import argparse
 import json
+import logging
 import math
 import os
 import os.path as osp
@@ -69,8 +70,20 @@ def run_step(args) -> Dict[str, Any]:
     elif args.step == 'partition':
         store = gs.GraphStore(store_dir)
         if hasattr(gs, 'lpmetis_store'):
+            # The coarse graph METIS splits: the last round LPMetis logs.
+            rounds = []
+            grab = logging.Handler(logging.INFO)
+            grab.emit = lambda record: rounds.append(record.args) if str(
+                record.msg).startswith('LPMetis round') else None
+            lp_log = logging.getLogger('torch_autoscale.partition.lpmetis')
+            lp_log.addHandler(grab)
+            lp_log.setLevel(logging.INFO)
             cluster = gs.lpmetis_store(store, args.parts, seed=args.seed,
                                        progress=False)
+            lp_log.removeHandler(grab)
+            if rounds:
+                out.update(coarse_nodes=rounds[-1][1],
+                           coarse_edges=rounds[-1][2])
             out['method'] = 'lpmetis_store'
         else:  # The in-memory partitioner over the mapped graph.
             from torch_autoscale.partition import partition
@@ -257,6 +270,9 @@ def table(records: List[Dict[str, Any]]):
         if 'method' in r:
             extra.append(f"{r['method']}: edge cut {r['edge_cut']:.3f}, "
                          f"largest part / mean {r['balance']:.2f}")
+        if 'coarse_nodes' in r:
+            extra.append(f"coarse graph {r['coarse_nodes']:,} nodes, "
+                         f"{r['coarse_edges']:,} edges")
         rows.append([series_name(series(r)), f"{r['size']:,}", r['step'], f"{r['seconds']:.1f}",
                      f"{r['peak_rss'] / GiB:.2f}",
                      f"{r['peak_anon'] / GiB:.2f}"
