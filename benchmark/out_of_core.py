@@ -78,8 +78,10 @@ def run_step(args) -> Dict[str, Any]:
             lp_log = logging.getLogger('torch_autoscale.partition.lpmetis')
             lp_log.addHandler(grab)
             lp_log.setLevel(logging.INFO)
+            kwargs = ({} if args.max_coarse_entries is None else dict(
+                max_coarse_entries=args.max_coarse_entries))
             cluster = gs.lpmetis_store(store, args.parts, seed=args.seed,
-                                       progress=False)
+                                       progress=False, **kwargs)
             lp_log.removeHandler(grab)
             if rounds:
                 out.update(coarse_nodes=rounds[-1][1],
@@ -195,6 +197,8 @@ def measure(args, size: int, step: str, workdir: str) -> Dict[str, Any]:
         cmd += ['--locality', str(args.locality)]
     if args.contiguous:
         cmd.append('--contiguous')
+    if args.max_coarse_entries is not None:
+        cmd += ['--max-coarse-entries', str(args.max_coarse_entries)]
     cgroup = None
     if args.memory_limit is not None:
         dropped = bench_util.drop_page_cache()
@@ -235,18 +239,22 @@ def measure(args, size: int, step: str, workdir: str) -> Dict[str, Any]:
     return record
 
 
-def series(r: Dict[str, Any]) -> Tuple[int, bool]:
-    # A graph and batching: the generator's locality (0: cut edges go
-    # anywhere) and whether batches are runs of consecutive clusters.
-    return r.get('locality') or 0, bool(r.get('contiguous'))
+def series(r: Dict[str, Any]) -> Tuple[int, bool, int]:
+    # A graph, partition and batching: the generator's locality (0: cut
+    # edges go anywhere), whether batches are runs of consecutive clusters,
+    # and lpmetis_store's max_coarse_entries (0: its default).
+    return (r.get('locality') or 0, bool(r.get('contiguous')),
+            r.get('max_coarse_entries') or 0)
 
 
-def series_name(key: Tuple[int, bool]) -> str:
-    locality, contiguous = key
+def series_name(key: Tuple[int, bool, int]) -> str:
+    locality, contiguous, max_coarse_entries = key
     graph = (f'cut edges to {locality} communities either side'
              if locality else 'cut edges anywhere')
     return graph + ('; consecutive clusters per batch' if contiguous else
-                    '; random clusters per batch')
+                    '; random clusters per batch') + (
+                        f'; max_coarse_entries {max_coarse_entries:,}'
+                        if max_coarse_entries else '')
 
 
 def table(records: List[Dict[str, Any]]):
@@ -320,7 +328,7 @@ def growth(records: List[Dict[str, Any]]) -> List[str]:
                 list(STEPS), rows)
 
 
-def growth_rows(key: Tuple[int, bool],
+def growth_rows(key: Tuple[int, bool, int],
                 records: List[Dict[str, Any]]) -> List[List[str]]:
     edges = {r['size']: r['num_edges'] for r in records
              if r['step'] == 'ingest' and r['status'] == 'ok'}
@@ -366,6 +374,9 @@ def main(argv=None):
                         help='train on fixed runs of consecutive clusters '
                         '(SubgraphLoader(contiguous=True)) rather than on '
                         'random clusters')
+    parser.add_argument('--max-coarse-entries', type=int, default=None,
+                        help="lpmetis_store's max_coarse_entries (default: "
+                        "its default)")
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--steps', nargs='+', choices=STEPS,
                         default=list(STEPS),
@@ -399,7 +410,9 @@ def main(argv=None):
         key = series(vars(args))
         records = [r for r in records if series(r) == key]
         suffix = ((f'_locality{args.locality}' if args.locality else '') +
-                  ('_contiguous' if args.contiguous else ''))
+                  ('_contiguous' if args.contiguous else '') +
+                  (f'_coarse{args.max_coarse_entries}'
+                   if args.max_coarse_entries else ''))
         for size in args.sizes:
             workdir = osp.join(base, f'graph_{size}{suffix}')
             done = [r['step'] for r in records
@@ -429,6 +442,7 @@ def main(argv=None):
                 record.update(command=command, threads=args.threads,
                               locality=args.locality,
                               contiguous=args.contiguous,
+                              max_coarse_entries=args.max_coarse_entries,
                               **bench_util.provenance())
                 bench_util.append_jsonl(jsonl, record)
                 print(json.dumps({k: v for k, v in record.items()
