@@ -135,7 +135,8 @@ def run_step(args) -> Dict[str, Any]:
             steps = halo = pages = 0
             # How far a batch's halo reaches: the feature file's pages it
             # touches (4 KiB each) against all of them.
-            rows_per_page = max(1, 4096 // (args.features * 2))
+            rows_per_page = max(1, 4096 // (data.x.size(1) *
+                                            data.x.element_size()))
             for batch in loader:
                 h = batch.n_id[batch.batch_size:]
                 halo += h.numel()
@@ -281,7 +282,8 @@ def table(records: List[Dict[str, Any]]):
         if 'coarse_nodes' in r:
             extra.append(f"coarse graph {r['coarse_nodes']:,} nodes, "
                          f"{r['coarse_edges']:,} edges")
-        rows.append([series_name(series(r)), f"{r['size']:,}", r['step'], f"{r['seconds']:.1f}",
+        rows.append([series_name(series(r)), f"{r['size']:,}", r['step'],
+                     f"{r['seconds']:.1f}",
                      f"{r['peak_rss'] / GiB:.2f}",
                      f"{r['peak_anon'] / GiB:.2f}"
                      if 'peak_anon' in r else '',

@@ -181,9 +181,9 @@ def write_table(jsonl: str, table_path: str) -> str:
         'at the epoch of best validation accuracy, mean ± std over seeds; '
         'GAS − full: the per-seed difference over the seeds both ran, mean '
         '± its standard error, and the seed where GAS fell furthest below '
-        'full-batch; training seconds per epoch (evaluation excluded, first epoch '
-        'excluded), mean over seeds. GAS and full-batch of a seed ran side '
-        'by side in one process; `–`: not run.', ''
+        'full-batch; training seconds per epoch (evaluation excluded, '
+        'first epoch excluded), mean over seeds. GAS and full-batch of a '
+        'seed ran side by side in one process; `–`: not run.', ''
     ] + bench_util.markdown_table(header, rows)
     return bench_util.write_markdown(
         table_path, 'GAS small benchmark: GAS against full-batch training',

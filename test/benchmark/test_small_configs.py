@@ -94,8 +94,8 @@ def test_table_names_the_device(tmp_path):
                     device=device, threads=1, command='python x')) + '\n')
     text = run.write_table(str(tmp_path / 'small.jsonl'),
                            str(tmp_path / 'small.md'))
-    assert ('| GCN | a | 1 | 1 | 75.00 ± 0.00 | 75.00 ± 0.00 | +0.00 ± 0.00 '
-            '| +0.00 (seed 0) |' in text)
+    assert ('| GCN | a | 1 | 1 | 75.00 ± 0.00 | 75.00 ± 0.00 | '
+            '+0.00 ± 0.00 | +0.00 (seed 0) |' in text)
     assert '| dense | cpu | 1 | unknown |' in text
     assert '| dense | NVIDIA H100 | 1 | unknown |' in text
     assert 'python x' in text and 'skipped' not in text

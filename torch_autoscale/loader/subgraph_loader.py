@@ -490,7 +490,8 @@ class EvalSubgraphLoader(SubgraphLoader):
         :class:`~torch_autoscale.history.AsyncIOPool` that serves
         layer-wise inference over this loader, which reads every node of a
         batch: the largest batch together with its halo."""
-        return max(b.n_id.numel() for b in self.batch_sequence())
+        return max(b.n_id.numel()
+                   for b in self.batch_sequence(node_attrs=[]))
 
 
 class _GroupCollater:

@@ -20,11 +20,11 @@ def generate_edge_list(folder: str, num_nodes: int,
                        community_size: int = 1000, num_classes: int = 10,
                        avg_degree: float = 10.0, homophily: float = 0.8,
                        num_features: int = 64, feature_signal: float = 0.3,
-                       locality: Optional[int] = None,
                        dtype: torch.dtype = torch.float16,
                        train_ratio: float = 0.1, val_ratio: float = 0.1,
                        seed: int = 0, chunk_nodes: int = 1 << 20,
-                       progress: bool = True) -> Dict[str, Any]:
+                       progress: bool = True,
+                       locality: Optional[int] = None) -> Dict[str, Any]:
     r"""Generates the graph of :func:`generate_store` as raw files in the
     existing folder :obj:`folder`: :obj:`edges.bin` (int64 (source,
     target) pairs, for :func:`~torch_autoscale.store.ingest_edge_list`),
@@ -92,20 +92,22 @@ def generate_edge_list(folder: str, num_nodes: int,
             count = int(round(per_node * (end - start)))
             src = start + torch.randint(end - start, (count, ), generator=g)
             pos = position[src]
-            base = pos - pos % community_size
-            size = torch.clamp(n - base, max=community_size)
-            inner = base + (torch.rand(count, generator=g) * size).long()
+
+            def member(community: torch.Tensor) -> torch.Tensor:
+                # A random position in each community.
+                base = community * community_size
+                size = torch.clamp(n - base, max=community_size)
+                return base + (torch.rand(count, generator=g) * size).long()
+
+            inner = member(pos // community_size)
             if locality is None:
                 anywhere = torch.randint(n, (count, ), generator=g)
             else:  # A community within `locality` on either side.
                 shift = torch.randint(2 * locality, (count, ), generator=g)
                 shift = torch.where(shift < locality, shift - locality,
                                     shift - locality + 1)
-                other = (pos // community_size + shift) % num_communities
-                base = other * community_size
-                size = torch.clamp(n - base, max=community_size)
-                anywhere = by_position[base + (torch.rand(
-                    count, generator=g) * size).long()]
+                anywhere = by_position[member(
+                    (pos // community_size + shift) % num_communities)]
             keep = torch.rand(count, generator=g) < homophily
             dst = torch.where(keep, by_position[inner], anywhere)
             torch.stack([src, dst], 1).numpy().tofile(f)
@@ -135,10 +137,11 @@ def generate_store(path: str, num_nodes: int,
     random node of the graph, or, with :obj:`locality`, of one of the
     :obj:`locality` communities on either side of its own (communities form
     a ring: a graph whose cut edges stay near, as in graphs of places or of
-    web hosts, rather than going anywhere); the graph is then made undirected, without
-    self-loops or duplicates. Features are the class centroid times
-    :obj:`feature_signal` plus standard Gaussian noise, so labels are
-    learnable from neighbourhoods rather than from a node's own features.
+    web hosts, rather than going anywhere); the graph is then made
+    undirected, without self-loops or duplicates. Features are the class
+    centroid times :obj:`feature_signal` plus standard Gaussian noise, so
+    labels are learnable from neighbourhoods rather than from a node's own
+    features.
     The same :obj:`seed` and :obj:`chunk_nodes` give the same graph.
 
     Args:
