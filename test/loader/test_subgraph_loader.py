@@ -113,6 +113,21 @@ def test_contiguous_batches_are_fixed_runs(shuffle):
         assert sorted(seen) == runs
         if not shuffle:
             assert seen == runs
+    with pytest.raises(ValueError, match="'contiguous' must be True"):
+        SubgraphLoader(data, ptr, contiguous='yes')
+
+
+def test_batches_with_some_node_attributes():
+    data = random_graph()
+    ptr = torch.tensor([0, 30, 60])
+    collater = SubgraphLoader(data, ptr).collater
+    full = collater([0])
+    bare = collater([0], node_attrs=['x'])
+    assert 'x' in bare.data and 'y' not in bare.data
+    assert torch.equal(bare.data.x, full.data.x)
+    assert torch.equal(bare.n_id, full.n_id)
+    with pytest.raises(ValueError, match=r"names \['feat'\]"):
+        collater([0], node_attrs=['feat'])
 
 
 def test_adj_t_input_carries_values():

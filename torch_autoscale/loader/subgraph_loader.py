@@ -234,6 +234,12 @@ class SubgraphCollater:
                  ) -> SubgraphBatch:
         r"""The mini-batch of :obj:`clusters`, carrying the node attributes
         :obj:`node_attrs` only (default: :obj:`None`, all of them)."""
+        if node_attrs is not None:
+            unknown = sorted(set(node_attrs) - set(self.node_attrs))
+            if unknown:
+                raise ValueError(f"'node_attrs' names {unknown}, which the "
+                                 f"graph does not hold as node attributes "
+                                 f"(it holds {sorted(self.node_attrs)})")
         clusters = torch.as_tensor(clusters, dtype=torch.long).view(-1)
         offset = self.ptr[clusters]
         count = self.ptr[clusters + 1] - offset
@@ -361,6 +367,9 @@ class SubgraphLoader(DataLoader):
                  contiguous: bool = False, **kwargs):
         if batch_size is None:
             batch_size = 1
+        if not isinstance(contiguous, bool):
+            raise ValueError(f"'contiguous' must be True or False (got "
+                             f"{contiguous!r})")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"'batch_size' (clusters per batch) must be a "
                              f"positive integer (got {batch_size!r})")
