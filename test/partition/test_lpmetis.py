@@ -179,7 +179,7 @@ def test_dense_and_sparse_label_updates_agree(monkeypatch):
 def test_heaviest_entries_of_the_coarse_graph():
     import importlib
     module = importlib.import_module('torch_autoscale.partition.lpmetis')
-    # A symmetric graph with weights spread over several powers of two:
+    # A symmetric graph with small integer weights (many ties):
     gen = torch.Generator().manual_seed(0)
     n = 60
     lo, hi = torch.randint(n, (2, 400), generator=gen)
@@ -187,30 +187,31 @@ def test_heaviest_entries_of_the_coarse_graph():
     lo, hi = lo[keep], hi[keep]
     key = torch.unique(lo * n + hi)
     lo, hi = key // n, key % n
-    weight = torch.rand(key.numel(), generator=gen) * 100 + 0.01
+    weight = torch.randint(1, 4, (key.numel(), ), generator=gen).float()
     graph = module.symmetric_csr(lo, hi, weight, n, chunk_edges=16)
     rowptr, col, w = graph.load()
     row = torch.repeat_interleave(torch.arange(n), rowptr.diff())
-    for budget in (0, 1, 50, 200, col.numel() - 1):
+    tie = module.pair_tie(row, col)
+    for budget in (0, 1, 50, 200, 300, col.numel() - 1):
         r, c, kw = module.heaviest_entries(graph, budget)
-        assert c.numel() <= budget
+        k = max(1, budget // (2 * n))
+        # The reference: a sort of every row by (weight, tie) decreasing,
+        # then column increasing; the union of every row's first k.
+        want = set()
+        for v in range(n):
+            entries = sorted(
+                range(int(rowptr[v]), int(rowptr[v + 1])),
+                key=lambda e: (-float(w[e]), -int(tie[e]), int(col[e])))
+            for e in entries[:k]:
+                want |= {(v, int(col[e])), (int(col[e]), v)}
         kept_row = torch.repeat_interleave(torch.arange(n), r.diff())
-        # The kept entries are exactly those at or above a threshold:
-        if c.numel() > 0:
-            threshold = kw.min()
-            mask = w >= threshold
-            assert torch.equal(row[mask], kept_row)
-            assert torch.equal(col[mask], c) and torch.equal(w[mask], kw)
-        # ...the smallest bucket boundary within the budget: the next
-        # bucket down would overflow it.
-        bucket = module.weight_bucket(w)
-        lowest = bucket[w >= kw.min()].min() if c.numel() > 0 else \
-            bucket.max() + 1
-        below = bucket == bucket[bucket < lowest].max()
-        assert c.numel() + int(below.sum()) > budget
-        # Symmetric, as METIS needs:
-        pairs = set(zip(kept_row.tolist(), c.tolist()))
-        assert pairs == {(j, i) for i, j in pairs}
+        got = list(zip(kept_row.tolist(), c.tolist()))
+        assert set(got) == want and len(got) == len(want), budget
+        assert c.numel() <= max(budget, 2 * n)
+        # Every node with a neighbour keeps one; weights come along:
+        assert torch.equal(r.diff() > 0, rowptr.diff() > 0)
+        lookup = dict(zip(zip(row.tolist(), col.tolist()), w.tolist()))
+        assert kw.tolist() == [lookup[pair] for pair in got]
     # Within the budget, the whole graph:
     r, c, kw = module.heaviest_entries(graph, col.numel())
     assert torch.equal(c, col) and torch.equal(kw, w)

@@ -70,7 +70,8 @@ def test_spark_equals_in_process_with_other_arguments(spark):
     for kwargs in (dict(rounds=0), dict(rounds=3, iterations=1, refine=1),
                    dict(refine=0, p_ratio=0.2, p_b=0.5, iterations=2),
                    dict(max_cluster_size=3, **FAST),
-                   dict(max_coarse_entries=40, **FAST)):
+                   dict(max_coarse_entries=40, **FAST),
+                   dict(rounds=0, max_coarse_entries=100, **FAST)):
         want = lpmetis(edge_index, n, 5, seed=1, verbose=False, **kwargs)
         got = parts_of(lpmetis_spark(df, 5, num_nodes=n, spark=spark,
                                      seed=1, verbose=False, **kwargs), n)

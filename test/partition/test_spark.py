@@ -175,24 +175,6 @@ def test_undirected_edges_and_pruning(spark, name, edge_index, n, weight):
     entries.unpersist()
 
 
-def test_weight_bucket(spark):
-    gen = torch.Generator().manual_seed(2)
-    powers = 2.0 ** torch.arange(-126, 128, 7, dtype=torch.float64)
-    values = torch.cat([
-        powers, powers * 1.5,
-        (torch.rand(300, generator=gen) * 40 - 20).exp2(),
-        torch.tensor([1.1754943508222875e-38, 3.4028234663852886e+38]),
-    ]).float()
-    near = torch.cat([values.nextafter(torch.zeros(())),
-                      values.nextafter(torch.full((), float('inf')))])
-    values = torch.cat([values, near[torch.isfinite(near) & (near > 1e-38)]])
-    df = spark.createDataFrame([(i, float(v)) for i, v in
-                                enumerate(values.tolist())],
-                               'i long, w float')
-    got = columns(df.withColumn('b', sp.weight_bucket(F.col('w'))), 'b')[0]
-    assert got == lp.weight_bucket(values).tolist()
-
-
 def test_contraction(spark):
     gen = torch.Generator().manual_seed(3)
     n = 80

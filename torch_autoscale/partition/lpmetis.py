@@ -54,7 +54,7 @@ r"""The largest part size over the mean that the refinement allows (METIS'
 default tolerance)."""
 
 #: What a draw is for: the part of its stream key (see :func:`stream_key`).
-PRUNE, ACTIVE, REFINE = 1, 2, 3
+PRUNE, ACTIVE, REFINE, TIE = 1, 2, 3, 4
 
 Block = Tuple[int, Tensor, Tensor, Tensor]
 r"""A block of consecutive rows of a CSR graph: the first row :obj:`r0`,
@@ -164,12 +164,12 @@ def lpmetis(
             changes the result. (default: :obj:`MEMORY_CHUNK`)
         max_coarse_entries (int, optional): The most entries (twice the
             edges) of the coarse graph METIS gets, in memory: if the last
-            round leaves more, METIS gets the heaviest ones only (a weight
-            threshold that keeps at most this many; light coarse edges are
-            mostly single edges between unrelated clusters, and the
-            refinement still sees every edge). It bounds the memory of
-            graphs whose coarse graph stays large, *e.g.*, with many random
-            edges. (default: :obj:`None`, all of them)
+            round leaves more, METIS gets every coarse node's heaviest
+            entries only, as many per node as fit (at least one; see
+            :func:`heaviest_entries`), so that no node loses all its links
+            while the refinement still sees every edge. It bounds the
+            memory of graphs whose coarse graph stays large, *e.g.*, with
+            many random edges. (default: :obj:`None`, all of them)
 
     Returns:
         torch.Tensor: The part id of every node, an :obj:`int64` tensor of
@@ -853,75 +853,86 @@ def contract(graph, inv: Tensor, num_coarse: int, ws: Workspace,
                      ws.shrink(out_weight, write), chunk_edges)
 
 
-WEIGHT_BUCKETS = 16
-r"""Buckets per power of two of the weight histogram of
-:func:`heaviest_entries`."""
+def pair_tie(row: Tensor, col: Tensor) -> Tensor:
+    r"""The tie-break of the entries :obj:`(row, col)` among equal weights
+    (see :func:`heaviest_entries`): a hash of the unordered pair, so that an
+    entry and its reverse get the same, and no node id is favoured."""
+    return hash_bits(stream_key(0, TIE), torch.minimum(row, col),
+                     torch.maximum(row, col))
 
 
-NUM_WEIGHT_BUCKETS = 280 * WEIGHT_BUCKETS
-r"""The number of buckets of :func:`weight_bucket`."""
-
-
-def weight_bucket(weight: Tensor) -> Tensor:
-    r"""The histogram bucket of every positive :obj:`float32` weight:
-    :obj:`WEIGHT_BUCKETS` per power of two, increasing with the weight, in
-    :obj:`[0, NUM_WEIGHT_BUCKETS)`."""
-    mantissa, exponent = torch.frexp(weight.float())  # [0.5, 1) * 2^e.
-    fraction = ((2 * mantissa - 1) * WEIGHT_BUCKETS).long()
-    return (exponent.long() + 150) * WEIGHT_BUCKETS + fraction
-
-
-def coarse_threshold(hist: Tensor, max_entries: int) -> Optional[int]:
-    r"""The smallest weight bucket :obj:`b` such that the entries of
-    buckets :obj:`>= b` are at most :obj:`max_entries`, given the number of
-    entries of every bucket (:obj:`hist`, see :func:`weight_bucket`);
-    :obj:`None` if all entries fit. Both engines pick the entries METIS
-    gets through this function."""
-    at_least = hist.flip(0).cumsum(0).flip(0)  # Entries in bucket >= b.
-    if int(at_least[0]) <= max_entries:
-        return None
-    return int((at_least <= max_entries).nonzero()[0])
+def at_or_above(weight: Tensor, tie: Tensor, other: Tensor, node: Tensor,
+                threshold: Tuple[Tensor, Tensor, Tensor]) -> Tensor:
+    r"""Whether the entries :obj:`(node, other)` of weights :obj:`weight`
+    and tie-breaks :obj:`tie` rank at or above the :obj:`threshold` entry
+    of :obj:`node`'s row, in the order of :func:`heaviest_entries`."""
+    t_weight, t_tie, t_col = (t[node] for t in threshold)
+    return (weight > t_weight) | ((weight == t_weight) & (
+        (tie > t_tie) | ((tie == t_tie) & (other <= t_col))))
 
 
 def heaviest_entries(graph, max_entries: Optional[int]
                      ) -> Tuple[Tensor, Tensor, Tensor]:
     r"""The CSR arrays of :obj:`graph` in memory, with at most
-    :obj:`max_entries` entries: if it has more, only the entries whose
-    weight reaches a threshold, the smallest bucket boundary of a weight
-    histogram (:func:`weight_bucket`, :func:`coarse_threshold`) that keeps
-    at most :obj:`max_entries`. A weight and its reverse entry's are equal,
-    so the graph stays symmetric. Two passes over the blocks; memory: the
-    kept entries."""
+    :obj:`max_entries` entries (or two per node, if there are more nodes
+    than that): if it has more, the union of every node's :math:`k =
+    \max(1, \lfloor \text{max_entries} / (2 n) \rfloor)` heaviest entries,
+    ranked by weight, then a hash of the pair (:func:`pair_tie`), then the
+    column. An entry is kept if it is among the :math:`k` heaviest of
+    either end; a weight and its reverse entry's are equal, so the graph
+    stays symmetric.
+
+    Every node keeps its strongest links, so the graph METIS splits keeps
+    the structure of the whole graph: a single weight threshold (the
+    heaviest entries overall) drops all entries of nodes whose edges are
+    all light, and METIS places such isolated nodes anywhere.
+
+    Two passes over the blocks; memory: the kept entries and three values
+    per node (the :math:`k`-th entry of its row)."""
     if max_entries is None or graph.num_entries <= max_entries:
         return graph.load()
-    size = NUM_WEIGHT_BUCKETS
-    hist = torch.zeros(size, dtype=torch.long)
-    for _, _, _, weight in graph.blocks():
-        hist += torch.bincount(weight_bucket(weight).cpu(), minlength=size)
-    first = coarse_threshold(hist, max_entries)
-    if first is None:
-        return graph.load()
+    n = graph.num_nodes
+    k = max(1, max_entries // (2 * n))
+    threshold = None
+    for r0, c, col, weight in graph.blocks():
+        if threshold is None:  # Rows of at most k entries keep them all:
+            threshold = (torch.full((n, ), -math.inf, device=col.device),
+                         col.new_zeros(n), col.new_zeros(n))
+        local = rows_of(c)
+        tie = pair_tie(r0 + local, col)
+        # Entries by row, then weight, tie (both decreasing) and column
+        # (increasing, the order within rows), by stable sorts:
+        perm = torch.sort(tie, descending=True, stable=True)[1]
+        perm = perm[torch.sort(weight[perm], descending=True,
+                               stable=True)[1]]
+        perm = perm[torch.sort(local[perm], stable=True)[1]]
+        rank = torch.arange(perm.numel(), device=perm.device) - (
+            torch.cumsum(c, 0) - c)[local[perm]]
+        kth = perm[rank == k - 1]
+        for t, value in zip(threshold, (weight, tie, col)):
+            t[r0 + local[kth]] = value[kth].to(t.dtype)
     counts, cols, weights = [], [], []
-    for _, c, col, weight in graph.blocks():
-        keep = weight_bucket(weight) >= first
-        counts.append(torch.bincount(rows_of(c)[keep], minlength=c.numel()))
+    for r0, c, col, weight in graph.blocks():
+        row = r0 + rows_of(c)
+        tie = pair_tie(row, col)
+        keep = (at_or_above(weight, tie, col, row, threshold)
+                | at_or_above(weight, tie, row, col, threshold))
+        counts.append(torch.bincount(row[keep] - r0, minlength=c.numel()))
         cols.append(col[keep])
         weights.append(weight[keep])
-    rowptr = torch.zeros(graph.num_nodes + 1, dtype=torch.long,
-                         device=counts[0].device)
+    rowptr = torch.zeros(n + 1, dtype=torch.long, device=counts[0].device)
     torch.cumsum(torch.cat(counts), 0, out=rowptr[1:])
     col, weight = torch.cat(cols), torch.cat(weights)
     log.info("LPMetis: the coarse graph has %d entries, more than "
-             "'max_coarse_entries' (%d); METIS gets the %d heaviest "
-             "(weight bucket %d of %d)", graph.num_entries, max_entries,
-             col.numel(), first, size)
+             "'max_coarse_entries' (%d); METIS gets %d: the %d heaviest of "
+             "every node", graph.num_entries, max_entries, col.numel(), k)
     return rowptr, col, weight
 
 
 def metis_coarse(graph, count: Tensor, num_parts: int,
                  max_entries: Optional[int] = None) -> Tensor:
     r"""METIS on the (small) coarse :obj:`graph`, loaded into memory (at
-    most :obj:`max_entries` of its entries, the heaviest, see
+    most :obj:`max_entries` of its entries, every node's heaviest, see
     :func:`heaviest_entries`), with node weights :obj:`count`."""
     rowptr, col, weight = heaviest_entries(graph, max_entries)
     n = count.numel()

@@ -9,9 +9,9 @@ label propagation (:func:`~torch_autoscale.partition.spark.label_updates`)
 and coarsening (:func:`~torch_autoscale.partition.spark.cluster_ids`,
 :func:`~torch_autoscale.partition.spark.contract_entries`) for
 :obj:`rounds` rounds; then the last coarse graph (at most
-:obj:`max_coarse_entries` of its entries, the heaviest) is collected to
-the driver and split by METIS, the parts are joined back to the nodes and
-refined on the original graph. Random draws are hashes of the seed and the
+:obj:`max_coarse_entries` of its entries, every node's heaviest) is
+collected to the driver and split by METIS, the parts are joined back to
+the nodes and refined on the original graph. Random draws are hashes of the seed and the
 node or edge and every sum runs in a fixed order, so the partition is that
 of :func:`~torch_autoscale.partition.lpmetis` for the same edges and seed,
 bit for bit.
@@ -34,11 +34,10 @@ from .backend import partition_csr
 from .lpmetis import (
     ACTIVE,
     IMBALANCE,
-    NUM_WEIGHT_BUCKETS,
     PRUNE,
     REFINE,
+    TIE,
     check_lpmetis_args,
-    coarse_threshold,
     stream_key,
 )
 from .validation import check_int
@@ -48,25 +47,29 @@ log = logging.getLogger(__name__)
 
 def _coarse_csr(entries, num_nodes: int, max_entries: Optional[int]):
     r"""The symmetric entries :obj:`(row, col, weight)` on the driver as
-    CSR arrays, columns sorted within rows, at most :obj:`max_entries` of
-    them (the heaviest, as
+    CSR arrays, columns sorted within rows: all of them, or, if there are
+    more than :obj:`max_entries`, every node's heaviest, bit for bit as
     :func:`~torch_autoscale.partition.lpmetis.heaviest_entries` keeps
-    them)."""
-    F = sp.F
+    them (ranked by weight, then the hash of the pair, then the column,
+    within a window per row)."""
+    F, Window = sp.F, sp.Window
     total = entries.count()
     if max_entries is not None and total > max_entries:
-        with_bucket = entries.withColumn('bucket',
-                                         sp.weight_bucket(F.col('weight')))
-        hist = torch.zeros(NUM_WEIGHT_BUCKETS, dtype=torch.long)
-        for r in with_bucket.groupBy('bucket').count().collect():
-            hist[r['bucket']] = r['count']
-        first = coarse_threshold(hist, max_entries)
-        if first is not None:
-            entries = with_bucket.where(F.col('bucket') >= first)
-            log.info("LPMetis (Spark): the coarse graph has %d entries, "
-                     "more than 'max_coarse_entries' (%d); METIS gets the "
-                     "heaviest (weight bucket %d)", total, max_entries,
-                     first)
+        k = max(1, max_entries // (2 * num_nodes))
+        ties = sp.with_hash_bits(
+            entries.withColumn('lo', F.least('row', 'col')).withColumn(
+                'hi', F.greatest('row', 'col')), stream_key(0, TIE), 'lo',
+            'hi', 'tie')
+        rank = F.row_number().over(Window.partitionBy('row').orderBy(
+            F.desc('weight'), F.desc('tie'), F.asc('col')))
+        top = ties.withColumn('rank', rank).where(F.col('rank') <= k)
+        top = top.select('row', 'col')
+        keep = top.union(top.select(F.col('col').alias('row'),
+                                    F.col('row').alias('col'))).distinct()
+        entries = entries.join(keep, ['row', 'col'])
+        log.info("LPMetis (Spark): the coarse graph has %d entries, more "
+                 "than 'max_coarse_entries' (%d); METIS gets the %d "
+                 "heaviest of every node", total, max_entries, k)
     rows = entries.select('row', 'col', 'weight').orderBy('row',
                                                           'col').collect()
     row = torch.tensor([r[0] for r in rows], dtype=torch.long)
@@ -133,7 +136,8 @@ def lpmetis_spark(edges: sp.EdgeSource, num_parts: int,
         refine (int, optional): Label updates on the original graph after
             METIS. (default: :obj:`4`)
         max_coarse_entries (int, optional): The most entries of the coarse
-            graph collected to the driver for METIS (the heaviest).
+            graph collected to the driver for METIS (every node's heaviest,
+            as :func:`~torch_autoscale.partition.lpmetis`).
             (default: :obj:`None`, all)
         output (str, optional): A path to write the parts to as Parquet
             (columns :obj:`node`, :obj:`part`); it must not exist. A local
@@ -230,7 +234,8 @@ def lpmetis_spark(edges: sp.EdgeSource, num_parts: int,
                      r + 1, n, entries.count() // 2,
                      time.perf_counter() - t)
 
-    # METIS on the driver, on the (heaviest entries of the) coarse graph:
+    # METIS on the driver, on the coarse graph (or its nodes' heaviest
+    # entries):
     rowptr, col, weight = _coarse_csr(entries, n, max_coarse_entries)
     count = _column(nodes, 'count', n)
     coarse, _ = partition_csr(rowptr, col, num_parts, count, weight, False,

@@ -620,28 +620,6 @@ def prune_entries(entries: 'DataFrame', p_ratio: float, p_b: float,
     return df.select('row', 'col', score.cast('float').alias('score'))
 
 
-def weight_bucket(weight: 'Column') -> 'Column':
-    r"""The bucket of :func:`~torch_autoscale.partition.lpmetis.
-    weight_bucket` of a positive :obj:`float` weight column, exactly:
-    :math:`e = \lfloor \log_2 w \rfloor` (corrected by one where the
-    logarithm rounds across a power of two; powers of two and quotients by
-    them are exact in :obj:`double`), then the first
-    :obj:`WEIGHT_BUCKETS` bits of the mantissa :math:`w / 2^e - 1`.
-
-    Args:
-        weight (pyspark.sql.Column): Positive normal :obj:`float` values.
-    """
-    from torch_autoscale.partition.lpmetis import WEIGHT_BUCKETS
-
-    require_pyspark()
-    w = weight.cast('double')
-    e0 = F.floor(F.log2(w))
-    e = (e0 - F.when(F.pow(F.lit(2.0), e0) > w, 1).otherwise(0)
-         + F.when(F.pow(F.lit(2.0), e0 + 1) <= w, 1).otherwise(0))
-    fraction = F.floor((w / F.pow(F.lit(2.0), e) - 1) * WEIGHT_BUCKETS)
-    return ((e + 151) * WEIGHT_BUCKETS + fraction).cast('bigint')
-
-
 def cluster_ids(labels: 'DataFrame') -> 'DataFrame':
     r"""The clusters of the labels :obj:`(node, label)`, as
     :obj:`torch.unique(label, return_inverse=True)` numbers them in

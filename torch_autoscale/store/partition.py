@@ -224,8 +224,9 @@ def lpmetis_store(store: GraphStore, num_parts: int, p_ratio: float = 0.5,
        contracts the clusters into a coarse graph written as CSR into
        temporary files (count, scatter, sort rows, as
        :func:`~torch_autoscale.store.ingest_edge_list` does);
-    3. the last coarse graph is loaded (at most its
-       :obj:`max_coarse_entries` heaviest entries) and split by METIS; the
+    3. the last coarse graph is loaded (at most
+       :obj:`max_coarse_entries` entries, every node's heaviest) and split
+       by METIS; the
        refinement streams the original graph's blocks again.
 
     The store must hold a symmetric adjacency (every edge in both
