@@ -35,8 +35,9 @@ log = logging.getLogger('small')
 MODES = (('gas', 'GAS'), ('full', 'full-batch'))
 #: What makes runs of a config comparable: rows of the table, and the runs a
 #: command redoes.
-SETTING = ('epochs', 'device', 'partition', 'history_dtype')
-DEFAULTS = dict(partition='metis', history_dtype='float32', device='cpu')
+SETTING = ('epochs', 'device', 'partition', 'history_dtype', 'warm_up')
+DEFAULTS = dict(partition='metis', history_dtype='float32', device='cpu',
+                warm_up=True)
 
 
 def setting(r: Dict[str, Any]) -> Tuple:
@@ -49,19 +50,22 @@ def run_config(cfg, root, seeds, epochs, progress, jsonl: str, known: Dict,
                modes: Tuple[str, ...] = ('gas', 'full'),
                device: torch.device = torch.device('cpu'),
                pool_size: Optional[int] = None, curves: bool = False,
-               skip_done: bool = False) -> List[Dict[str, Any]]:
+               skip_done: bool = False,
+               warm_up: bool = True) -> List[Dict[str, Any]]:
     r"""Trains every mode and seed of :obj:`cfg`, GAS and full-batch of a
     seed side by side, and appends every run to :obj:`jsonl` as it ends.
     With :obj:`skip_done`, runs already there are kept and not redone
     (with :obj:`curves`, only runs that have curves); without, the runs of
     the same setting are replaced. With :obj:`curves`, every run also keeps
-    its validation and test accuracy per epoch (:obj:`val_curve`,
-    :obj:`test_curve`)."""
+    its training loss and validation and test accuracy per epoch
+    (:obj:`loss_curve`, :obj:`val_curve`, :obj:`test_curve`). Without
+    :obj:`warm_up`, GAS starts from empty histories (see
+    :func:`training.train`)."""
     base = dict(config=cfg['name'], model=cfg['model'],
                 dataset=cfg['dataset'], epochs=epochs,
                 device=training.device_name(device), partition=method,
                 history_dtype=cfg.get('history_dtype', 'float32'),
-                threads=torch.get_num_threads(), **known)
+                warm_up=warm_up, threads=torch.get_num_threads(), **known)
     key = setting(base)
 
     def done(r: Dict[str, Any]) -> bool:
@@ -89,7 +93,8 @@ def run_config(cfg, root, seeds, epochs, progress, jsonl: str, known: Dict,
                 {} if curves else None)
             val, test, sec = training.train(cfg, data, ptr, num_classes,
                                             seed, gas, epochs, progress,
-                                            device, pool_size, record)
+                                            device, pool_size, record,
+                                            warm_up)
             run = dict(base, mode=mode, seed=seed, val=val, test=test,
                        sec=sec, features=features, **(record or {}))
             bench_util.append_jsonl(jsonl, run)
@@ -110,7 +115,7 @@ def rows_by_setting(records: Iterable[Dict[str, Any]]):
 
 def extra_columns(records: List[Dict[str, Any]]) -> List[str]:
     r"""The settings some record has away from its default: columns."""
-    return [k for k in ('partition', 'history_dtype')
+    return [k for k in ('partition', 'history_dtype', 'warm_up')
             if any(r.get(k, DEFAULTS[k]) != DEFAULTS[k] for r in records)]
 
 
@@ -196,6 +201,7 @@ def write_curves_table(jsonl: str, table_path: str) -> str:
     validation and test accuracy after the last epoch, from the runs with
     curves in :obj:`jsonl` (the per-epoch curves themselves stay there)."""
     records = [r for r in bench_util.read_jsonl(jsonl) if 'val_curve' in r]
+    extra = extra_columns(records)
     rows = []
     for rs in rows_by_setting(records):
         for mode, name in MODES:
@@ -205,24 +211,31 @@ def write_curves_table(jsonl: str, table_path: str) -> str:
             first = runs[0]
             best_epoch = [1 + r['val_curve'].index(max(r['val_curve']))
                           for r in runs]
+            losses = [r['loss_curve'][-1] for r in runs
+                      if 'loss_curve' in r]
             rows.append([
-                first['model'], first['dataset'], name, len(runs),
+                first['model'], first['dataset']] +
+                [first.get(k, DEFAULTS[k]) for k in extra] + [
+                name, len(runs),
                 first['epochs'], cell([r['val'] for r in runs]),
                 cell([r['test'] for r in runs]),
                 cell(best_epoch, 1.0, 1),
                 cell([r['val_curve'][-1] for r in runs]),
                 cell([r['test_curve'][-1] for r in runs]),
+                cell(losses, 1.0, 3) if len(losses) == len(runs) else '–',
                 first.get('device', 'cpu'),
                 bench_util.values(runs, 'threads'), short_commits(runs)
             ])
-    header = ['model', 'dataset', 'mode', 'seeds', 'epochs', 'best val',
-              'test at best val', 'epoch of best val', 'last-epoch val',
-              'last-epoch test', 'device', 'threads', 'commit']
+    header = (['model', 'dataset'] + [k.replace('_', ' ') for k in extra] +
+              ['mode', 'seeds', 'epochs', 'best val', 'test at best val',
+               'epoch of best val', 'last-epoch val', 'last-epoch test',
+               'last-epoch training loss', 'device', 'threads', 'commit'])
     body = [
         f"torch {bench_util.values(records, 'torch')}. Accuracy (%), "
         'mean ± std over seeds; GAS and full-batch of a seed ran side by '
-        'side in one process. The validation and test accuracy after '
-        'every epoch are in the JSONL file (`val_curve`, `test_curve`).',
+        'side in one process. The training loss of every epoch and the '
+        'validation and test accuracy after it are in the JSONL file '
+        '(`loss_curve`, `val_curve`, `test_curve`; `–`: not recorded).',
         ''
     ] + bench_util.markdown_table(header, rows)
     return bench_util.write_markdown(
@@ -266,6 +279,11 @@ def main(argv: Optional[List[str]] = None):
     parser.add_argument('--pool-size', type=int, default=None,
                         help='concurrent asynchronous history transfers of '
                         'GAS on a GPU (default: 2 on a GPU, none on the CPU)')
+    parser.add_argument('--no-warm-up', dest='warm_up',
+                        action='store_false',
+                        help='start GAS from empty histories instead of '
+                        'filling them by layer-wise inference before the '
+                        'first epoch (the reference code does)')
     parser.add_argument('--quiet', action='store_true')
     bench_util.add_output_options(parser, 'small')
     parser.set_defaults(out=None)
@@ -313,7 +331,7 @@ def main(argv: Optional[List[str]] = None):
                        args.epochs or cfg['epochs'], not args.quiet, jsonl,
                        known, args.sparse_features, args.partition,
                        tuple(args.modes), device, pool_size, args.curves,
-                       args.skip_done)
+                       args.skip_done, args.warm_up)
 
     if args.curves:
         print(write_curves_table(jsonl, args.out))

@@ -183,20 +183,27 @@ def accuracy(out, y, mask) -> float:
     return float((out[mask].argmax(-1) == y[mask]).float().mean())
 
 
-def step(model, optimizer, out, y, mask, grad_clip):
-    loss = F.cross_entropy(out[mask], y[mask]) + model.reg_loss
-    loss.backward()
+def step(model, optimizer, out, y, mask, grad_clip) -> torch.Tensor:
+    r"""One optimizer step on the loss of :obj:`out` at :obj:`mask`;
+    returns the cross-entropy (without the regularizer), detached, on the
+    device (reading it would wait for the device)."""
+    loss = F.cross_entropy(out[mask], y[mask])
+    (loss + model.reg_loss).backward()
     if grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
+    return loss.detach()
 
 
 def gas_epoch(model, optimizer, loader, clip: Optional[float],
               device: Optional[torch.device] = None,
-              rows: Optional[List[int]] = None) -> None:
+              rows: Optional[List[int]] = None) -> torch.Tensor:
     r"""One GAS training epoch over :obj:`loader`: a step per mini-batch
     with training nodes; appends every mini-batch's node count (with halo)
-    to :obj:`rows` if given."""
+    to :obj:`rows` if given. Returns the training loss of the epoch, the
+    mini-batches' losses weighted by their training nodes (a tensor on the
+    device)."""
+    total, nodes = torch.zeros(()), 0
     for batch in loader:
         if rows is not None:
             rows.append(int(batch.n_id.numel()))
@@ -207,7 +214,11 @@ def gas_epoch(model, optimizer, loader, clip: Optional[float],
         bs = batch.batch_size
         mask = batch.data.train_mask[:bs]
         if bool(mask.any()):
-            step(model, optimizer, out[:bs], batch.data.y[:bs], mask, clip)
+            count = int(mask.sum())
+            total = total.to(out.device) + count * step(
+                model, optimizer, out[:bs], batch.data.y[:bs], mask, clip)
+            nodes += count
+    return total / max(nodes, 1)
 
 
 def synchronize(device: torch.device) -> None:
@@ -227,14 +238,20 @@ def train(cfg, data, ptr, num_classes, seed: int, gas: bool,
           device: torch.device = torch.device('cpu'),
           pool_size: Optional[int] = None,
           record: Optional[Dict[str, List[float]]] = None,
-          ) -> Tuple[float, float, float]:
+          warm_up: bool = True) -> Tuple[float, float, float]:
     r"""Trains one model, GAS or full-batch, on :obj:`device` and returns
     the best validation accuracy, the test accuracy at that epoch and the
     mean training seconds per epoch. GAS keeps its histories in host memory;
     with :obj:`pool_size` (a GPU only) their transfers run asynchronously
     through the model's :class:`~torch_autoscale.history.AsyncIOPool`.
-    With :obj:`record`, the validation and test accuracy after every epoch
-    are appended to its lists :obj:`"val_curve"` and :obj:`"test_curve"`."""
+    With :obj:`record`, the training loss of every epoch and the
+    validation and test accuracy after it are appended to its lists
+    :obj:`"loss_curve"`, :obj:`"val_curve"` and :obj:`"test_curve"`.
+
+    GAS fills every history by layer-wise inference before the first epoch
+    (:obj:`warm_up`, as the GAS reference's large benchmark does; without
+    it, the first epoch reads zeros for halo nodes not yet pushed), and
+    every evaluation refreshes them all."""
     torch.manual_seed(seed)
     extra: Dict[str, Any] = {}
     if gas:
@@ -253,7 +270,7 @@ def train(cfg, data, ptr, num_classes, seed: int, gas: bool,
                                 cfg.get('nonreg_weight_decay', 0.0))
     optimizer = torch.optim.Adam(groups, lr=cfg['lr'])
     clip = cfg.get('grad_clip')
-    if gas:
+    if gas and warm_up:
         model.mini_inference(eval_loader, progress=False)
 
     best_val, test_acc, times = -1.0, 0.0, []
@@ -264,11 +281,11 @@ def train(cfg, data, ptr, num_classes, seed: int, gas: bool,
         synchronize(device)
         start = time.perf_counter()
         if gas:
-            gas_epoch(model, optimizer, loader, clip, device)
+            loss = gas_epoch(model, optimizer, loader, clip, device)
         else:
             optimizer.zero_grad()
             out = model(full.x, full.adj_t)
-            step(model, optimizer, out, full.y, full.train_mask, clip)
+            loss = step(model, optimizer, out, full.y, full.train_mask, clip)
         synchronize(device)
         times.append(time.perf_counter() - start)
 
@@ -281,6 +298,8 @@ def train(cfg, data, ptr, num_classes, seed: int, gas: bool,
         if record is not None:
             # Accuracies are multiples of 1 / (mask size): 6 digits keep
             # them exact enough and the results small.
+            record.setdefault('loss_curve', []).append(
+                round(float(loss), 6))
             record.setdefault('val_curve', []).append(round(val_acc, 6))
             record.setdefault('test_curve', []).append(
                 round(accuracy(out, data.y, data.test_mask), 6))

@@ -6,6 +6,9 @@ import os.path as osp
 
 import pytest
 
+import torch
+
+from torch_autoscale.history import History
 from torch_autoscale.partition import metis, permute, sort_by_cluster
 from torch_autoscale.testing import load_script
 from torch_autoscale.utils import homophilous_sbm
@@ -42,8 +45,10 @@ def test_train_records_accuracy_after_every_epoch(gas):
     record = {}
     val, test, _ = run.train(cfg, data, ptr, num_classes, seed=0, gas=gas,
                              epochs=4, progress=False, record=record)
-    assert sorted(record) == ['test_curve', 'val_curve']
-    assert len(record['val_curve']) == len(record['test_curve']) == 4
+    assert sorted(record) == ['loss_curve', 'test_curve', 'val_curve']
+    assert all(len(record[k]) == 4 for k in record)
+    # The training loss starts near log(4 classes) and falls:
+    assert record['loss_curve'][0] > record['loss_curve'][-1] > 0
     best = record['val_curve'].index(max(record['val_curve']))
     assert record['val_curve'][best] == pytest.approx(val, abs=1e-6)
     assert record['test_curve'][best] == pytest.approx(test, abs=1e-6)
@@ -89,6 +94,17 @@ def test_curves_option_end_to_end(monkeypatch, tmp_path):
     assert len(redone) == 4
     assert all('val_curve' in r and 'marker' not in r for r in redone)
 
+    # Runs without the history warm-up are a setting of their own, with a
+    # row and a column of their own; they replace no other run.
+    run.main(argv + ['--no-warm-up', '--modes', 'gas', '--seeds', '1'])
+    records = read_jsonl(jsonl)
+    assert [r['warm_up'] for r in records] == [True] * 4 + [False]
+    assert all(len(r['loss_curve']) == 3 for r in records)
+    text = table.read_text()
+    assert '| model | dataset | warm up | mode |' in text
+    assert '| GCN | cora | False | GAS | 1 | 3 |' in text
+    assert '| GCN | cora | True | GAS | 2 | 3 |' in text
+
 
 def test_curves_default_to_their_own_results(monkeypatch):
     # --curves never writes over the results of results/small.md.
@@ -115,3 +131,53 @@ def test_committed_curves():
     with open(osp.join(ROOT, 'benchmark', 'results', 'small_curves.md')) as f:
         text = f.read()
     assert all(r['command'] in text for r in records)
+
+
+class WrittenRows:
+    r"""Spies on every :class:`History`: which rows were ever pushed, and
+    how many rows pulls read that were never pushed."""
+    def __init__(self, monkeypatch):
+        self.written = {}
+        self.pulled = self.unwritten = 0
+        push, pull = History.push, History.pull
+
+        def mask(history):
+            return self.written.setdefault(
+                history, torch.zeros(history.num_nodes, dtype=torch.bool))
+
+        def spy_push(history, x, n_id=None, offset=None, count=None):
+            rows = mask(history)
+            if n_id is not None:
+                rows[n_id] = True
+            elif offset is not None:
+                for o, c in zip(offset.tolist(), count.tolist()):
+                    rows[o:o + c] = True
+            else:
+                rows[:] = True
+            return push(history, x, n_id, offset, count)
+
+        def spy_pull(history, n_id=None):
+            rows = mask(history) if n_id is None else mask(history)[n_id]
+            self.pulled += rows.numel()
+            self.unwritten += int((~rows).sum())
+            return pull(history, n_id)
+
+        monkeypatch.setattr(History, 'push', spy_push)
+        monkeypatch.setattr(History, 'pull', spy_pull)
+
+
+@pytest.mark.parametrize('warm_up', [True, False])
+def test_gas_reads_no_history_row_before_writing_it(monkeypatch, warm_up):
+    # The GAS reference fills every history by layer-wise inference before
+    # the first epoch; without that, the first epoch reads zeros.
+    run = load_runner().training
+    cfg = run.load_config('gcn_cora')
+    data, ptr, num_classes = stand_in(run, cfg)
+    spy = WrittenRows(monkeypatch)
+    run.train(cfg, data, ptr, num_classes, seed=0, gas=True, epochs=2,
+              progress=False, warm_up=warm_up)
+    assert spy.pulled > 0
+    if warm_up:
+        assert spy.unwritten == 0
+    else:
+        assert spy.unwritten > 0
