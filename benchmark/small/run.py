@@ -35,9 +35,10 @@ log = logging.getLogger('small')
 MODES = (('gas', 'GAS'), ('full', 'full-batch'))
 #: What makes runs of a config comparable: rows of the table, and the runs a
 #: command redoes.
-SETTING = ('epochs', 'device', 'partition', 'history_dtype', 'warm_up')
+SETTING = ('epochs', 'device', 'partition', 'history_dtype', 'warm_up',
+           'partition_seed')
 DEFAULTS = dict(partition='metis', history_dtype='float32', device='cpu',
-                warm_up=True)
+                warm_up=True, partition_seed=False)
 
 
 def setting(r: Dict[str, Any]) -> Tuple:
@@ -50,8 +51,8 @@ def run_config(cfg, root, seeds, epochs, progress, jsonl: str, known: Dict,
                modes: Tuple[str, ...] = ('gas', 'full'),
                device: torch.device = torch.device('cpu'),
                pool_size: Optional[int] = None, curves: bool = False,
-               skip_done: bool = False,
-               warm_up: bool = True) -> List[Dict[str, Any]]:
+               skip_done: bool = False, warm_up: bool = True,
+               partition_seed: bool = False) -> List[Dict[str, Any]]:
     r"""Trains every mode and seed of :obj:`cfg`, GAS and full-batch of a
     seed side by side, and appends every run to :obj:`jsonl` as it ends.
     With :obj:`skip_done`, runs already there are kept and not redone
@@ -60,12 +61,14 @@ def run_config(cfg, root, seeds, epochs, progress, jsonl: str, known: Dict,
     its training loss and validation and test accuracy per epoch
     (:obj:`loss_curve`, :obj:`val_curve`, :obj:`test_curve`). Without
     :obj:`warm_up`, GAS starts from empty histories (see
-    :func:`training.train`)."""
+    :func:`training.train`); with :obj:`partition_seed`, METIS' clusters
+    vary with the seed (see :func:`training.prepare`)."""
     base = dict(config=cfg['name'], model=cfg['model'],
                 dataset=cfg['dataset'], epochs=epochs,
                 device=training.device_name(device), partition=method,
                 history_dtype=cfg.get('history_dtype', 'float32'),
-                warm_up=warm_up, threads=torch.get_num_threads(), **known)
+                warm_up=warm_up, partition_seed=partition_seed,
+                threads=torch.get_num_threads(), **known)
     key = setting(base)
 
     def done(r: Dict[str, Any]) -> bool:
@@ -82,8 +85,8 @@ def run_config(cfg, root, seeds, epochs, progress, jsonl: str, known: Dict,
                 if mode in modes and (mode, seed) not in finished]
         if not todo:
             continue
-        data, ptr, num_classes = training.prepare(cfg, root, seed,
-                                                  sparse_mode, method)
+        data, ptr, num_classes = training.prepare(
+            cfg, root, seed, sparse_mode, method, partition_seed)
         features = ('sparse' if data.x.layout == torch.sparse_csr
                     else 'dense')
         # Side by side: GAS and full-batch of the same seed, one after the
@@ -115,7 +118,8 @@ def rows_by_setting(records: Iterable[Dict[str, Any]]):
 
 def extra_columns(records: List[Dict[str, Any]]) -> List[str]:
     r"""The settings some record has away from its default: columns."""
-    return [k for k in ('partition', 'history_dtype', 'warm_up')
+    return [k for k in ('partition', 'history_dtype', 'warm_up',
+                        'partition_seed')
             if any(r.get(k, DEFAULTS[k]) != DEFAULTS[k] for r in records)]
 
 
@@ -284,6 +288,11 @@ def main(argv: Optional[List[str]] = None):
                         help='start GAS from empty histories instead of '
                         'filling them by layer-wise inference before the '
                         'first epoch (the reference code does)')
+    parser.add_argument('--partition-seed', action='store_true',
+                        help="hand every seed to METIS, so that clusters "
+                        "vary with it (default: METIS' fixed seed, the "
+                        "same clusters for every seed, as in the reference "
+                        "code)")
     parser.add_argument('--quiet', action='store_true')
     bench_util.add_output_options(parser, 'small')
     parser.set_defaults(out=None)
@@ -331,7 +340,7 @@ def main(argv: Optional[List[str]] = None):
                        args.epochs or cfg['epochs'], not args.quiet, jsonl,
                        known, args.sparse_features, args.partition,
                        tuple(args.modes), device, pool_size, args.curves,
-                       args.skip_done, args.warm_up)
+                       args.skip_done, args.warm_up, args.partition_seed)
 
     if args.curves:
         print(write_curves_table(jsonl, args.out))

@@ -32,7 +32,12 @@ from tqdm import tqdm
 
 import torch_autoscale.nn.models as models
 from torch_autoscale.loader import EvalSubgraphLoader, SubgraphLoader
-from torch_autoscale.partition import partition, permute, sort_by_cluster
+from torch_autoscale.partition import (
+    metis,
+    partition,
+    permute,
+    sort_by_cluster,
+)
 from torch_autoscale.utils import csr_adj_t, sparsify_features
 
 import bench_util  # From benchmark/, which the importer put on sys.path.
@@ -145,9 +150,13 @@ def use_sparse_features(x, mode: str) -> bool:
 
 
 def prepare(cfg: Dict[str, Any], root: str, seed: int,
-            sparse_mode: str = 'auto', method: str = 'metis'):
+            sparse_mode: str = 'auto', method: str = 'metis',
+            partition_seed: bool = False):
     r"""Loads the config's dataset (split by :obj:`seed`), builds its
     adjacency, clusters it and lays every cluster out contiguously.
+    METIS uses its fixed default seed (the same clusters for every seed, as
+    the GAS reference code) unless :obj:`partition_seed` hands it
+    :obj:`seed`.
 
     Returns:
         The permuted graph, the cluster boundaries and the number of
@@ -156,8 +165,13 @@ def prepare(cfg: Dict[str, Any], root: str, seed: int,
     data = load_dataset(root, cfg['dataset'], seed)
     num_classes = int(data.y.max()) + 1
     data.adj_t = prepare_adj(data, cfg.get('adj', 'raw'))
-    cluster = partition(data.edge_index, cfg['num_parts'], method=method,
-                        num_nodes=data.num_nodes, seed=seed)
+    if method == 'metis' and partition_seed:
+        cluster = metis(data.edge_index, data.num_nodes, cfg['num_parts'],
+                        seed=seed)
+    else:
+        cluster = partition(data.edge_index, cfg['num_parts'],
+                            method=method, num_nodes=data.num_nodes,
+                            seed=seed)
     perm, ptr = sort_by_cluster(cluster, cfg['num_parts'])
     del data.edge_index
     data = permute(data, perm)

@@ -181,3 +181,19 @@ def test_gas_reads_no_history_row_before_writing_it(monkeypatch, warm_up):
         assert spy.unwritten == 0
     else:
         assert spy.unwritten > 0
+
+
+def test_partition_seed_varies_metis_clusters(monkeypatch):
+    run = load_runner().training
+    cfg = dict(run.load_config('gcn_cora'), num_parts=6)
+    data = homophilous_sbm(300, num_classes=3, num_features=8, seed=0)
+    monkeypatch.setattr(run, 'load_dataset',
+                        lambda root, name, seed: data.clone())
+
+    # METIS' fixed seed: the same clusters for every seed, as the
+    # reference code; with --partition-seed, they vary with it.
+    same = [run.prepare(cfg, 'unused', s)[0].x for s in range(3)]
+    assert all(torch.equal(same[0], x) for x in same[1:])
+    seeded = [run.prepare(cfg, 'unused', s, partition_seed=True)[0].x
+              for s in range(3)]
+    assert not all(torch.equal(seeded[0], x) for x in seeded[1:])

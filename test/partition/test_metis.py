@@ -311,3 +311,29 @@ def test_sort_by_cluster():
         sort_by_cluster(torch.tensor([0., 1.]))
     with pytest.raises(ValueError, match='cluster'):
         sort_by_cluster(torch.zeros(2, 2, dtype=torch.long))
+
+
+def test_seed_varies_the_parts():
+    edge_index, _ = grid(24, 24)
+    fixed = [metis(edge_index, 576, 6, verbose=False) for _ in range(2)]
+    assert torch.equal(*fixed)  # METIS' default seed: the same parts.
+    seeded = {s: metis(edge_index, 576, 6, verbose=False, seed=s)
+              for s in range(4)}
+    assert torch.equal(seeded[1], metis(edge_index, 576, 6, verbose=False,
+                                        seed=1))
+    assert len({tuple(c.tolist()) for c in seeded.values()}) > 1
+    for c in seeded.values():
+        assert c.unique().tolist() == list(range(6))
+    for bad in (-1, 2**31, 1.5, True):
+        with pytest.raises(ValueError, match="'seed'"):
+            metis(edge_index, 576, 6, seed=bad)
+
+
+def test_seed_needs_pymetis(monkeypatch):
+    import importlib
+    backend = importlib.import_module('torch_autoscale.partition.backend')
+    monkeypatch.setattr(backend, '_backends', lambda: [
+        (name, fn) for name, fn in [('torch-sparse', None)]])
+    edge_index, _ = grid(8, 8)
+    with pytest.raises(ImportError, match="pip install pymetis"):
+        metis(edge_index, 64, 2, seed=0)

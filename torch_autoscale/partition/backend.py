@@ -197,7 +197,8 @@ def _metis_input(
 def partition_csr(rowptr: Tensor, col: Tensor, num_parts: int,
                   node_weight: Optional[Tensor],
                   edge_weight: Optional[Tensor], recursive: bool,
-                  num_nodes: int) -> Tuple[Tensor, str]:
+                  num_nodes: int,
+                  seed: Optional[int] = None) -> Tuple[Tensor, str]:
     r"""Runs the first METIS backend that works on a symmetric CSR graph on
     the CPU with finite non-negative weights of any real dtype. Every call
     into METIS goes through here, and so through the same checks and
@@ -216,6 +217,9 @@ def partition_csr(rowptr: Tensor, col: Tensor, num_parts: int,
         recursive (bool): Whether to use recursive bisection instead of
             k-way partitioning.
         num_nodes (int): The number of nodes.
+        seed (int, optional): The seed of METIS' random choices, which only
+            the :obj:`pymetis` backend takes. (default: :obj:`None`, METIS'
+            fixed default seed: the same parts on every call)
 
     Returns:
         (torch.Tensor, str): The part id of every node and the name of the
@@ -224,7 +228,8 @@ def partition_csr(rowptr: Tensor, col: Tensor, num_parts: int,
     Raises:
         ~torch_autoscale.errors.PartitionInputError: If the graph is too
             large for METIS' index type, or a weight is invalid.
-        ImportError: If no METIS backend is installed or working.
+        ImportError: If no METIS backend is installed or working, or
+            :obj:`seed` is given without :obj:`pymetis`.
     """
     rowptr, col, node_weight, edge_weight = _metis_input(
         rowptr, col, node_weight, edge_weight, num_nodes)
@@ -233,7 +238,15 @@ def partition_csr(rowptr: Tensor, col: Tensor, num_parts: int,
     if col.numel() == 0:  # No edges: nothing to cut, only to balance.
         return _balance_by_weight(node_weight, num_nodes,
                                   num_parts), 'no edges'
-    for name, backend in _backends():
+    backends = _backends()
+    if seed is not None:
+        backends = [(name, functools.partial(backend, seed=seed))
+                    for name, backend in backends if name == 'pymetis']
+        if not backends:
+            raise ImportError("a METIS 'seed' needs the 'pymetis' backend "
+                              "(the others fix METIS' seed); install it via "
+                              "'pip install pymetis' or leave 'seed' out")
+    for name, backend in backends:
         try:
             out = backend(rowptr, col, num_parts, node_weight, edge_weight,
                           recursive)
@@ -300,7 +313,8 @@ def _metis_pyg_lib(rowptr: Tensor, col: Tensor, num_parts: int,
 
 def _metis_pymetis(rowptr: Tensor, col: Tensor, num_parts: int,
                    node_weight: Optional[Tensor],
-                   edge_weight: Optional[Tensor], recursive: bool) -> Tensor:
+                   edge_weight: Optional[Tensor], recursive: bool,
+                   seed: Optional[int] = None) -> Tensor:
     import numpy as np
     import pymetis
 
@@ -313,6 +327,8 @@ def _metis_pymetis(rowptr: Tensor, col: Tensor, num_parts: int,
 
     kwargs = dict(vweights=to_numpy(node_weight),
                   eweights=to_numpy(edge_weight), recursive=recursive)
+    if seed is not None:
+        kwargs['options'] = pymetis.Options(seed=seed)
     if hasattr(pymetis, 'CSRAdjacency'):  # pymetis >= 2025.2
         adjacency = pymetis.CSRAdjacency(to_numpy(rowptr), to_numpy(col))
         out = pymetis.part_graph(num_parts, adjacency, **kwargs)

@@ -23,6 +23,7 @@ from .backend import (  # noqa: F401  (the note of metis() names them)
     weight_limit,
 )
 from .validation import (
+    check_int,
     check_node_weight_total,
     check_weight,
     describe,
@@ -40,6 +41,7 @@ def metis(
     node_weight: Optional[Tensor] = None,
     edge_weight: Optional[Tensor] = None,
     verbose: bool = True,
+    seed: Optional[int] = None,
 ) -> Tensor:
     r"""Clusters a graph into :obj:`num_parts` parts via METIS, as used by the
     `"GNNAutoScale: Scalable and Expressive Graph Neural Networks via
@@ -119,6 +121,11 @@ def metis(
         verbose (bool, optional): Whether to log the edge cut and warn about
             empty parts; callers that partition many small graphs turn it
             off. (default: :obj:`True`)
+        seed (int, optional): The seed of METIS' random choices (matching,
+            initial partitions), for parts that vary with it; it needs the
+            :obj:`pymetis` backend. (default: :obj:`None`, METIS' fixed
+            default seed, as the GAS and Cluster-GCN reference code: the
+            same parts on every call)
 
     Returns:
         torch.Tensor: The part id of every node, an :obj:`int64` tensor of
@@ -134,7 +141,8 @@ def metis(
             negative, NaN or infinite, if every node weight is zero, or if
             the graph is too large for METIS' index type (a subclass of
             :class:`ValueError`).
-        ImportError: If no METIS backend is installed or working.
+        ImportError: If no METIS backend is installed or working, or
+            :obj:`seed` is given without :obj:`pymetis`.
 
     Example:
         >>> from torch_geometric.utils import grid
@@ -153,6 +161,10 @@ def metis(
                                'one entry per edge of `edge_index`')
     if node_weight is not None:
         check_node_weight_total(node_weight)
+    if seed is not None:
+        seed = check_int(seed, 'seed', 0)
+        if seed >= 2**31:  # METIS' index type may be 32 bits wide.
+            raise ValueError(f"'seed' must lie in [0, 2**31) (got {seed})")
 
     try:
         num_parts = operator.index(num_parts)
@@ -184,7 +196,7 @@ def metis(
     edge_weight = edge_weight.cpu() if edge_weight is not None else None
 
     cluster, name = partition_csr(rowptr, col, num_parts, node_weight,
-                                  edge_weight, recursive, num_nodes)
+                                  edge_weight, recursive, num_nodes, seed)
 
     sizes = torch.bincount(cluster, minlength=num_parts)
     num_empty = int((sizes == 0).sum())
