@@ -11,8 +11,9 @@ and coarsening (:func:`~torch_autoscale.partition.spark.cluster_ids`,
 :obj:`rounds` rounds; then the last coarse graph (at most
 :obj:`max_coarse_entries` of its entries, every node's heaviest) is
 collected to the driver and split by METIS, the parts are joined back to
-the nodes and refined on the original graph. Random draws are hashes of the seed and the
-node or edge and every sum runs in a fixed order, so the partition is that
+the nodes and refined on the original graph. Random draws are hashes of
+the seed and the node or edge and every sum runs in a fixed order, so the
+partition is that
 of :func:`~torch_autoscale.partition.lpmetis` for the same edges and seed,
 bit for bit.
 
