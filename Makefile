@@ -119,8 +119,7 @@ bench: install data
 		--edges 0.01 0.1 0.3 1 3 --timeout 1200
 	$(PY) benchmark/memory.py --epochs 2 --threads 1
 	$(PY) benchmark/out_of_core.py --sizes 4000000 16000000 70000000 --threads 2 --memory-limit 8 --skip-done
-	$(PY) benchmark/out_of_core.py --sizes 4000000 16000000 32000000 --locality 4 --contiguous --threads 2 --memory-limit 8 --skip-done
-	$(PY) benchmark/out_of_core.py --sizes 16000000 32000000 --locality 4 --contiguous --max-coarse-entries 134217728 --threads 2 --memory-limit 8 --skip-done
+	$(PY) benchmark/out_of_core.py --sizes 4000000 16000000 70000000 --locality 4 --contiguous --threads 2 --memory-limit 8 --skip-done
 	$(BENCH_GST) --epochs 50
 	$(BENCH_GST) --epochs 120 --variants full gst-efd \
 		--out $(BENCH_RESULTS)/gst_e120.md

@@ -1,3 +1,4 @@
+import logging
 import math
 
 import pytest
@@ -215,6 +216,19 @@ def test_heaviest_entries_of_the_coarse_graph():
     # Within the budget, the whole graph:
     r, c, kw = module.heaviest_entries(graph, col.numel())
     assert torch.equal(c, col) and torch.equal(kw, w)
+
+
+def test_too_few_entries_per_coarse_node_warn(caplog):
+    import importlib
+    module = importlib.import_module('torch_autoscale.partition.lpmetis')
+    with caplog.at_level(logging.WARNING, logger=module.log.name):
+        assert module.entries_per_node(600, 100) == 3
+    assert caplog.records == []
+    with caplog.at_level(logging.WARNING, logger=module.log.name):
+        assert module.entries_per_node(399, 100) == 1
+        assert module.entries_per_node(0, 100) == 1
+    assert len(caplog.records) == 2
+    assert "Raise it to 600" in caplog.records[0].getMessage()
 
 
 def test_coarse_budget_bounds_what_metis_gets(monkeypatch):

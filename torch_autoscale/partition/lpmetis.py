@@ -871,6 +871,28 @@ def at_or_above(weight: Tensor, tie: Tensor, other: Tensor, node: Tensor,
         (tie > t_tie) | ((tie == t_tie) & (other <= t_col))))
 
 
+MIN_ENTRIES_PER_NODE: int = 3
+r"""Below this many heaviest entries per coarse node, LPMetis warns: a
+coarse graph kept this sparse falls apart into pieces that METIS packs
+into parts at random."""
+
+
+def entries_per_node(max_entries: int, num_nodes: int) -> int:
+    r"""The heaviest entries every coarse node keeps when the coarse graph
+    of :obj:`num_nodes` nodes has more than :obj:`max_entries` (see
+    :func:`heaviest_entries`), at least one; logs a warning below
+    :obj:`MIN_ENTRIES_PER_NODE`. Both engines decide through here."""
+    k = max(1, max_entries // (2 * num_nodes))
+    if k < MIN_ENTRIES_PER_NODE:
+        log.warning("LPMetis: 'max_coarse_entries' (%d) leaves %d entries "
+                    "per node of the %d-node coarse graph; parts may join "
+                    "far-apart pieces of the graph. Raise it to %d or more "
+                    "(METIS' memory grows with it) or coarsen more "
+                    "('rounds')", max_entries, k, num_nodes,
+                    2 * MIN_ENTRIES_PER_NODE * num_nodes)
+    return k
+
+
 def heaviest_entries(graph, max_entries: Optional[int]
                      ) -> Tuple[Tensor, Tensor, Tensor]:
     r"""The CSR arrays of :obj:`graph` in memory, with at most
@@ -892,7 +914,7 @@ def heaviest_entries(graph, max_entries: Optional[int]
     if max_entries is None or graph.num_entries <= max_entries:
         return graph.load()
     n = graph.num_nodes
-    k = max(1, max_entries // (2 * n))
+    k = entries_per_node(max_entries, n)
     threshold = None
     for r0, c, col, weight in graph.blocks():
         if threshold is None:  # Rows of at most k entries keep them all:

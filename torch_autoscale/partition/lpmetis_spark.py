@@ -39,6 +39,7 @@ from .lpmetis import (
     REFINE,
     TIE,
     check_lpmetis_args,
+    entries_per_node,
     stream_key,
 )
 from .validation import check_int
@@ -56,7 +57,7 @@ def _coarse_csr(entries, num_nodes: int, max_entries: Optional[int]):
     F, Window = sp.F, sp.Window
     total = entries.count()
     if max_entries is not None and total > max_entries:
-        k = max(1, max_entries // (2 * num_nodes))
+        k = entries_per_node(max_entries, num_nodes)
         ties = sp.with_hash_bits(
             entries.withColumn('lo', F.least('row', 'col')).withColumn(
                 'hi', F.greatest('row', 'col')), stream_key(0, TIE), 'lo',
