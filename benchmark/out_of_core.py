@@ -268,7 +268,7 @@ def table(records: List[Dict[str, Any]]):
                          f"{r['store_bytes'] / GiB:.2f} GiB")
         if 'halo_per_batch' in r:
             extra.append(f"halo {r['halo_per_batch']:,.0f} nodes and "
-                         f"{100 * r['page_fraction']:.0f}% of the feature "
+                         f"{100 * r['page_fraction']:.2g}% of the feature "
                          f"pages per batch")
         if 'history_bytes' in r:
             extra.append(f"store + histories on disk "
