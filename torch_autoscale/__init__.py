@@ -14,6 +14,7 @@ from torch_autoscale import (
     ops,  # noqa: F401
     partition,
     segment,
+    transforms,
     utils,
 )
 from torch_autoscale.checkpoint import load_checkpoint, save_checkpoint
@@ -27,6 +28,7 @@ __all__ = [
     'nn',
     'partition',
     'segment',
+    'transforms',
     'utils',
     'ops',
     'save_checkpoint',

@@ -4,7 +4,7 @@ import warnings
 import pytest
 import torch
 from torch_geometric.data import Data
-from torch_geometric.utils import to_undirected
+from torch_geometric.utils import subgraph, to_undirected
 
 from torch_autoscale.loader import (
     EvalSubgraphLoader,
@@ -83,6 +83,41 @@ def test_subgraph_loader(bipartite, batch_size, backend):
         check_batch(batch, data, ptr, clusters, bipartite)
         seen.append(batch.n_id[:batch.batch_size])
     assert torch.equal(torch.cat(seen).sort()[0], torch.arange(60))
+
+
+@pytest.mark.parametrize('precompute', [True, False])
+def test_batches_without_halo_are_induced_subgraphs(precompute, backend):
+    data = random_graph()
+    ptr = torch.tensor([0, 10, 25, 25, 40, 60])
+    loader = SubgraphLoader(data, ptr, batch_size=2, halo=False,
+                            precompute=precompute)
+    attr = {(int(s), int(d)): float(a) for (s, d), a in zip(
+        data.edge_index.t(), data.edge_attr.view(-1))}
+    for i, batch in enumerate(loader):
+        clusters = torch.tensor(loader.clusters[2 * i:2 * i + 2])
+        runs = torch.cat([torch.arange(int(ptr[c]), int(ptr[c + 1]))
+                          for c in clusters])
+        assert batch.batch_size == runs.numel()
+        assert torch.equal(batch.n_id, runs)  # No halo.
+        # PyG's induced subgraph, as a dense matrix (rows are targets):
+        sub, attr_sub = subgraph(runs, data.edge_index, data.edge_attr,
+                                 relabel_nodes=True,
+                                 num_nodes=data.num_nodes)
+        want = torch.zeros(runs.numel(), runs.numel())
+        want[sub[1], sub[0]] = 1.0
+        adj = batch.data.adj_t
+        assert adj.size() == (runs.numel(), runs.numel())
+        assert torch.equal(adj.to_dense(), want)
+        assert batch.data.edge_attr.size(0) == attr_sub.size(0)
+        crow, col = adj.crow_indices(), adj.col_indices()
+        row = torch.repeat_interleave(torch.arange(crow.numel() - 1),
+                                      crow.diff())
+        for r, c, a in zip(row.tolist(), col.tolist(),
+                           batch.data.edge_attr.view(-1).tolist()):
+            assert attr[(int(runs[c]), int(runs[r]))] == a
+        assert torch.equal(batch.data.x, data.x[runs])
+    with pytest.raises(ValueError, match="'halo'"):
+        SubgraphLoader(data, ptr, halo=0)
 
 
 def test_shuffle_covers_every_cluster_once():

@@ -307,3 +307,95 @@ def test_independent_of_blocks_and_edge_order():
     b = lpmetis(shuffled, num_nodes, 6, edge_weight=weight[perm], seed=3,
                 verbose=False, chunk_edges=50)
     assert torch.equal(a, b)
+
+
+def assert_coarse_equal(a, b):
+    for name in ('node', 'rowptr', 'col', 'weight', 'count', 'part'):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+
+
+def check_coarse(coarse, edge_index, cluster, n, complete=True):
+    r"""What a kept coarse graph must be for the graph it came from (all
+    of it if :obj:`complete`, else some of its edges)."""
+    k = coarse.num_nodes
+    assert coarse.node.shape == (n, ) and coarse.node.dtype == torch.long
+    assert int(coarse.node.min()) >= 0 and int(coarse.node.max()) < k
+    # Every coarse node holds its original nodes, counted:
+    assert torch.equal(coarse.count, coarse.node.bincount(minlength=k))
+    # Symmetric, without self-loops, columns sorted within rows:
+    c = coarse.edge_index()
+    assert not bool((c[0] == c[1]).any())
+    key = c[0] * k + c[1]
+    assert bool((key[1:] > key[:-1]).all())
+    rev = torch.sort(c[1] * k + c[0])
+    assert torch.equal(rev.values, key)
+    assert torch.equal(coarse.weight[rev.indices], coarse.weight)
+    # The coarse edges are the original edges between two coarse nodes:
+    row, col = coarse.node[edge_index]
+    cross = row != col
+    assert bool(torch.isin(key, row[cross] * k + col[cross]).all())
+    if complete:
+        assert bool(torch.isin(row[cross] * k + col[cross], key).all())
+    assert coarse.part.shape == (k, )
+    assert 0 <= int(coarse.part.min()) <= int(coarse.part.max()) < int(
+        cluster.max()) + 1
+
+
+@pytest.mark.parametrize('kwargs', [{}, dict(rounds=0),
+                                    dict(max_coarse_entries=130)])
+def test_coarse_graph_is_kept(kwargs):
+    edge_index, n = planted(num_blocks=4, size=30, p_in=0.3, p_out=0.02,
+                            seed=1)
+    kwargs = dict(kwargs, max_cluster_size=10)
+    cluster, coarse = lpmetis(edge_index, n, 4, seed=3, verbose=False,
+                              return_coarse=True, **kwargs)
+    assert torch.equal(cluster, lpmetis(edge_index, n, 4, seed=3,
+                                        verbose=False, **kwargs))
+    check_coarse(coarse, edge_index, cluster, n,
+                 'max_coarse_entries' not in kwargs)
+    if kwargs.get('rounds') == 0:  # The input graph itself.
+        assert torch.equal(coarse.node, torch.arange(n))
+    else:
+        assert coarse.num_nodes < n / 4
+    if 'max_coarse_entries' in kwargs:
+        assert coarse.col.numel() <= 130
+    # Without the refinement, every node is in its coarse node's part:
+    cluster, coarse = lpmetis(edge_index, n, 4, seed=3, verbose=False,
+                              return_coarse=True, refine=0, **kwargs)
+    assert torch.equal(cluster, coarse.part[coarse.node])
+    # Weights are the summed original weights between two coarse nodes
+    # (here ones), over the largest original weight:
+    if len(kwargs) == 1:
+        row, col = coarse.node[edge_index]
+        cross = row != col
+        k = coarse.num_nodes
+        key, total = torch.unique(row[cross] * k + col[cross],
+                                  return_counts=True)
+        assert torch.equal(key, coarse.edge_index()[0] * k +
+                           coarse.edge_index()[1])
+        # Both directions of an edge sum to its weight, 2, and the largest
+        # is 2: every edge counts one.
+        assert torch.equal(coarse.weight, total.float())
+
+
+def test_coarse_graph_permutes_with_the_nodes():
+    edge_index, n = planted(num_blocks=3, size=20, p_in=0.4, p_out=0.02,
+                            seed=2)
+    _, coarse = lpmetis(edge_index, n, 3, seed=0, verbose=False,
+                        return_coarse=True, max_cluster_size=10)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    moved = coarse.permute(perm)
+    assert torch.equal(moved.node, coarse.node[perm])
+    assert moved.rowptr is coarse.rowptr
+    with pytest.raises(ValueError, match="'perm'"):
+        coarse.permute(perm[:-1])
+
+
+def test_coarse_graph_of_a_single_part():
+    edge_index, n = planted(num_blocks=3, size=20, p_in=0.4, p_out=0.02,
+                            seed=2)
+    cluster, coarse = lpmetis(edge_index, n, 1, seed=0, verbose=False,
+                              return_coarse=True, max_cluster_size=10)
+    assert cluster.tolist() == [0] * n
+    assert coarse.part.tolist() == [0] * coarse.num_nodes
+    check_coarse(coarse, edge_index, cluster, n)

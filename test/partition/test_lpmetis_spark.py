@@ -10,7 +10,11 @@ from torch_autoscale.loader import PartitionedData
 from torch_autoscale.partition import lpmetis, partition
 from torch_autoscale.store import partition_store, store_from_data
 
-from test.partition.test_lpmetis import cliques, planted
+from test.partition.test_lpmetis import (
+    assert_coarse_equal,
+    cliques,
+    planted,
+)
 
 pytest.importorskip('pyspark')
 
@@ -49,7 +53,7 @@ def graphs():
 FAST = dict(iterations=2, refine=2)
 
 
-@pytest.mark.parametrize('seed,graph', enumerate(graphs()))
+@pytest.mark.parametrize('seed,graph', list(enumerate(graphs())))
 def test_spark_equals_in_process(spark, seed, graph):
     name, edge_index, n, weight = graph
     df = edges_frame(spark, edge_index, weight)
@@ -83,6 +87,27 @@ def test_spark_equals_in_process_with_other_arguments(spark):
     assert torch.equal(got, want)
     one = parts_of(lpmetis_spark(df, 1, num_nodes=n, spark=spark), n)
     assert one.tolist() == [0] * n
+
+
+def test_spark_keeps_the_in_process_coarse_graph(spark):
+    edge_index, n = planted(num_blocks=4, size=30, p_in=0.3, p_out=0.02,
+                            seed=1)
+    gen = torch.Generator().manual_seed(0)
+    weight = torch.randint(1, 5, (edge_index.size(1), ), generator=gen)
+    df = edges_frame(spark, edge_index, weight.double()).cache()
+    for num_parts, kwargs in ((5, dict(max_cluster_size=8)),
+                              (5, dict(rounds=0)),
+                              (5, dict(max_cluster_size=8,
+                                       max_coarse_entries=60)),
+                              (1, dict(max_cluster_size=8))):
+        want = lpmetis(edge_index, n, num_parts, edge_weight=weight,
+                       seed=1, verbose=False, return_coarse=True,
+                       **FAST, **kwargs)
+        parts, coarse = lpmetis_spark(df, num_parts, num_nodes=n,
+                                      spark=spark, seed=1, verbose=False,
+                                      return_coarse=True, **FAST, **kwargs)
+        assert torch.equal(parts_of(parts, n), want[0]), kwargs
+        assert_coarse_equal(coarse, want[1])
 
 
 def test_partition_engine_and_parquet_output(spark, tmp_path):

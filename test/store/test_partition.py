@@ -16,7 +16,7 @@ from torch_autoscale.store import (
     store_from_data,
 )
 
-from test.partition.test_lpmetis import planted
+from test.partition.test_lpmetis import assert_coarse_equal, planted
 
 lpmetis_module = importlib.import_module('torch_autoscale.partition.lpmetis')
 
@@ -99,6 +99,30 @@ def test_store_equals_in_memory_with_other_arguments(tmp_path):
         out = lpmetis_store(store, 4, seed=2, chunk_edges=29,
                             progress=False, verbose=False, **kwargs)
         assert torch.equal(out, ref), kwargs
+
+
+@pytest.mark.parametrize('kwargs', [dict(max_cluster_size=10),
+                                    dict(rounds=0),
+                                    dict(max_cluster_size=10,
+                                         max_coarse_entries=60)])
+def test_store_keeps_the_in_memory_coarse_graph(tmp_path, kwargs):
+    data = weighted()
+    store = store_from_data(data, tmp_path / 'g')
+    ref = lpmetis(data.edge_index, data.num_nodes, 4, seed=1,
+                  edge_weight=data.edge_weight, verbose=False,
+                  return_coarse=True, **kwargs)
+    for num_parts in (4, 1):
+        if num_parts == 1:
+            ref = lpmetis(data.edge_index, data.num_nodes, 1, seed=1,
+                          edge_weight=data.edge_weight, verbose=False,
+                          return_coarse=True, **kwargs)
+        cluster, coarse = lpmetis_store(store, num_parts, seed=1,
+                                        chunk_edges=37, progress=False,
+                                        verbose=False, return_coarse=True,
+                                        **kwargs)
+        assert torch.equal(cluster, ref[0])
+        assert_coarse_equal(coarse, ref[1])
+    assert sorted(os.listdir(tmp_path)) == ['g']
 
 
 class LargestTensor(TorchFunctionMode):

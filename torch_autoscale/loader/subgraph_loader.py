@@ -191,10 +191,19 @@ class SubgraphCollater:
         bipartite (bool, optional): If :obj:`True`, :obj:`adj_t` has one row
             per in-batch node only; otherwise it is square over :obj:`n_id`
             with empty halo rows. (default: :obj:`True`)
+        halo (bool, optional): If :obj:`False`, a batch is the subgraph its
+            clusters induce, without halo (`Cluster-GCN
+            <https://arxiv.org/abs/1905.07953>`_ style): edges from other
+            clusters are dropped, :obj:`n_id` holds the in-batch nodes only
+            and :obj:`adj_t` is square. (default: :obj:`True`)
     """
-    def __init__(self, data: Data, ptr: Tensor, bipartite: bool = True):
+    def __init__(self, data: Data, ptr: Tensor, bipartite: bool = True,
+                 halo: bool = True):
+        if not isinstance(halo, bool):
+            raise ValueError(f"'halo' must be True or False (got {halo!r})")
         self.ptr = _check_ptr(ptr, data.num_nodes)
         self.bipartite = bipartite
+        self.halo = halo
         self.num_nodes = data.num_nodes
         self.rowptr, self.col, self.value, edge_perm = to_csr(data)
 
@@ -249,15 +258,30 @@ class SubgraphCollater:
                                                   count.tolist())
         ]) if clusters.numel() > 0 else torch.empty(0, dtype=torch.long)
 
+        e_id: Optional[Tensor] = None
         if self.edge_attrs:  # The kept edges' ids, to slice the attributes.
             rowptr, col, e_id, n_id = ops.relabel_one_hop(
                 self.rowptr, self.col, _edge_ids(self.col.numel()), n_id,
-                self.bipartite)
+                self.bipartite or not self.halo)
             value = None if self.value is None else self.value[e_id]
         else:  # Gathered directly (no edge-sized index for large graphs).
             rowptr, col, value, n_id = ops.relabel_one_hop(
-                self.rowptr, self.col, self.value, n_id, self.bipartite)
-        col, n_id = _sort_halo(col, n_id, batch_size)
+                self.rowptr, self.col, self.value, n_id,
+                self.bipartite or not self.halo)
+        if self.halo:
+            col, n_id = _sort_halo(col, n_id, batch_size)
+        else:  # Halo columns come last: drop them.
+            keep = col < batch_size
+            counts = torch.bincount(
+                torch.repeat_interleave(torch.arange(batch_size),
+                                        rowptr.diff(),
+                                        output_size=col.numel())[keep],
+                minlength=batch_size)
+            rowptr = torch.zeros_like(rowptr)
+            torch.cumsum(counts, 0, out=rowptr[1:])
+            col, n_id = col[keep], n_id[:batch_size]
+            value = None if value is None else value[keep]
+            e_id = None if e_id is None else e_id[keep]
         if value is None:
             value = torch.ones(col.numel())
         num_rows = rowptr.numel() - 1
@@ -269,6 +293,7 @@ class SubgraphCollater:
                 # Node features may be a sparse CSR matrix (bag-of-words):
                 data[key] = index_select_rows(value, n_id)
         for key, value in self.edge_attrs.items():
+            assert e_id is not None
             data[key] = value.index_select(0, e_id)
         return SubgraphBatch(data, batch_size, n_id, offset, count)
 
@@ -358,13 +383,20 @@ class SubgraphLoader(DataLoader):
             its halo stays near too: on a
             :class:`~torch_autoscale.store.GraphStore`, far fewer pages are
             read per batch. (default: :obj:`False`)
+        halo (bool, optional): Whether batches carry their 1-hop halo. Without
+            it, a batch is the subgraph its clusters induce (`Cluster-GCN
+            <https://arxiv.org/abs/1905.07953>`_ style training, no
+            histories: run the model full-batch on it,
+            :obj:`model(batch.data.x, batch.data.adj_t)`). The adjacency's
+            values are kept as they are (*e.g.*, normalized over the whole
+            graph). (default: :obj:`True`)
         **kwargs (optional): Further arguments of
             :class:`torch.utils.data.DataLoader`, such as :obj:`num_workers`.
     """
     def __init__(self, data: Data, ptr: Tensor,
                  batch_size: Optional[int] = None, shuffle: bool = False,
                  bipartite: bool = True, precompute: Optional[bool] = None,
-                 contiguous: bool = False, **kwargs):
+                 contiguous: bool = False, halo: bool = True, **kwargs):
         if batch_size is None:
             batch_size = 1
         if not isinstance(contiguous, bool):
@@ -380,7 +412,7 @@ class SubgraphLoader(DataLoader):
                     f"itself and cannot take '{key}'; transform the "
                     f"SubgraphBatch objects it yields instead (or subclass "
                     f"SubgraphCollater)")
-        self.collater = SubgraphCollater(data, ptr, bipartite)
+        self.collater = SubgraphCollater(data, ptr, bipartite, halo)
         ptr = self.collater.ptr
         clusters = (ptr[1:] > ptr[:-1]).nonzero().view(-1).tolist()
         self.clusters = clusters

@@ -1,5 +1,5 @@
 r"""Graph partitioning: from a graph to clusters of nodes."""
-from .lpmetis import lpmetis
+from .lpmetis import CoarseGraph, lpmetis
 from .metis import metis, sort_by_cluster
 from .lpmetis_spark import lpmetis_spark, read_parts
 from .partition import PARTITION_ENGINES, PARTITION_METHODS, partition
@@ -19,6 +19,7 @@ __all__ = [
     'PARTITION_ENGINES',
     'metis',
     'lpmetis',
+    'CoarseGraph',
     'lpmetis_spark',
     'read_parts',
     'sort_by_cluster',

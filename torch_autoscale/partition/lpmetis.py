@@ -33,7 +33,7 @@ and gets the same partition, bit for bit.
 import logging
 import math
 import time
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -55,6 +55,62 @@ default tolerance)."""
 
 #: What a draw is for: the part of its stream key (see :func:`stream_key`).
 PRUNE, ACTIVE, REFINE, TIE = 1, 2, 3, 4
+
+
+class CoarseGraph(NamedTuple):
+    r"""The coarse graph LPMetis handed to METIS, kept for reuse (*e.g.*,
+    by :class:`~torch_autoscale.transforms.CoarseEmbedding`): what
+    :func:`lpmetis`, :func:`~torch_autoscale.store.lpmetis_store` and
+    :func:`~torch_autoscale.partition.lpmetis_spark` return with
+    :obj:`return_coarse=True`.
+
+    The graph is symmetric CSR with columns sorted within rows and no
+    self-loops; its weights are the summed weights of the original edges
+    between two clusters, divided by the largest original weight. With
+    :obj:`max_coarse_entries` in effect, it holds the entries METIS got
+    (every coarse node's heaviest). Without coarsening (:obj:`rounds=0`,
+    or nothing merged), it is the input graph itself.
+
+    Attributes:
+        node (torch.Tensor): The coarse node of every original node,
+            :obj:`int64` of shape :obj:`[num_nodes]`.
+        rowptr (torch.Tensor): The coarse graph's row pointers, of shape
+            :obj:`[num_coarse_nodes + 1]`.
+        col (torch.Tensor): Its columns.
+        weight (torch.Tensor): Its entries' weights (:obj:`float32`).
+        count (torch.Tensor): The original nodes of every coarse node.
+        part (torch.Tensor): The part METIS gave every coarse node (before
+            the refinement moved single nodes).
+    """
+    node: Tensor
+    rowptr: Tensor
+    col: Tensor
+    weight: Tensor
+    count: Tensor
+    part: Tensor
+
+    @property
+    def num_nodes(self) -> int:
+        r"""The number of coarse nodes."""
+        return self.rowptr.numel() - 1
+
+    def edge_index(self) -> Tensor:
+        r"""The coarse graph as :obj:`[2, num_entries]` edge indices
+        (both directions of every edge)."""
+        row = torch.repeat_interleave(
+            torch.arange(self.num_nodes, device=self.rowptr.device),
+            self.rowptr.diff())
+        return torch.stack([row, self.col.to(row.dtype)])
+
+    def permute(self, perm: Tensor) -> 'CoarseGraph':
+        r"""The same coarse graph for the original graph with its nodes
+        reordered by :obj:`perm` (new node :obj:`i` is old node
+        :obj:`perm[i]`, as in :func:`~torch_autoscale.partition.permute`).
+        """
+        if perm.numel() != self.node.numel():
+            raise ValueError(f"'perm' must hold one entry per node "
+                             f"({self.node.numel()}, got {perm.numel()})")
+        return self._replace(node=self.node[perm.to(self.node.device)])
 
 Block = Tuple[int, Tensor, Tensor, Tensor]
 r"""A block of consecutive rows of a CSR graph: the first row :obj:`r0`,
@@ -82,7 +138,8 @@ def lpmetis(
     verbose: bool = True,
     chunk_edges: int = MEMORY_CHUNK,
     max_coarse_entries: Optional[int] = None,
-) -> Tensor:
+    return_coarse: bool = False,
+) -> Union[Tensor, Tuple[Tensor, CoarseGraph]]:
     r"""Partitions a graph into :obj:`num_parts` parts via LPMetis, from the
     `"LPS-GNN: Deploying Graph Neural Networks on Graphs with 100-Billion
     Edges" <https://arxiv.org/abs/2507.14570>`_ paper (see the module
@@ -170,11 +227,17 @@ def lpmetis(
             while the refinement still sees every edge. It bounds the
             memory of graphs whose coarse graph stays large, *e.g.*, with
             many random edges. (default: :obj:`None`, all of them)
+        return_coarse (bool, optional): Whether to also return the coarse
+            graph METIS split and every node's coarse node (a
+            :class:`CoarseGraph`), *e.g.* for
+            :class:`~torch_autoscale.transforms.CoarseEmbedding`.
+            (default: :obj:`False`)
 
     Returns:
         torch.Tensor: The part id of every node, an :obj:`int64` tensor of
         shape :obj:`[num_nodes]` on the device of :obj:`edge_index`, in which
-        every id of :obj:`[0, num_parts)` occurs.
+        every id of :obj:`[0, num_parts)` occurs; with
+        :obj:`return_coarse`, a tuple of it and the :class:`CoarseGraph`.
 
     Raises:
         ValueError: If an argument is out of range (the message names it).
@@ -201,16 +264,18 @@ def lpmetis(
     if max_coarse_entries is not None:
         max_coarse_entries = check_int(max_coarse_entries,
                                        'max_coarse_entries', 0)
-    if num_parts == 1:
+    if num_parts == 1 and not return_coarse:
         return torch.zeros(num_nodes, dtype=torch.long, device=device)
     graph = undirected_csr(edge_index, edge_weight, num_nodes)
     del edge_index, edge_weight
     graph.chunk_edges = chunk_edges
-    return run_lpmetis(graph, graph.degree(), num_parts, float(p_ratio),
-                       float(p_b), rounds, seed, iterations,
-                       max_cluster_size, refine, Workspace(device),
-                       chunk_edges, verbose,
-                       max_coarse_entries=max_coarse_entries)
+    cluster, coarse = run_lpmetis(graph, graph.degree(), num_parts,
+                                  float(p_ratio), float(p_b), rounds, seed,
+                                  iterations, max_cluster_size, refine,
+                                  Workspace(device), chunk_edges, verbose,
+                                  max_coarse_entries=max_coarse_entries,
+                                  return_coarse=return_coarse)
+    return (cluster, coarse) if return_coarse else cluster
 
 
 def _signed(z: int) -> int:
@@ -952,17 +1017,22 @@ def heaviest_entries(graph, max_entries: Optional[int]
 
 
 def metis_coarse(graph, count: Tensor, num_parts: int,
-                 max_entries: Optional[int] = None) -> Tensor:
+                 max_entries: Optional[int] = None
+                 ) -> Tuple[Tensor, Tuple[Tensor, Tensor, Tensor]]:
     r"""METIS on the (small) coarse :obj:`graph`, loaded into memory (at
     most :obj:`max_entries` of its entries, every node's heaviest, see
-    :func:`heaviest_entries`), with node weights :obj:`count`."""
+    :func:`heaviest_entries`), with node weights :obj:`count`: the part of
+    every coarse node, and the CSR arrays METIS got."""
     rowptr, col, weight = heaviest_entries(graph, max_entries)
     n = count.numel()
+    if num_parts == 1:  # METIS needs two parts or more.
+        return torch.zeros(n, dtype=torch.long,
+                           device=count.device), (rowptr, col, weight)
     # `partition_csr` maps the weights into METIS' range (and balances a
     # graph without edges by `count` without METIS):
     out, _ = partition_csr(rowptr.cpu(), col.cpu(), num_parts, count.cpu(),
                            weight.cpu(), False, n)
-    return out.to(count.device)
+    return out.to(count.device), (rowptr, col, weight)
 
 
 def run_lpmetis(graph, degree: Tensor, num_parts: int, p_ratio: float,
@@ -970,12 +1040,15 @@ def run_lpmetis(graph, degree: Tensor, num_parts: int, p_ratio: float,
                 max_cluster_size: int, refine: int, ws: Workspace,
                 chunk_edges: Optional[int], verbose: bool = True,
                 progress: bool = False,
-                max_coarse_entries: Optional[int] = None) -> Tensor:
+                max_coarse_entries: Optional[int] = None,
+                return_coarse: bool = False
+                ) -> Tuple[Tensor, Optional[CoarseGraph]]:
     r"""LPMetis on :obj:`graph` (see :func:`lpmetis`), whichever way its
-    blocks are read: the part of every node. :obj:`degree` is the number
-    of neighbours of every node; the in-memory and the streaming paths
-    share this function and every block operation, so they give the same
-    partition."""
+    blocks are read: the part of every node and, with
+    :obj:`return_coarse`, the :class:`CoarseGraph` (else :obj:`None`).
+    :obj:`degree` is the number of neighbours of every node; the in-memory
+    and the streaming paths share this function and every block
+    operation, so they give the same partition."""
     from tqdm.auto import tqdm
     t = time.perf_counter()
     num_nodes = graph.num_nodes
@@ -1018,7 +1091,14 @@ def run_lpmetis(graph, degree: Tensor, num_parts: int, p_ratio: float,
                      graph.num_entries // 2, time.perf_counter() - t)
 
     # Without edges left, this balances cluster sizes only:
-    coarse = metis_coarse(graph, count, num_parts, max_coarse_entries)
+    coarse, csr = metis_coarse(graph, count, num_parts, max_coarse_entries)
+    kept: Optional[CoarseGraph] = None
+    if return_coarse:  # Otherwise, its memory is free for the refinement.
+        kept = CoarseGraph(
+            torch.arange(num_nodes, device=device) if mapping is None else
+            mapping, csr[0].to(device), csr[1].to(device).long(),
+            csr[2].to(device).float(), count, coarse.clone())
+    del csr
     if graph is not level0:
         ws.release(*(f'coarse{r}_{a}' for r in range(rounds)
                      for a in ('col', 'weight')))
@@ -1039,7 +1119,7 @@ def run_lpmetis(graph, degree: Tensor, num_parts: int, p_ratio: float,
         log.info("LPMetis split %d nodes into %d parts in %.2fs (coarse "
                  "graph: %d nodes)", num_nodes, num_parts,
                  time.perf_counter() - t, n)
-    return cluster
+    return cluster, kept
 
 
 def fill_empty_parts(cluster: Tensor, num_parts: int) -> Tensor:

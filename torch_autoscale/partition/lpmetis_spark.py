@@ -33,6 +33,7 @@ from torch import Tensor
 from . import spark as sp
 from .backend import partition_csr
 from .lpmetis import (
+    CoarseGraph,
     ACTIVE,
     IMBALANCE,
     PRUNE,
@@ -100,7 +101,7 @@ def lpmetis_spark(edges: sp.EdgeSource, num_parts: int,
                   max_cluster_size: Optional[int] = None, refine: int = 4,
                   max_coarse_entries: Optional[int] = None,
                   output: Optional[str] = None, fmt: Optional[str] = None,
-                  verbose: bool = True):
+                  verbose: bool = True, return_coarse: bool = False):
     r"""Partitions a graph into :obj:`num_parts` parts via LPMetis on Spark
     (see :mod:`~torch_autoscale.partition.lpmetis_spark`): the same
     partition as :func:`~torch_autoscale.partition.lpmetis` gives for the
@@ -149,12 +150,20 @@ def lpmetis_spark(edges: sp.EdgeSource, num_parts: int,
             :func:`~torch_autoscale.partition.spark.read_edges`.
         verbose (bool, optional): Whether to log every round.
             (default: :obj:`True`)
+        return_coarse (bool, optional): Whether to also return the coarse
+            graph METIS split and every node's coarse node, collected to
+            the driver as a
+            :class:`~torch_autoscale.partition.lpmetis.CoarseGraph` (equal
+            to that of :func:`~torch_autoscale.partition.lpmetis`; the
+            node map costs one :obj:`int64` per node on the driver).
+            (default: :obj:`False`)
 
     Returns:
         pyspark.sql.DataFrame: The part of every node, columns :obj:`node`
         and :obj:`part` (:obj:`bigint`), every id of :obj:`[0, num_parts)`
         in use; :func:`read_parts` turns it (or the Parquet output) into
-        the tensor the rest of the library takes.
+        the tensor the rest of the library takes. With
+        :obj:`return_coarse`, a tuple of it and the coarse graph.
 
     Raises:
         ValueError: If an argument is out of range, or a column is missing
@@ -187,7 +196,7 @@ def lpmetis_spark(edges: sp.EdgeSource, num_parts: int,
         check_lpmetis_args(n, num_parts, p_ratio, p_b, rounds, iterations,
                            max_cluster_size, refine, seed)
     ids = spark.range(n).select(F.col('id').alias('node'))
-    if num_parts == 1:
+    if num_parts == 1 and not return_coarse:
         return _finish(ids.withColumn('part', F.lit(0).cast('bigint')),
                        output)
 
@@ -240,10 +249,21 @@ def lpmetis_spark(edges: sp.EdgeSource, num_parts: int,
     # entries):
     rowptr, col, weight = _coarse_csr(entries, n, max_coarse_entries)
     count = _column(nodes, 'count', n)
-    coarse, _ = partition_csr(rowptr, col, num_parts, count, weight, False,
-                              n)
+    if num_parts == 1:  # METIS needs two parts or more.
+        coarse_part = torch.zeros(n, dtype=torch.long)
+    else:
+        coarse_part, _ = partition_csr(rowptr, col, num_parts, count,
+                                       weight, False, n)
+    kept: Optional[CoarseGraph] = None
+    if return_coarse:
+        node = torch.arange(num_nodes) if mapping is None else _column(
+            mapping.select(F.col('orig').alias('node'), 'cur'), 'cur',
+            num_nodes)
+        kept = CoarseGraph(node, rowptr, col.long(), weight.float(), count,
+                           coarse_part.clone())
+    del rowptr, col, weight
     coarse = spark.createDataFrame(
-        list(enumerate(coarse.tolist())), 'cur long, part long')
+        list(enumerate(coarse_part.tolist())), 'cur long, part long')
     if mapping is None:
         parts = coarse.select(F.col('cur').alias('node'), 'part')
     else:
@@ -265,7 +285,8 @@ def lpmetis_spark(edges: sp.EdgeSource, num_parts: int,
         log.info("LPMetis (Spark) split %d nodes into %d parts in %.2fs "
                  "(coarse graph: %d nodes)", num_nodes, num_parts,
                  time.perf_counter() - t, n)
-    return _finish(parts, output)
+    parts = _finish(parts, output)
+    return (parts, kept) if return_coarse else parts
 
 
 def _fill_empty_parts(parts, num_parts: int):

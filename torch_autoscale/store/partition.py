@@ -5,7 +5,7 @@ by the number of nodes and a block, not by the number of edges."""
 import logging
 import os
 import os.path as osp
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from torch_autoscale.errors import PartitionInputError
 from torch_autoscale.partition.lpmetis import (
     Block,
+    CoarseGraph,
     Column,
     Workspace,
     check_lpmetis_args,
@@ -202,8 +203,9 @@ def lpmetis_store(store: GraphStore, num_parts: int, p_ratio: float = 0.5,
                   chunk_edges: int = CHUNK_EDGES,
                   workdir: Optional[str] = None, progress: bool = True,
                   verbose: bool = True,
-                  max_coarse_entries: Optional[int] = MAX_COARSE_ENTRIES
-                  ) -> Tensor:
+                  max_coarse_entries: Optional[int] = MAX_COARSE_ENTRIES,
+                  return_coarse: bool = False
+                  ) -> Union[Tensor, Tuple[Tensor, CoarseGraph]]:
     r"""Partitions the graph of :obj:`store` into :obj:`num_parts` parts
     via LPMetis, streamed from disk: the same partition as
     :func:`~torch_autoscale.partition.lpmetis` gives for the same graph and
@@ -283,11 +285,18 @@ def lpmetis_store(store: GraphStore, num_parts: int, p_ratio: float = 0.5,
             graph METIS gets in memory (see
             :func:`~torch_autoscale.partition.lpmetis`); :obj:`None` for
             all. (default: :obj:`MAX_COARSE_ENTRIES`)
+        return_coarse (bool, optional): Whether to also return the coarse
+            graph METIS split (in memory, at most
+            :obj:`max_coarse_entries` entries) and every node's coarse
+            node, a :class:`~torch_autoscale.partition.lpmetis.CoarseGraph`
+            equal to that of :func:`~torch_autoscale.partition.lpmetis`.
+            (default: :obj:`False`)
 
     Returns:
         torch.Tensor: The part id of every node, an :obj:`int64` tensor of
         shape :obj:`[num_nodes]` in which every id of
-        :obj:`[0, num_parts)` occurs.
+        :obj:`[0, num_parts)` occurs; with :obj:`return_coarse`, a tuple
+        of it and the coarse graph.
 
     Raises:
         ValueError: If an argument is out of range (the message names it).
@@ -321,17 +330,18 @@ def lpmetis_store(store: GraphStore, num_parts: int, p_ratio: float = 0.5,
     if not osp.isdir(workdir):
         raise ValueError(f"'workdir' must be an existing folder (got "
                          f"{workdir!r})")
-    if num_parts == 1:
+    if num_parts == 1 and not return_coarse:
         return torch.zeros(n, dtype=torch.long)
     degree, max_value = scan_store(store, chunk_edges, progress)
     graph = StoreBlocks(store, chunk_edges, max_value)
     name = f'.{osp.basename(osp.abspath(store.path))}.lpmetis-{os.getpid()}'
     ws = StoreWorkspace(osp.join(workdir, name))
     try:
-        return run_lpmetis(graph, degree, num_parts, float(p_ratio),
-                           float(p_b), rounds, seed, iterations,
-                           max_cluster_size, refine, ws, chunk_edges,
-                           verbose, progress, max_coarse_entries)
+        cluster, coarse = run_lpmetis(
+            graph, degree, num_parts, float(p_ratio), float(p_b), rounds,
+            seed, iterations, max_cluster_size, refine, ws, chunk_edges,
+            verbose, progress, max_coarse_entries, return_coarse)
     finally:
         ws.close()
+    return (cluster, coarse) if return_coarse else cluster
 
