@@ -28,7 +28,6 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from torch_autoscale.loader import EvalSubgraphLoader, SubgraphLoader
