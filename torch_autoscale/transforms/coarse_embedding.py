@@ -54,8 +54,10 @@ def _normalized(coarse: CoarseGraph) -> Tensor:
     inv = deg.rsqrt()
     value = 0.5 * inv[row] * weight * inv[col]
     value = torch.where(row == col, value + 0.5, value)
-    return torch.sparse_coo_tensor(torch.stack([row, col]), value,
-                                   (n, n)).coalesce()
+    # Indices built here are in range: no invariant checks (and no
+    # warning that they are off).
+    return torch.sparse_coo_tensor(torch.stack([row, col]), value, (n, n),
+                                   check_invariants=False).coalesce()
 
 
 def spectral_embedding(coarse: CoarseGraph, dim: int = 16,
