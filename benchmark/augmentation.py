@@ -264,11 +264,12 @@ def main(argv: Optional[List[str]] = None) -> None:
         done = {setting(r) + (r['seed'], )
                 for r in bench_util.read_jsonl(jsonl)} if args.skip_done \
             else set()
-        for name in args.datasets:
-            cfg = training.load_config(CONFIGS[name])
-            epochs = args.epochs or cfg['epochs']
-            binary = name == 'tolokers'
-            for seed in range(args.seeds):
+        # Seeds outermost: an interrupted run has some of every dataset.
+        for seed in range(args.seeds):
+            for name in args.datasets:
+                cfg = training.load_config(CONFIGS[name])
+                epochs = args.epochs or cfg['epochs']
+                binary = name == 'tolokers'
                 for method in args.partitions:
                     for aug in args.augmentations:
                         base = dict(dataset=name, partition=method,
