@@ -17,6 +17,7 @@ with a table of best and last-epoch accuracies.
     python benchmark/small/run.py --root data --configs gcn_cora gat_cora
 """
 import argparse
+import json
 import logging
 import os.path as osp
 import sys
@@ -36,9 +37,9 @@ MODES = (('gas', 'GAS'), ('full', 'full-batch'))
 #: What makes runs of a config comparable: rows of the table, and the runs a
 #: command redoes.
 SETTING = ('epochs', 'device', 'partition', 'history_dtype', 'warm_up',
-           'partition_seed')
+           'partition_seed', 'overrides')
 DEFAULTS = dict(partition='metis', history_dtype='float32', device='cpu',
-                warm_up=True, partition_seed=False)
+                warm_up=True, partition_seed=False, overrides='')
 
 
 def setting(r: Dict[str, Any]) -> Tuple:
@@ -52,7 +53,8 @@ def run_config(cfg, root, seeds, epochs, progress, jsonl: str, known: Dict,
                device: torch.device = torch.device('cpu'),
                pool_size: Optional[int] = None, curves: bool = False,
                skip_done: bool = False, warm_up: bool = True,
-               partition_seed: bool = False) -> List[Dict[str, Any]]:
+               partition_seed: bool = False,
+               overrides: str = '') -> List[Dict[str, Any]]:
     r"""Trains every mode and seed of :obj:`cfg`, GAS and full-batch of a
     seed side by side, and appends every run to :obj:`jsonl` as it ends.
     With :obj:`skip_done`, runs already there are kept and not redone
@@ -62,13 +64,16 @@ def run_config(cfg, root, seeds, epochs, progress, jsonl: str, known: Dict,
     (:obj:`loss_curve`, :obj:`val_curve`, :obj:`test_curve`). Without
     :obj:`warm_up`, GAS starts from empty histories (see
     :func:`training.train`); with :obj:`partition_seed`, METIS' clusters
-    vary with the seed (see :func:`training.prepare`)."""
+    vary with the seed (see :func:`training.prepare`). :obj:`overrides`
+    names the config values :obj:`cfg` holds away from its file (a
+    setting of its own)."""
     base = dict(config=cfg['name'], model=cfg['model'],
                 dataset=cfg['dataset'], epochs=epochs,
                 device=training.device_name(device), partition=method,
                 history_dtype=cfg.get('history_dtype', 'float32'),
                 warm_up=warm_up, partition_seed=partition_seed,
-                threads=torch.get_num_threads(), **known)
+                overrides=overrides, threads=torch.get_num_threads(),
+                **known)
     key = setting(base)
 
     def done(r: Dict[str, Any]) -> bool:
@@ -119,7 +124,7 @@ def rows_by_setting(records: Iterable[Dict[str, Any]]):
 def extra_columns(records: List[Dict[str, Any]]) -> List[str]:
     r"""The settings some record has away from its default: columns."""
     return [k for k in ('partition', 'history_dtype', 'warm_up',
-                        'partition_seed')
+                        'partition_seed', 'overrides')
             if any(r.get(k, DEFAULTS[k]) != DEFAULTS[k] for r in records)]
 
 
@@ -248,6 +253,34 @@ def write_curves_table(jsonl: str, table_path: str) -> str:
         bench_util.commands(records), body)
 
 
+def parse_overrides(parser, items: List[str]) -> Dict[str, Any]:
+    r"""The config changes of :obj:`--set KEY=VALUE ...`, JSON values."""
+    out: Dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        if not sep or not key:
+            parser.error(f"'--set' takes KEY=VALUE items (got {item!r})")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parser.error(f"'--set {item}': the value must be JSON, e.g. "
+                         f"24, 0.5, null or '\"text\"'")
+    return out
+
+
+def apply_overrides(cfg: Dict[str, Any],
+                    changes: Dict[str, Any]) -> Dict[str, Any]:
+    r""":obj:`cfg` with :obj:`changes` (a :obj:`None` value removes the
+    key)."""
+    cfg = dict(cfg)
+    for key, value in changes.items():
+        if value is None:
+            cfg.pop(key, None)
+        else:
+            cfg[key] = value
+    return cfg
+
+
 def main(argv: Optional[List[str]] = None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--root', default='data')
@@ -293,6 +326,10 @@ def main(argv: Optional[List[str]] = None):
                         "vary with it (default: METIS' fixed seed, the "
                         "same clusters for every seed, as in the reference "
                         "code)")
+    parser.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE',
+                        help='change config values, JSON values (e.g. '
+                        '"num_parts=24 batch_size=8 grad_clip=null"; '
+                        'null removes a key); a setting of its own')
     parser.add_argument('--quiet', action='store_true')
     bench_util.add_output_options(parser, 'small')
     parser.set_defaults(out=None)
@@ -321,6 +358,9 @@ def main(argv: Optional[List[str]] = None):
         if unknown:
             parser.error(f'unknown configs: {sorted(unknown)}')
         names = [n for n in names if n in args.configs]
+    changes = parse_overrides(parser, args.set)
+    overrides = ' '.join(f'{k}={json.dumps(v)}'
+                         for k, v in sorted(changes.items()))
     jsonl = bench_util.jsonl_path(args.out)
     if not args.table_only:
         known = dict(command=bench_util.command_line(__file__, argv),
@@ -336,11 +376,13 @@ def main(argv: Optional[List[str]] = None):
                            model_kwargs=dict(
                                cfg['model_kwargs'], history_dtype=getattr(
                                    torch, args.history_dtype)))
+            cfg = apply_overrides(cfg, changes)
             run_config(cfg, args.root, list(range(args.seeds)),
                        args.epochs or cfg['epochs'], not args.quiet, jsonl,
                        known, args.sparse_features, args.partition,
                        tuple(args.modes), device, pool_size, args.curves,
-                       args.skip_done, args.warm_up, args.partition_seed)
+                       args.skip_done, args.warm_up, args.partition_seed,
+                       overrides)
 
     if args.curves:
         print(write_curves_table(jsonl, args.out))

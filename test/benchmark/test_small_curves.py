@@ -1,6 +1,7 @@
 r"""``benchmark/small/run.py --curves``: validation and test accuracy after
 every epoch, GAS and full-batch, on a synthetic stand-in for Cora (the real
 run is ``benchmark/results/small_curves.md``)."""
+import argparse
 import json
 import os.path as osp
 
@@ -197,3 +198,23 @@ def test_partition_seed_varies_metis_clusters(monkeypatch):
     seeded = [run.prepare(cfg, 'unused', s, partition_seed=True)[0].x
               for s in range(3)]
     assert not all(torch.equal(seeded[0], x) for x in seeded[1:])
+
+
+def test_config_overrides_are_a_setting_of_their_own(tmp_path):
+    run = load_runner()
+    parser = argparse.ArgumentParser()
+    changes = run.parse_overrides(
+        parser, ['num_parts=24', 'batch_size=8', 'grad_clip=null'])
+    assert changes == dict(num_parts=24, batch_size=8, grad_clip=None)
+    cfg = run.apply_overrides(dict(num_parts=40, batch_size=10,
+                                   grad_clip=1.0, lr=0.01), changes)
+    assert cfg == dict(num_parts=24, batch_size=8, lr=0.01)
+    for bad in ('num_parts', '=3', 'lr=fast'):
+        with pytest.raises(SystemExit):
+            run.parse_overrides(parser, [bad])
+    # Runs with overrides are rows of their own, with a column naming them:
+    base = dict(config='gcn_cora', epochs=200)
+    assert run.setting(dict(base, overrides='num_parts=24')) != \
+        run.setting(base)
+    assert run.extra_columns([base, dict(base, overrides='x=1')]) == [
+        'overrides']
