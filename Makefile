@@ -97,12 +97,18 @@ BENCH_MALLOC := MALLOC_MMAP_THRESHOLD_=4294967296 \
 bench: install data
 	@if [ -x "$(SHARED_DATA)/unpack.sh" ]; then \
 		bash "$(SHARED_DATA)/unpack.sh" "$(DATA_DIR)" malnet_tiny; fi
-	$(BENCH_SMALL) --seeds 5 --configs appnp_cora gat_cora gcn_cora \
-		gcnii_cora gcn_amazon_computers gcn_coauthor_cs
+	$(BENCH_SMALL) --seeds 20 --configs appnp_cora gat_cora gcn_cora \
+		gcnii_cora
+	$(BENCH_SMALL) --seeds 5 --configs gcn_amazon_computers gcn_coauthor_cs
 	$(BENCH_SMALL) --seeds 3 --configs appnp_coauthor_cs gat_coauthor_cs \
 		gcnii_coauthor_cs gat_amazon_computers gcnii_amazon_computers
 	$(BENCH_SMALL) --seeds 10 --configs appnp_amazon_computers
-	$(BENCH_SMALL) --seeds 3 --configs gcn_cora --curves
+	for o in "" --no-warm-up --partition-seed; do $(BENCH_SMALL) --seeds 20 \
+		--configs gcn_cora --curves $$o || exit 1; done
+	$(BENCH_SMALL) --seeds 20 --configs gcn_cora --curves \
+		--set num_parts=24 batch_size=8 grad_clip=null
+	$(BENCH_SMALL) --seeds 20 --configs gcn_amazon_computers gcn_coauthor_cs \
+		--curves
 	for d in float16 float32; do $(BENCH_SMALL) --seeds 5 --modes gas \
 		--configs gcn_cora gcn_amazon_computers --history-dtype $$d \
 		--out $(BENCH_RESULTS)/history_dtype.md || exit 1; done
@@ -128,6 +134,7 @@ bench: install data
 		--epochs 10 --seeds 2 --out $(BENCH_RESULTS)/distributed_large.md
 	$(PY) benchmark/ops.py
 	$(PY) benchmark/reliability.py
+	$(PY) benchmark/augmentation.py --root "$(DATA_DIR)" --seeds 3 --threads 1
 	$(PY) benchmark/plots.py
 
 clean:

@@ -10,9 +10,11 @@ writes ``docs/source/_static/plots/*.png`` (``--out`` elsewhere,
 * ``gas_vs_full.png``: GAS against full-batch training on the small graphs
   (``small.jsonl``): test accuracy and seconds per training epoch, per model
   and dataset, mean and standard deviation over the seeds.
-* ``gas_vs_full_curve.png``: validation accuracy per epoch of GAS and
-  full-batch training of GCN on Cora, mean and standard deviation over the
-  seeds (``small_curves.jsonl``, from ``run.py --curves``).
+* ``gas_vs_full_curve.png``: training loss and validation accuracy per
+  epoch of GAS and full-batch training of GCN on Cora, Amazon-Computers and
+  Coauthor-CS (those recorded), with the reference protocol, mean and
+  standard deviation over the seeds (``small_curves.jsonl``, from
+  ``run.py --curves``).
 * ``memory.png``: memory of a training step, peak anonymous host memory and
   seconds per epoch as the synthetic graph grows, full-batch against GAS
   with histories in host memory and on disk (``memory.jsonl``).
@@ -106,7 +108,8 @@ def by_config(records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     out: Dict[str, Dict[str, Any]] = {}
     for r in records:
         c = out.setdefault(r['config'], dict(
-            model=r['model'], dataset=r['dataset'], device=r.get('device'),
+            config=r['config'], model=r['model'], dataset=r['dataset'],
+            device=r.get('device'),
             threads=r.get('threads'), gas=[], full=[]))
         c[r['mode']].append(r)
     return list(out.values())
@@ -310,10 +313,11 @@ def gst(plt, results: str, out: str) -> str:
 
 def curves(plt, ax, runs: List[Dict[str, Any]], key: str,
            groups: Dict[str, Callable[[Dict[str, Any]], bool]],
-           colors: Dict[str, str]) -> None:
-    r"""Mean validation curve of every group of runs, with a band of one
-    standard deviation over the seeds. A curve is a list of accuracies (one
-    per epoch) or of (epoch, accuracy) pairs."""
+           colors: Dict[str, str], scale: float = 100.0) -> None:
+    r"""Mean curve :obj:`key` of every group of runs, times
+    :obj:`scale`, with a band of one standard deviation over the seeds. A
+    curve is a list of values (one per epoch) or of (epoch, value)
+    pairs."""
     for label, select in groups.items():
         chosen = [r[key] for r in runs if select(r)]
         if not chosen:
@@ -323,7 +327,7 @@ def curves(plt, ax, runs: List[Dict[str, Any]], key: str,
             for i, item in enumerate(curve):
                 epoch, value = (item if isinstance(item, (list, tuple))
                                 else (i + 1, item))
-                points.setdefault(int(epoch), []).append(100 * value)
+                points.setdefault(int(epoch), []).append(scale * value)
         xs = sorted(points)
         stats = [mean_std(points[x]) for x in xs]
         ys = [m for m, _ in stats]
@@ -351,21 +355,45 @@ def gst_curve(plt, results: str, out: str) -> str:
     return save(fig, out, 'gst_curve.png')
 
 
+#: The configs of the learning-curve figure, in its rows.
+CURVE_CONFIGS = ('gcn_cora', 'gcn_amazon_computers', 'gcn_coauthor_cs')
+
+
+def default_setting(r: Dict[str, Any]) -> bool:
+    r"""Whether a small-benchmark run used the reference protocol (history
+    warm-up, METIS' fixed seed, the config as it is)."""
+    return (r.get('warm_up', True) and not r.get('partition_seed', False)
+            and not r.get('overrides', '')
+            and r.get('partition', 'metis') == 'metis')
+
+
 def gas_vs_full_curve(plt, results: str, out: str) -> str:
-    result = by_config(load(results, 'small_curves.jsonl', lambda r: (
-        r['config'] == 'gcn_cora' and 'val_curve' in r)))[0]
-    runs = result['gas'] + result['full']
-    fig, ax = plt.subplots(figsize=(6, 3))
+    found = {c['config']: c for c in by_config(load(
+        results, 'small_curves.jsonl', lambda r: (
+            r['config'] in CURVE_CONFIGS and 'loss_curve' in r
+            and default_setting(r))))}
+    rows = [found[c] for c in CURVE_CONFIGS if c in found]
+    fig, axes = plt.subplots(len(rows), 2, figsize=(8, 2.4 * len(rows)),
+                             squeeze=False)
     groups = {LABELS[m]: (lambda r, m=m: r['mode'] == m)
               for m in ('gas', 'full')}
-    curves(plt, ax, runs, 'val_curve', groups,
-           {LABELS[m]: COLORS[m] for m in ('gas', 'full')})
-    ax.set_xlabel('epoch')
-    ax.set_ylabel('validation accuracy (%)')
-    ax.set_title(f"GCN on Cora: GAS against full-batch training "
-                 f"({result['device']}, {result['threads']} thread"
-                 f"{'s' if result['threads'] != 1 else ''})")
-    ax.legend(loc='lower right')
+    colors = {LABELS[m]: COLORS[m] for m in ('gas', 'full')}
+    for (loss_ax, val_ax), result in zip(axes, rows):
+        runs = result['gas'] + result['full']
+        curves(plt, loss_ax, runs, 'loss_curve', groups, colors, scale=1.0)
+        curves(plt, val_ax, runs, 'val_curve', groups, colors)
+        name = f"{result['model']} on {result['dataset']}"
+        loss_ax.set_ylabel('training loss')
+        loss_ax.set_yscale('log')
+        val_ax.set_ylabel('validation acc. (%)')
+        loss_ax.set_title(name, fontsize=9)
+        val_ax.set_title(name, fontsize=9)
+        val_ax.legend(loc='lower right', fontsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel('epoch')
+    fig.suptitle(f"GAS against full-batch training, mean ± std over seeds "
+                 f"({rows[0]['device']}, {rows[0]['threads']} thread"
+                 f"{'s' if rows[0]['threads'] != 1 else ''})", fontsize=10)
     fig.tight_layout()
     return save(fig, out, 'gas_vs_full_curve.png')
 
