@@ -32,6 +32,7 @@ TABLES = {
     'distributed_large': ('distributed.py', []),
     'reliability': ('reliability.py', []),
     'out_of_core': ('out_of_core.py', []),
+    'augmentation': ('augmentation.py', []),
 }
 #: Tables without raw results (measured before the scripts kept them), or
 #: written by hand from them.
