@@ -261,9 +261,12 @@ def main(argv: Optional[List[str]] = None) -> None:
         known = dict(command=bench_util.command_line(__file__, argv),
                      threads=torch.get_num_threads(),
                      **bench_util.provenance())
-        done = {setting(r) + (r['seed'], )
-                for r in bench_util.read_jsonl(jsonl)} if args.skip_done \
-            else set()
+
+        def done() -> set:  # Read again each time: runs may be split
+            # across processes (each on its own datasets).
+            return {setting(r) + (r['seed'], )
+                    for r in bench_util.read_jsonl(jsonl)
+                    } if args.skip_done else set()
         # Seeds outermost: an interrupted run has some of every dataset.
         for seed in range(args.seeds):
             for name in args.datasets:
@@ -275,9 +278,10 @@ def main(argv: Optional[List[str]] = None) -> None:
                         base = dict(dataset=name, partition=method,
                                     augmentation=aug, epochs=epochs,
                                     fraction=args.fraction, dim=args.dim)
+                        finished = done()
                         todo = [t for t in args.trainers
                                 if setting(dict(base, trainer=t)) +
-                                (seed, ) not in done]
+                                (seed, ) not in finished]
                         if not todo:
                             continue
                         data, ptr, num_classes, sec = prepare(
