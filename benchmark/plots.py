@@ -35,6 +35,7 @@ validation accuracy; per-epoch curves are committed for GCN on Cora only
 the ``plot`` extra).
 """
 import argparse
+import math
 import os
 import os.path as osp
 import statistics
@@ -313,9 +314,12 @@ def gst(plt, results: str, out: str) -> str:
 
 def curves(plt, ax, runs: List[Dict[str, Any]], key: str,
            groups: Dict[str, Callable[[Dict[str, Any]], bool]],
-           colors: Dict[str, str], scale: float = 100.0) -> None:
+           colors: Dict[str, str], scale: float = 100.0,
+           log: bool = False) -> None:
     r"""Mean curve :obj:`key` of every group of runs, times
-    :obj:`scale`, with a band of one standard deviation over the seeds. A
+    :obj:`scale`, with a band of one standard deviation over the seeds
+    (with :obj:`log`, of the values' logarithms: the geometric mean, times
+    and divided by the geometric standard deviation, for a log axis). A
     curve is a list of values (one per epoch) or of (epoch, value)
     pairs."""
     for label, select in groups.items():
@@ -327,15 +331,18 @@ def curves(plt, ax, runs: List[Dict[str, Any]], key: str,
             for i, item in enumerate(curve):
                 epoch, value = (item if isinstance(item, (list, tuple))
                                 else (i + 1, item))
-                points.setdefault(int(epoch), []).append(scale * value)
+                value = scale * value
+                points.setdefault(int(epoch), []).append(
+                    math.log(value) if log else value)
         xs = sorted(points)
         stats = [mean_std(points[x]) for x in xs]
-        ys = [m for m, _ in stats]
+        back = math.exp if log else (lambda v: v)
+        ys = [back(m) for m, _ in stats]
         ax.plot(xs, ys, color=colors[label], lw=1.2,
                 label=f'{label} ({len(chosen)} seeds)')
-        ax.fill_between(xs, [m - s for m, s in stats],
-                        [m + s for m, s in stats], color=colors[label],
-                        alpha=0.2, lw=0)
+        ax.fill_between(xs, [back(m - s) for m, s in stats],
+                        [back(m + s) for m, s in stats],
+                        color=colors[label], alpha=0.2, lw=0)
 
 
 def gst_curve(plt, results: str, out: str) -> str:
@@ -380,10 +387,11 @@ def gas_vs_full_curve(plt, results: str, out: str) -> str:
     colors = {LABELS[m]: COLORS[m] for m in ('gas', 'full')}
     for (loss_ax, val_ax), result in zip(axes, rows):
         runs = result['gas'] + result['full']
-        curves(plt, loss_ax, runs, 'loss_curve', groups, colors, scale=1.0)
+        curves(plt, loss_ax, runs, 'loss_curve', groups, colors, scale=1.0,
+               log=True)
         curves(plt, val_ax, runs, 'val_curve', groups, colors)
         name = f"{result['model']} on {result['dataset']}"
-        loss_ax.set_ylabel('training loss')
+        loss_ax.set_ylabel('training loss (geom.)')
         loss_ax.set_yscale('log')
         val_ax.set_ylabel('validation acc. (%)')
         loss_ax.set_title(name, fontsize=9)
