@@ -96,7 +96,7 @@ BENCH_MALLOC := MALLOC_MMAP_THRESHOLD_=4294967296 \
 
 bench: install data
 	@if [ -x "$(SHARED_DATA)/unpack.sh" ]; then \
-		bash "$(SHARED_DATA)/unpack.sh" "$(DATA_DIR)" malnet_tiny; fi
+		bash "$(SHARED_DATA)/unpack.sh" "$(DATA_DIR)" malnet_tiny tolokers; fi
 	$(BENCH_SMALL) --seeds 20 --configs appnp_cora gat_cora gcn_cora \
 		gcnii_cora
 	$(BENCH_SMALL) --seeds 5 --configs gcn_amazon_computers gcn_coauthor_cs
