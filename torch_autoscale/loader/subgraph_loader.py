@@ -6,6 +6,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 from torch_geometric.data import Data
+from torch_geometric.index import ptr2index
+from torch_geometric.utils import cumsum
 from tqdm.auto import tqdm
 
 from torch_autoscale import ops
@@ -272,13 +274,8 @@ class SubgraphCollater:
             col, n_id = _sort_halo(col, n_id, batch_size)
         else:  # Halo columns come last: drop them.
             keep = col < batch_size
-            counts = torch.bincount(
-                torch.repeat_interleave(torch.arange(batch_size),
-                                        rowptr.diff(),
-                                        output_size=col.numel())[keep],
-                minlength=batch_size)
-            rowptr = torch.zeros_like(rowptr)
-            torch.cumsum(counts, 0, out=rowptr[1:])
+            rowptr = cumsum(torch.bincount(
+                ptr2index(rowptr, col.numel())[keep], minlength=batch_size))
             col, n_id = col[keep], n_id[:batch_size]
             value = None if value is None else value[keep]
             e_id = None if e_id is None else e_id[keep]

@@ -37,6 +37,7 @@ from typing import Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
+from torch_geometric.index import ptr2index
 
 from torch_autoscale.utils.sparse import row_blocks
 
@@ -97,9 +98,7 @@ class CoarseGraph(NamedTuple):
     def edge_index(self) -> Tensor:
         r"""The coarse graph as :obj:`[2, num_entries]` edge indices
         (both directions of every edge)."""
-        row = torch.repeat_interleave(
-            torch.arange(self.num_nodes, device=self.rowptr.device),
-            self.rowptr.diff())
+        row = ptr2index(self.rowptr, self.col.numel())
         return torch.stack([row, self.col.to(row.dtype)])
 
     def permute(self, perm: Tensor) -> 'CoarseGraph':

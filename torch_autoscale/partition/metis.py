@@ -23,10 +23,10 @@ from .backend import (  # noqa: F401  (the note of metis() names them)
     weight_limit,
 )
 from .validation import (
+    check_cluster,
     check_int,
     check_node_weight_total,
     check_weight,
-    describe,
     to_edge_index,
 )
 
@@ -246,17 +246,7 @@ def sort_by_cluster(
         >>> ptr
         tensor([0, 2, 4, 5])
     """
-    if not isinstance(cluster, Tensor) or cluster.dim() != 1:
-        raise ValueError(f"'cluster' must be a one-dimensional tensor with a "
-                         f"part id per node (got "
-                         f"{describe(cluster)})")
-    if cluster.is_floating_point() or cluster.is_complex():
-        raise ValueError(f"'cluster' must hold integer part ids (got dtype "
-                         f"{cluster.dtype}); convert it via 'cluster.long()'")
-    cluster = cluster.long()
-    if cluster.numel() > 0 and int(cluster.min()) < 0:
-        raise ValueError(f"'cluster' must hold non-negative part ids (got "
-                         f"{int(cluster.min())})")
+    cluster = check_cluster(cluster)
 
     max_part = int(cluster.max()) + 1 if cluster.numel() > 0 else 0
     if num_parts is None:

@@ -221,3 +221,28 @@ def check_seed(seed: Any) -> Optional[int]:
     if not -2**63 <= seed < 2**64:
         raise ValueError(f"'seed' must lie in [-2**63, 2**64) (got {seed})")
     return seed
+
+
+def check_cluster(cluster: Any, num_nodes: Optional[int] = None) -> Tensor:
+    r"""Validates a part id per node and returns it as :obj:`int64`: a
+    one-dimensional integer tensor of non-negative ids (of
+    :obj:`num_nodes` entries, if given).
+
+    Raises:
+        ValueError: Naming :obj:`cluster` and the fix.
+    """
+    if not isinstance(cluster, Tensor) or cluster.dim() != 1:
+        raise ValueError(f"'cluster' must be a one-dimensional tensor with a "
+                         f"part id per node (got "
+                         f"{describe(cluster)})")
+    if cluster.is_floating_point() or cluster.is_complex():
+        raise ValueError(f"'cluster' must hold integer part ids (got dtype "
+                         f"{cluster.dtype}); convert it via 'cluster.long()'")
+    if num_nodes is not None and cluster.numel() != num_nodes:
+        raise ValueError(f"'cluster' must hold one part id per node "
+                         f"({num_nodes}, got {cluster.numel()})")
+    cluster = cluster.long()
+    if cluster.numel() > 0 and int(cluster.min()) < 0:
+        raise ValueError(f"'cluster' must hold non-negative part ids (got "
+                         f"{int(cluster.min())})")
+    return cluster

@@ -23,6 +23,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.transforms import BaseTransform
 
 from torch_autoscale.partition.lpmetis import CoarseGraph
@@ -42,21 +43,15 @@ def _normalized(coarse: CoarseGraph) -> Tensor:
     eigenvalues in :math:`[0, 1]`, so its leading singular vectors are its
     leading eigenvectors (those of the smoothest signals)."""
     n = coarse.num_nodes
-    edge_index = coarse.edge_index()
-    loops = torch.arange(n, device=edge_index.device)
-    row = torch.cat([edge_index[0], loops])
-    col = torch.cat([edge_index[1], loops])
-    weight = torch.cat([coarse.weight.double(),
-                        torch.ones(n, dtype=torch.double,
-                                   device=loops.device)])
-    deg = torch.zeros(n, dtype=torch.double,
-                      device=loops.device).scatter_add_(0, row, weight)
-    inv = deg.rsqrt()
-    value = 0.5 * inv[row] * weight * inv[col]
-    value = torch.where(row == col, value + 0.5, value)
+    # PyG's normalization (self-loops of weight one, edge weights kept):
+    edge_index, value = gcn_norm(coarse.edge_index(), coarse.weight.double(),
+                                 n, add_self_loops=True)
+    value = 0.5 * value
+    loops = edge_index[0] == edge_index[1]
+    value[loops] += 0.5
     # Indices built here are in range: no invariant checks (and no
     # warning that they are off).
-    return torch.sparse_coo_tensor(torch.stack([row, col]), value, (n, n),
+    return torch.sparse_coo_tensor(edge_index, value, (n, n),
                                    check_invariants=False).coalesce()
 
 

@@ -18,17 +18,10 @@ from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
-from torch_autoscale.partition.validation import to_edge_index
-
-
-def _check_cluster(cluster: Tensor, num_nodes: int, name: str) -> Tensor:
-    if not isinstance(cluster, Tensor) or cluster.dim() != 1 or \
-            cluster.numel() != num_nodes or cluster.is_floating_point():
-        raise ValueError(f"'{name}' must be an integer tensor with one part "
-                         f"id per node ({num_nodes})")
-    if num_nodes > 0 and int(cluster.min()) < 0:
-        raise ValueError(f"'{name}' holds a negative part id")
-    return cluster.long()
+from torch_autoscale.partition.validation import (
+    check_cluster,
+    to_edge_index,
+)
 
 
 def subgraph_pagerank(edge_index: Tensor, cluster: Tensor,
@@ -57,7 +50,7 @@ def subgraph_pagerank(edge_index: Tensor, cluster: Tensor,
         :obj:`[num_nodes]`.
     """
     edge_index, num_nodes = to_edge_index(edge_index, num_nodes)
-    cluster = _check_cluster(cluster, num_nodes, 'cluster')
+    cluster = check_cluster(cluster, num_nodes)
     if not 0.0 <= float(alpha) < 1.0:
         raise ValueError(f"'alpha' must be in [0, 1) (got {alpha})")
     if num_nodes == 0:
@@ -115,7 +108,7 @@ def pagerank_refine(edge_index: Tensor, cluster: Tensor,
         raise ValueError("'edge_index' must be a [2, num_edges] tensor (the "
                          "result masks its edges), not a sparse matrix")
     edge_index, num_nodes = to_edge_index(edge_index, num_nodes)
-    cluster = _check_cluster(cluster, num_nodes, 'cluster').to(
+    cluster = check_cluster(cluster, num_nodes).to(
         edge_index.device)
     score = subgraph_pagerank(edge_index, cluster, num_nodes, alpha)
     # Nodes by part, then score (increasing), then id (decreasing), by
