@@ -286,7 +286,11 @@ def main(argv: Optional[List[str]] = None):
     parser.add_argument('--root', default='data')
     parser.add_argument('--configs', nargs='*', default=None,
                         help='config names (default: all)')
-    parser.add_argument('--seeds', type=int, default=5)
+    parser.add_argument('--seeds', type=int, default=5,
+                        help='train seeds 0 to SEEDS - 1 (default: 5)')
+    parser.add_argument('--first-seed', type=int, default=0,
+                        help='start at this seed instead, e.g. to share the '
+                        'seeds of a config among processes (default: 0)')
     parser.add_argument('--epochs', type=int, default=None,
                         help='override every config (smoke runs only)')
     parser.add_argument('--curves', action='store_true',
@@ -349,6 +353,9 @@ def main(argv: Optional[List[str]] = None):
     if pool_size is not None and device.type != 'cuda':
         parser.error("'--pool-size' needs '--device cuda' (asynchronous "
                      "history transfers run on CUDA streams)")
+    if not 0 <= args.first_seed < args.seeds:
+        parser.error(f"'--first-seed' must be at least 0 and below '--seeds' "
+                     f"({args.seeds}), got {args.first_seed}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
@@ -377,7 +384,8 @@ def main(argv: Optional[List[str]] = None):
                                cfg['model_kwargs'], history_dtype=getattr(
                                    torch, args.history_dtype)))
             cfg = apply_overrides(cfg, changes)
-            run_config(cfg, args.root, list(range(args.seeds)),
+            seeds = list(range(args.first_seed, args.seeds))
+            run_config(cfg, args.root, seeds,
                        args.epochs or cfg['epochs'], not args.quiet, jsonl,
                        known, args.sparse_features, args.partition,
                        tuple(args.modes), device, pool_size, args.curves,

@@ -107,6 +107,29 @@ def test_curves_option_end_to_end(monkeypatch, tmp_path):
     assert '| GCN | cora | True | GAS | 2 | 3 |' in text
 
 
+def test_first_seed_shares_seeds_among_processes(monkeypatch, tmp_path,
+                                               capsys):
+    run = load_runner()
+    training = run.training
+    monkeypatch.setattr(training, 'available', lambda root, name: True)
+    monkeypatch.setattr(training, 'prepare', lambda cfg, root, seed, *args:
+                        stand_in(training, cfg, seed))
+    table, jsonl = tmp_path / 'small.md', tmp_path / 'small.jsonl'
+    argv = ['--root', str(tmp_path), '--configs', 'gcn_cora', '--epochs',
+            '2', '--quiet', '--skip-done', '--out', str(table)]
+    run.main(argv + ['--seeds', '1'])
+    run.main(argv + ['--seeds', '3', '--first-seed', '2'])
+    # Seed 1 was in neither command; the table pairs seeds 0 and 2.
+    assert sorted((r['mode'], r['seed']) for r in read_jsonl(jsonl)) == [
+        ('full', 0), ('full', 2), ('gas', 0), ('gas', 2)]
+    assert '| GCN | cora | 2 | 2 |' in table.read_text()
+    for bad in (['--seeds', '3', '--first-seed', '3'],
+                ['--first-seed', '-1']):
+        with pytest.raises(SystemExit):
+            run.main(argv + bad)
+        assert "'--first-seed' must be" in capsys.readouterr().err
+
+
 def test_curves_default_to_their_own_results(monkeypatch):
     # --curves never writes over the results of results/small.md.
     run = load_runner()
