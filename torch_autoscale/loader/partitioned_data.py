@@ -124,7 +124,10 @@ class PartitionedData:
             self-loops, :math:`\hat{\mathbf{D}}^{-1/2} \hat{\mathbf{A}}
             \hat{\mathbf{D}}^{-1/2}`. (default: :obj:`None`)
         seed (int, optional): The seed of the randomized methods
-            (:obj:`"lpmetis"`, :obj:`"random"`). (default: :obj:`0`)
+            (:obj:`"lpmetis"`, :obj:`"random"`). :obj:`"metis"` ignores
+            it and gives the same clusters on every call; pass
+            :obj:`cluster=metis(..., seed=seed)` for clusters that vary.
+            (default: :obj:`0`)
         cluster (torch.Tensor, optional): The cluster of every node, in
             :obj:`[0, num_parts)`, to use instead of partitioning (*e.g.*,
             one computed once and shared between processes).
