@@ -38,6 +38,17 @@ def stand_in(training, cfg, seed=0):
     return permute(data, perm), ptr, 4
 
 
+@pytest.fixture
+def stand_in_runner(monkeypatch):
+    r"""``run.py`` with every dataset a synthetic stand-in."""
+    run = load_runner()
+    training = run.training
+    monkeypatch.setattr(training, 'available', lambda root, name: True)
+    monkeypatch.setattr(training, 'prepare', lambda cfg, root, seed, *args:
+                        stand_in(training, cfg, seed))
+    return run
+
+
 @pytest.mark.parametrize('gas', [True, False])
 def test_train_records_accuracy_after_every_epoch(gas):
     run = load_runner().training
@@ -58,12 +69,8 @@ def test_train_records_accuracy_after_every_epoch(gas):
                      progress=False)[:2] == (val, test)
 
 
-def test_curves_option_end_to_end(monkeypatch, tmp_path):
-    run = load_runner()
-    training = run.training
-    monkeypatch.setattr(training, 'available', lambda root, name: True)
-    monkeypatch.setattr(training, 'prepare', lambda cfg, root, seed, *args:
-                        stand_in(training, cfg, seed))
+def test_curves_option_end_to_end(stand_in_runner, tmp_path):
+    run = stand_in_runner
     table, jsonl = tmp_path / 'curves.md', tmp_path / 'curves.jsonl'
     argv = ['--root', str(tmp_path), '--configs', 'gcn_cora', '--seeds',
             '2', '--epochs', '3', '--quiet', '--curves', '--out', str(table)]
@@ -107,13 +114,9 @@ def test_curves_option_end_to_end(monkeypatch, tmp_path):
     assert '| GCN | cora | True | GAS | 2 | 3 |' in text
 
 
-def test_first_seed_shares_seeds_among_processes(monkeypatch, tmp_path,
-                                               capsys):
-    run = load_runner()
-    training = run.training
-    monkeypatch.setattr(training, 'available', lambda root, name: True)
-    monkeypatch.setattr(training, 'prepare', lambda cfg, root, seed, *args:
-                        stand_in(training, cfg, seed))
+def test_first_seed_shares_seeds_among_processes(stand_in_runner,
+                                               tmp_path, capsys):
+    run = stand_in_runner
     table, jsonl = tmp_path / 'small.md', tmp_path / 'small.jsonl'
     argv = ['--root', str(tmp_path), '--configs', 'gcn_cora', '--epochs',
             '2', '--quiet', '--skip-done', '--out', str(table)]
