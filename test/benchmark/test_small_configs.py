@@ -128,3 +128,27 @@ def test_sparse_features_rule():
     assert not run.use_sparse_features(torch.ones(10, 10), 'auto')
     assert run.use_sparse_features(torch.ones(10, 10), 'always')
     assert not run.use_sparse_features(x, 'never')
+
+
+def test_committed_results_pair_twenty_seeds_on_cora(tmp_path):
+    # The committed table: every model on Cora (the Planetoid configs) has
+    # GAS and full-batch runs of the same 20 seeds, every row its paired
+    # difference and worst seed, and the table is rebuilt from the JSONL.
+    results = osp.join(osp.dirname(HERE), 'results')
+    with open(osp.join(results, 'small.jsonl')) as f:
+        records = [json.loads(line) for line in f]
+    seeds = {}
+    for r in records:
+        seeds.setdefault((r['config'], r['mode']), set()).add(r['seed'])
+    cora = sorted({c for c, _ in seeds if c.endswith('_cora')})
+    assert cora == ['appnp_cora', 'gat_cora', 'gcn_cora', 'gcnii_cora']
+    for config in cora:
+        assert seeds[config, 'gas'] == seeds[config, 'full'] == set(range(20))
+    with open(osp.join(results, 'small.md')) as f:
+        committed = f.read()
+    rows = [line for line in committed.splitlines()
+            if line.startswith('| ') and '| cora |' in line]
+    assert len(rows) == 4 and all('(seed ' in row for row in rows)
+    text = load_runner().write_table(osp.join(results, 'small.jsonl'),
+                                     str(tmp_path / 'small.md'))
+    assert text.strip() == committed.strip()
