@@ -328,7 +328,9 @@ def _metis_pymetis(rowptr: Tensor, col: Tensor, num_parts: int,
     kwargs = dict(vweights=to_numpy(node_weight),
                   eweights=to_numpy(edge_weight), recursive=recursive)
     if seed is not None:
-        kwargs['options'] = pymetis.Options(seed=seed)
+        # METIS seeds the C library's generator, for which (in glibc)
+        # srand(0) is srand(1): shift by one so that every seed differs.
+        kwargs['options'] = pymetis.Options(seed=seed + 1)
     if hasattr(pymetis, 'CSRAdjacency'):  # pymetis >= 2025.2
         adjacency = pymetis.CSRAdjacency(to_numpy(rowptr), to_numpy(col))
         out = pymetis.part_graph(num_parts, adjacency, **kwargs)

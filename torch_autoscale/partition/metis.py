@@ -163,8 +163,10 @@ def metis(
         check_node_weight_total(node_weight)
     if seed is not None:
         seed = check_int(seed, 'seed', 0)
-        if seed >= 2**31:  # METIS' index type may be 32 bits wide.
-            raise ValueError(f"'seed' must lie in [0, 2**31) (got {seed})")
+        if seed >= 2**31 - 1:  # METIS' index may be 32 bits; it gets
+            # seed + 1 (see the pymetis backend).
+            raise ValueError(f"'seed' must lie in [0, 2**31 - 1) (got "
+                             f"{seed})")
 
     try:
         num_parts = operator.index(num_parts)
