@@ -90,6 +90,7 @@ class RowBuckets:
     def append(self, row: Tensor, **values: Tensor) -> None:
         r"""Appends a chunk of entries: their rows (in
         :obj:`[0, num_rows)`) and a tensor per column."""
+        row = row.contiguous()  # A column of an edge array, often strided.
         bucket = torch.searchsorted(self.bounds, row, right=True) - 1
         order = torch.argsort(bucket, stable=True)
         counts = torch.bincount(bucket, minlength=self.num_buckets).tolist()
