@@ -10,3 +10,8 @@ def test_data_root(tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_ENV, str(tmp_path))
     assert data_root() == data_root('Cora') == str(tmp_path)
     assert data_root('Cora', 'PROTEINS') is None
+    # A relative folder is resolved now, so that scripts started elsewhere
+    # (another working directory) still find it.
+    monkeypatch.chdir(tmp_path.parent)
+    monkeypatch.setenv(DATA_ENV, tmp_path.name)
+    assert data_root('Cora') == str(tmp_path)

@@ -15,10 +15,14 @@ def data_root(*required: str) -> Optional[str]:
 
     Args:
         *required (str): Paths, relative to the folder, that must exist.
+
+    Returns:
+        str, optional: The absolute path of the folder (a relative one is
+        resolved against the working directory), or :obj:`None`.
     """
     root = os.environ.get(DATA_ENV)
     if not root or not os.path.isdir(root):
         return None
     if not all(os.path.exists(os.path.join(root, r)) for r in required):
         return None
-    return root
+    return os.path.abspath(root)
