@@ -15,6 +15,7 @@ The scripts import this module from their own folder (the folder of a
 script that runs is on :obj:`sys.path`; the scripts under ``small/`` add
 ``benchmark/``).
 """
+import contextlib
 import json
 import os
 import os.path as osp
@@ -24,6 +25,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 from typing import (
     Any,
     Callable,
@@ -264,14 +266,34 @@ def append_jsonl(path: str, *records: Record) -> None:
             f.write(json.dumps(record) + '\n')
 
 
+def write_text(path: str, text: str) -> None:
+    r"""Writes :obj:`text` to :obj:`path` atomically: into an exclusive
+    temporary file beside it, renamed over :obj:`path` once complete, and
+    removed if anything fails (so that two processes, or a killed one, never
+    leave a half-written results file)."""
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp',
+                               prefix=f'.{osp.basename(path)}.')
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results.
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str, obj: Record) -> None:
+    r"""Writes :obj:`obj` to :obj:`path` as indented JSON, atomically."""
+    write_text(path, json.dumps(obj, indent=1))
+
+
 def write_jsonl(path: str, records: Iterable[Record]) -> None:
     r"""Writes :obj:`records` to :obj:`path` (replaced at once)."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        for record in records:
-            f.write(json.dumps(record) + '\n')
-    os.replace(tmp, path)
+    write_text(path, ''.join(json.dumps(r) + '\n' for r in records))
 
 
 def drop_jsonl(path: str, drop: Callable[[Record], bool]) -> List[Record]:
@@ -330,9 +352,7 @@ def write_markdown(path: str, title: str, command_lines: Sequence[str],
              f'`{osp.basename(jsonl_path(path))}` beside this file.', '',
              *body]
     text = '\n'.join(lines).rstrip('\n') + '\n'
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w') as f:
-        f.write(text)
+    write_text(path, text)
     return text
 
 

@@ -305,12 +305,6 @@ def worker_env(threads: int) -> Dict[str, str]:
     return env
 
 
-def _write_json(path: str, obj: Dict[str, Any]):
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
-
 
 def is_out_of_memory(error: BaseException) -> bool:
     r"""Whether :obj:`error` says that memory ran out (PyTorch's allocator
@@ -330,7 +324,7 @@ def worker(spec: Dict[str, Any]):
         graph = make_graph(spec['name'], args)
         tmp = spec['path'] + '.tmp'
         torch.save(graph, tmp)
-        _write_json(spec['path'][:-len('.pt')] + '.json',
+        bench_util.write_json(spec['path'][:-len('.pt')] + '.json',
                     {k: v for k, v in graph.items() if k != 'edge_index'})
         os.replace(tmp, spec['path'])
         log.info('%s: %d nodes, %d undirected edges, built in %.1fs (peak '
@@ -349,7 +343,8 @@ def worker(spec: Dict[str, Any]):
                   threads=torch.get_num_threads(), status='running')
     result['baseline_rss_bytes'] = current_rss()
     result['peak_reset'] = reset_peak_rss()
-    _write_json(out, result)  # The parent reads the baseline on a kill.
+    # The parent reads the baseline on a kill.
+    bench_util.write_json(out, result)
 
     cluster = None
     t = time.perf_counter()
@@ -379,7 +374,7 @@ def worker(spec: Dict[str, Any]):
             result['sizes'] = report.sizes.tolist()
         except Exception as e:  # noqa: BLE001
             result['report_error'] = f'{type(e).__name__}: {e}'[:500]
-    _write_json(out, result)
+    bench_util.write_json(out, result)
 
 
 # Parent: one measurement #####################################################

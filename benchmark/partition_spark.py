@@ -188,12 +188,6 @@ def parts_digest(cluster) -> str:
         cluster.long().contiguous().numpy().tobytes()).hexdigest()
 
 
-def _write_json(path: str, obj: Record) -> None:
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
-
 
 def _report(graph_path: str, cluster, num_parts: int) -> Record:
     from torch_autoscale.partition import partition_report
@@ -243,7 +237,7 @@ def run_torch(spec: Dict[str, Any], result: Record) -> None:
                   threads=torch.get_num_threads(),
                   baseline_rss_bytes=current_rss(),
                   peak_reset=reset_peak_rss())
-    _write_json(spec['result'], result)
+    bench_util.write_json(spec['result'], result)
     cpu, machine = cpu_seconds(), machine_cpu()
     t = time.perf_counter()
     cluster = partition(edge_index, spec['num_parts'], method='lpmetis',
@@ -277,7 +271,7 @@ def run_spark(spec: Dict[str, Any], result: Record) -> None:
     result.update(jvm_baseline_rss_bytes=1024 * (
         bench_util.status_kib(jvm, 'VmRSS') or 0),
         baseline_rss_bytes=current_rss(), peak_reset=reset_peak_rss())
-    _write_json(spec['result'], result)
+    bench_util.write_json(spec['result'], result)
     sampler = bench_util.RssSampler(jvm)
     cpu, machine = (cpu_seconds(jvm), cpu_seconds()), machine_cpu()
     t = time.perf_counter()
@@ -324,7 +318,7 @@ def worker(spec: Dict[str, Any]) -> None:
                             f'failed: {why}')
         result['reason'] = why
         result.setdefault('peak_rss_bytes', peak_rss())
-    _write_json(spec['result'], result)
+    bench_util.write_json(spec['result'], result)
 
 
 # Parent ######################################################################
