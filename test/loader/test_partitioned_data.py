@@ -183,6 +183,8 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="have no effect"):
         PartitionedData(data, 2, cluster=torch.zeros(10, dtype=torch.long),
                         num_iters=3)
+    with pytest.raises(ValueError, match="cluster, coarse = lpmetis"):
+        PartitionedData(data, 2, method='lpmetis', return_coarse=True)
 
     pdata = PartitionedData(data, 2, method='contiguous')
     with pytest.raises(ValueError, match=r"PartitionedData.to_original: "

@@ -108,6 +108,17 @@ def test_spark_keeps_the_in_process_coarse_graph(spark):
                                       return_coarse=True, **FAST, **kwargs)
         assert torch.equal(parts_of(parts, n), want[0]), kwargs
         assert_coarse_equal(coarse, want[1])
+    # The same through `partition(engine='spark')`, parts as a tensor:
+    want = lpmetis(edge_index, n, 5, edge_weight=weight, seed=1,
+                   verbose=False, return_coarse=True, **FAST,
+                   max_cluster_size=8)
+    cluster, coarse = partition(edge_index, 5, method='lpmetis',
+                                engine='spark', num_nodes=n,
+                                edge_weight=weight, seed=1, spark=spark,
+                                verbose=False, return_coarse=True, **FAST,
+                                max_cluster_size=8)
+    assert torch.equal(cluster, want[0])
+    assert_coarse_equal(coarse, want[1])
 
 
 def test_partition_engine_and_parquet_output(spark, tmp_path):

@@ -5,6 +5,7 @@ from torch_geometric.utils import grid, remove_self_loops
 
 from torch_autoscale.partition import (
     PARTITION_METHODS,
+    lpmetis,
     partition,
     partition_report,
 )
@@ -51,6 +52,20 @@ def test_random_and_contiguous_layouts():
     assert not torch.equal(a, partition(edge_index, 3, method='random',
                                         seed=2))
     assert sorted(torch.bincount(a).tolist()) == [133, 133, 134]
+
+
+def test_return_coarse_reaches_lpmetis():
+    edge_index, num_nodes = grid_graph()
+    cluster, coarse = partition(edge_index, 4, method='lpmetis', seed=0,
+                                return_coarse=True)
+    want = lpmetis(edge_index, num_nodes, 4, seed=0, return_coarse=True)
+    assert torch.equal(cluster, want[0])
+    assert torch.equal(coarse.node, want[1].node)
+    assert torch.equal(coarse.part, want[1].part)
+    # Without the refinement, every node's part is its coarse node's.
+    cluster, coarse = partition(edge_index, 4, method='lpmetis', seed=0,
+                                refine=0, return_coarse=True)
+    assert torch.equal(cluster, coarse.part[coarse.node])
 
 
 def test_kwargs_reach_the_method():

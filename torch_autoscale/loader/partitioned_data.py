@@ -174,6 +174,11 @@ class PartitionedData:
             raise ValueError(f"{name}: 'data' has neither 'edge_index' nor "
                              f"'adj_t'; pass a graph with connectivity")
 
+        if kwargs.get('return_coarse'):
+            raise ValueError(f"{name}: 'return_coarse' has no place here; "
+                             f"call 'cluster, coarse = lpmetis(..., "
+                             f"return_coarse=True)' and pass "
+                             f"'cluster=cluster'")
         self.method: Optional[str] = method if cluster is None else None
         if cluster is None:
             cluster = partition(data, num_parts, method=method, seed=seed,

@@ -1,12 +1,12 @@
 r"""One entry point for every way of splitting a graph into parts."""
 import operator
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from .lpmetis import lpmetis
+from .lpmetis import CoarseGraph, lpmetis
 from .metis import metis
 from .validation import check_seed, to_edge_index
 
@@ -26,7 +26,7 @@ def partition(
     seed: Optional[int] = None,
     engine: str = 'torch',
     **kwargs,
-) -> Tensor:
+) -> Union[Tensor, Tuple[Tensor, CoarseGraph]]:
     r"""Splits a graph into :obj:`num_parts` parts by one of the
     :obj:`PARTITION_METHODS`:
 
@@ -66,11 +66,15 @@ def partition(
             seed. For graphs only Spark holds, call that function on a
             DataFrame or Parquet path directly. (default: :obj:`"torch"`)
         **kwargs (optional): Further arguments of :func:`metis` or
-            :func:`lpmetis`, such as :obj:`edge_weight`.
+            :func:`lpmetis`, such as :obj:`edge_weight`, or
+            :obj:`return_coarse=True` for :obj:`"lpmetis"` (on either
+            engine).
 
     Returns:
         torch.Tensor: The part id of every node, an :obj:`int64` tensor of
-        shape :obj:`[num_nodes]` with values in :obj:`[0, num_parts)`.
+        shape :obj:`[num_nodes]` with values in :obj:`[0, num_parts)`; with
+        :obj:`return_coarse=True`, a tuple of it and LPMetis'
+        :class:`~torch_autoscale.partition.CoarseGraph`.
 
     Raises:
         ValueError: If :obj:`method` is unknown, :obj:`num_parts` is not in
@@ -144,7 +148,8 @@ def partition(
 def _lpmetis_on_spark(edge_index: Tensor, num_nodes: Optional[int],
                       num_parts: int, seed: Optional[int],
                       edge_weight: Optional[Tensor] = None,
-                      spark=None, **kwargs) -> Tensor:
+                      spark=None, return_coarse: bool = False, **kwargs
+                      ) -> Union[Tensor, Tuple[Tensor, CoarseGraph]]:
     r"""An in-memory graph through
     :func:`~torch_autoscale.partition.lpmetis_spark.lpmetis_spark`."""
     from . import spark as sp
@@ -162,6 +167,8 @@ def _lpmetis_on_spark(edge_index: Tensor, num_nodes: Optional[int],
         columns.append(edge_weight.double().tolist())
         schema += ', weight double'
     df = spark.createDataFrame(list(zip(*columns)), schema)
-    parts = lpmetis_spark(df, num_parts, num_nodes, spark, seed=seed,
-                          **kwargs)
-    return read_parts(parts, num_nodes, num_parts).to(edge_index.device)
+    out = lpmetis_spark(df, num_parts, num_nodes, spark, seed=seed,
+                        return_coarse=return_coarse, **kwargs)
+    parts, coarse = out if return_coarse else (out, None)
+    cluster = read_parts(parts, num_nodes, num_parts).to(edge_index.device)
+    return (cluster, coarse) if return_coarse else cluster
