@@ -305,7 +305,6 @@ def worker_env(threads: int) -> Dict[str, str]:
     return env
 
 
-
 def is_out_of_memory(error: BaseException) -> bool:
     r"""Whether :obj:`error` says that memory ran out (PyTorch's allocator
     raises a :obj:`RuntimeError`, METIS reports :obj:`METIS_ERROR_MEMORY`)."""
@@ -324,8 +323,9 @@ def worker(spec: Dict[str, Any]):
         graph = make_graph(spec['name'], args)
         tmp = spec['path'] + '.tmp'
         torch.save(graph, tmp)
-        bench_util.write_json(spec['path'][:-len('.pt')] + '.json',
-                    {k: v for k, v in graph.items() if k != 'edge_index'})
+        bench_util.write_json(
+            spec['path'][:-len('.pt')] + '.json',
+            {k: v for k, v in graph.items() if k != 'edge_index'})
         os.replace(tmp, spec['path'])
         log.info('%s: %d nodes, %d undirected edges, built in %.1fs (peak '
                  'RSS %.2f GiB)', spec['name'], graph['num_nodes'],

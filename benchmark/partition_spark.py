@@ -188,7 +188,6 @@ def parts_digest(cluster) -> str:
         cluster.long().contiguous().numpy().tobytes()).hexdigest()
 
 
-
 def _report(graph_path: str, cluster, num_parts: int) -> Record:
     from torch_autoscale.partition import partition_report
     edge_index = pbench.load_graph(graph_path)['edge_index']

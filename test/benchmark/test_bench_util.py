@@ -34,7 +34,7 @@ def test_write_text_replaces_at_once(bench_util, tmp_path):
 def test_failed_write_keeps_the_old_file(bench_util, tmp_path):
     path = tmp_path / 'results.jsonl'
     bench_util.write_jsonl(str(path), [dict(a=1)])
-    with pytest.raises(TypeError):  # Not JSON: fails halfway.
+    with pytest.raises(TypeError):  # Not JSON: fails before writing.
         bench_util.write_jsonl(str(path), [dict(a=2), dict(b=object())])
     assert bench_util.read_jsonl(str(path)) == [dict(a=1)]
     assert os.listdir(tmp_path) == ['results.jsonl']

@@ -114,8 +114,8 @@ def test_curves_option_end_to_end(stand_in_runner, tmp_path):
     assert '| GCN | cora | True | GAS | 2 | 3 |' in text
 
 
-def test_first_seed_shares_seeds_among_processes(stand_in_runner,
-                                               tmp_path, capsys):
+def test_first_seed_shares_seeds_among_processes(stand_in_runner, tmp_path,
+                                                 capsys):
     run = stand_in_runner
     table, jsonl = tmp_path / 'small.md', tmp_path / 'small.jsonl'
     argv = ['--root', str(tmp_path), '--configs', 'gcn_cora', '--epochs',
